@@ -1,0 +1,68 @@
+/*
+ * The one error registry: a stable code, an HTTP status and a default message
+ * per error. docs/errors.md lists every code, and a test fails when one is
+ * missing there. Messages never carry key material or credentials.
+ */
+
+export const ERRORS = {
+  INVALID_JSON: { status: 400, message: 'The request body is not valid JSON' },
+  INVALID_REQUEST: { status: 400, message: 'The request does not match its schema' },
+  INVALID_USER_ID: { status: 400, message: 'The user id does not match the user id grammar' },
+  INVALID_CATEGORY: { status: 400, message: 'The category name does not match the category grammar' },
+  UNKNOWN_CATEGORY: { status: 400, message: 'The category is not configured' },
+  INVALID_QUERY: { status: 400, message: 'The query string is not valid for this route' },
+  BATCH_TOO_LARGE: { status: 400, message: 'The batch holds more user ids than allowed' },
+  UNAUTHENTICATED: { status: 401, message: 'A valid credential is required' },
+  PERMISSION_DENIED: { status: 403, message: 'The service is not permitted to do this' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },
+  KEYCHAIN_NOT_FOUND: { status: 404, message: 'The user has no keychain' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'The method is not allowed on this route' },
+  CONCURRENT_UPDATE: {
+    status: 409,
+    message: 'Another request changed this keychain at the same time; retry if still needed',
+  },
+  KEYCHAIN_SHREDDED: { status: 410, message: 'The requested keys have been shredded' },
+  BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than allowed' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json' },
+  OVERLOADED: { status: 503, message: 'The server is overloaded; the request was shed' },
+  DEADLINE_EXCEEDED: { status: 503, message: 'The request did not complete within its deadline' },
+  STORE_UNAVAILABLE: { status: 503, message: 'The key store is unavailable' },
+  SHUTTING_DOWN: { status: 503, message: 'The server is shutting down' },
+  INTERNAL: { status: 500, message: 'Internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * An error with a stable code. `message` is safe to return to callers.
+ *
+ * @example
+ *   throw new PadlockError('INVALID_USER_ID', 'userId must be 1-128 characters');
+ */
+export class PadlockError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, message?: string, options?: ErrorOptions) {
+    super(message ?? ERRORS[code].message, options);
+    this.name = 'PadlockError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+/**
+ * A wrapped key that does not authenticate: wrong KEK, unknown kid, a blob
+ * moved to another row, or corrupted bytes. One error for all of them, so no
+ * failure mode is distinguishable from another.
+ */
+export class UnwrapError extends Error {
+  constructor() {
+    super('wrapped key failed to authenticate');
+    this.name = 'UnwrapError';
+  }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// Runs every compiled test file (packages/*/dist/**/*.test.js) with node's test
+// runner. Node 20's --test takes no glob, so the files are listed here.
+// Arguments filter by substring: `npm test -- sqlite` runs the files whose path has "sqlite".
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const filters = process.argv.slice(2);
+
+function* walk(dir) {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) yield* walk(path);
+    else if (name.endsWith('.test.js')) yield path;
+  }
+}
+
+const files = [];
+for (const pkg of readdirSync(join(root, 'packages'))) {
+  const dist = join(root, 'packages', pkg, 'dist');
+  try {
+    statSync(dist);
+  } catch {
+    continue;
+  }
+  for (const file of walk(dist)) {
+    const rel = relative(root, file);
+    if (filters.length === 0 || filters.some((f) => rel.includes(f))) files.push(rel);
+  }
+}
+if (files.length === 0) {
+  console.error('no test files found: run `npm run build` first');
+  process.exit(1);
+}
+const result = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+  cwd: root,
+  stdio: 'inherit',
+});
+process.exit(result.status ?? 1);
