@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { runKeyStoreConformance } from './conformance.js';
+import { SqliteKeyStore } from './sqlite.js';
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'padlock-sqlite-'));
+}
+
+runKeyStoreConformance('sqlite', () => {
+  const dir = tempDir();
+  const path = join(dir, 'padlock.db');
+  const peers: SqliteKeyStore[] = [];
+  const store = new SqliteKeyStore({ path, busyTimeoutMs: 2000 });
+  return Promise.resolve({
+    store,
+    openPeer: () => {
+      const peer = new SqliteKeyStore({ path, busyTimeoutMs: 2000 });
+      peers.push(peer);
+      return Promise.resolve(peer);
+    },
+    dispose: async () => {
+      await store.close();
+      for (const peer of peers) await peer.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  });
+});
+
+describe('SQLite shred leaves no bytes behind', () => {
+  it('holds none of the shredded wrapped blobs in the database file or WAL after a shred', async () => {
+    const dir = tempDir();
+    const store = new SqliteKeyStore({ path: join(dir, 'padlock.db'), busyTimeoutMs: 1000 });
+    try {
+      const blobs = Array.from({ length: 20 }, () => randomBytes(70));
+      for (const [i, wrapped] of blobs.entries()) {
+        await store.insertKeys(`user-${i}`, [{ category: 'profile', version: 1, wrapped, createdAt: Date.now() }]);
+      }
+      // A keeper row written after, so the shredded cells are not simply at the end of the page.
+      await store.insertKeys('keeper', [{ category: 'profile', version: 1, wrapped: randomBytes(70), createdAt: 1 }]);
+      const contents = (): Buffer => Buffer.concat(readdirSync(dir).map((f) => readFileSync(join(dir, f))));
+      assert.ok(
+        blobs.every((b) => contents().includes(b)),
+        'the blobs are in the files before the shred (the scan can find them)',
+      );
+      for (let i = 0; i < blobs.length; i++) await store.shred(`user-${i}`, undefined, Date.now());
+      const after = contents();
+      const found = blobs.filter((b) => after.includes(b.subarray(0, 16)));
+      assert.equal(found.length, 0, `${found.length} of ${blobs.length} shredded blobs still readable`);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

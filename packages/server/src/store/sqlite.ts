@@ -1,0 +1,269 @@
+import Database from 'better-sqlite3';
+import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ServicePermissions, ServiceRecord } from './types.js';
+
+export interface SqliteStoreOptions {
+  /** Database file, or ":memory:". */
+  readonly path: string;
+  /** Milliseconds a write waits for another writer's lock before failing. */
+  readonly busyTimeoutMs: number;
+}
+
+interface KeyRowSql {
+  user_id: string;
+  category: string;
+  version: number;
+  wrapped: Buffer | null;
+  created_at: number;
+  shredded_at: number | null;
+}
+
+interface ServiceSql {
+  service_id: string;
+  wrapped_key: Buffer;
+  read_categories: string;
+  can_create: number;
+  can_rotate: number;
+  can_shred: number;
+  created_at: number;
+}
+
+interface CredentialSql {
+  service_id: string;
+  credential_id: string;
+  verifier: Buffer;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS root_keys (
+  user_id TEXT NOT NULL,
+  category TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  wrapped BLOB,
+  created_at INTEGER NOT NULL,
+  shredded_at INTEGER,
+  PRIMARY KEY (user_id, category, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS services (
+  service_id TEXT PRIMARY KEY,
+  wrapped_key BLOB NOT NULL,
+  read_categories TEXT NOT NULL,
+  can_create INTEGER NOT NULL,
+  can_rotate INTEGER NOT NULL,
+  can_shred INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS credentials (
+  service_id TEXT NOT NULL,
+  credential_id TEXT NOT NULL,
+  verifier BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER,
+  PRIMARY KEY (service_id, credential_id)
+) WITHOUT ROWID;
+`;
+
+/**
+ * The embedded store. WAL for concurrent readers; secure_delete so shredded
+ * bytes are zeroed in freed space, and a TRUNCATE checkpoint after each shred
+ * so the old page images leave the WAL too (an ordinary delete leaves the
+ * bytes recoverable from the file).
+ */
+export class SqliteKeyStore implements KeyStore {
+  readonly kind = 'sqlite';
+  readonly #db: Database.Database;
+  readonly #getKeychain: Database.Statement<[string], KeyRowSql>;
+  readonly #insertKey: Database.Statement<[string, string, number, Buffer, number]>;
+  readonly #shredAll: Database.Statement<[number, string]>;
+  readonly #shredCategory: Database.Statement<[number, string, string]>;
+  readonly #insertKeys: Database.Transaction<(userId: string, rows: readonly NewKeyRow[]) => NewKeyRow[]>;
+  readonly #multiGet = new Map<number, Database.Statement<string[], KeyRowSql>>();
+
+  constructor(options: SqliteStoreOptions) {
+    this.#db = new Database(options.path);
+    this.#db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs)}`);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma('secure_delete = ON');
+    this.#db.exec(SCHEMA);
+    this.#getKeychain = this.#db.prepare(
+      'SELECT user_id, category, version, wrapped, created_at, shredded_at FROM root_keys WHERE user_id = ? ORDER BY category, version',
+    );
+    this.#insertKey = this.#db.prepare(
+      'INSERT OR IGNORE INTO root_keys (user_id, category, version, wrapped, created_at) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.#shredAll = this.#db.prepare(
+      'UPDATE root_keys SET wrapped = NULL, shredded_at = ? WHERE user_id = ? AND wrapped IS NOT NULL',
+    );
+    this.#shredCategory = this.#db.prepare(
+      'UPDATE root_keys SET wrapped = NULL, shredded_at = ? WHERE user_id = ? AND category = ? AND wrapped IS NOT NULL',
+    );
+    this.#insertKeys = this.#db.transaction((userId: string, rows: readonly NewKeyRow[]) => {
+      const inserted: NewKeyRow[] = [];
+      for (const row of rows) {
+        const result = this.#insertKey.run(userId, row.category, row.version, Buffer.from(row.wrapped), row.createdAt);
+        if (result.changes === 1) inserted.push(row);
+      }
+      return inserted;
+    });
+  }
+
+  getKeychain(userId: string): Promise<KeyRow[]> {
+    return Promise.resolve(this.#getKeychain.all(userId).map(toKeyRow));
+  }
+
+  getKeychains(userIds: readonly string[]): Promise<Map<string, KeyRow[]>> {
+    const unique = [...new Set(userIds)];
+    const result = new Map<string, KeyRow[]>(unique.map((id) => [id, []]));
+    for (let start = 0; start < unique.length; start += MULTI_GET_CHUNK) {
+      const chunk = unique.slice(start, start + MULTI_GET_CHUNK);
+      for (const row of this.#multiGetStatement(chunk.length).all(...chunk)) {
+        result.get(row.user_id)?.push(toKeyRow(row));
+      }
+    }
+    return Promise.resolve(result);
+  }
+
+  insertKeys(userId: string, rows: readonly NewKeyRow[]): Promise<NewKeyRow[]> {
+    return Promise.resolve(this.#insertKeys.immediate(userId, rows));
+  }
+
+  shred(userId: string, category: string | undefined, at: number): Promise<number> {
+    const result =
+      category === undefined ? this.#shredAll.run(at, userId) : this.#shredCategory.run(at, userId, category);
+    if (result.changes > 0) this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    return Promise.resolve(result.changes);
+  }
+
+  createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
+    const p = record.permissions;
+    const result = this.#db
+      .prepare(
+        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        record.serviceId,
+        Buffer.from(record.wrappedKey),
+        p.read.join(','),
+        Number(p.create),
+        Number(p.rotate),
+        Number(p.shred),
+        record.createdAt,
+      );
+    return Promise.resolve(result.changes === 1);
+  }
+
+  setPermissions(serviceId: string, p: ServicePermissions): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        'UPDATE services SET read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ? WHERE service_id = ?',
+      )
+      .run(p.read.join(','), Number(p.create), Number(p.rotate), Number(p.shred), serviceId);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean> {
+    const add = this.#db.transaction(() => {
+      const exists = this.#db.prepare('SELECT 1 FROM services WHERE service_id = ?').get(serviceId);
+      if (exists === undefined) return false;
+      this.#db
+        .prepare(
+          'INSERT INTO credentials (service_id, credential_id, verifier, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)',
+        )
+        .run(serviceId, credential.credentialId, Buffer.from(credential.verifier), credential.createdAt);
+      return true;
+    });
+    return Promise.resolve(add.immediate());
+  }
+
+  revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        'UPDATE credentials SET revoked_at = ? WHERE service_id = ? AND credential_id = ? AND revoked_at IS NULL',
+      )
+      .run(at, serviceId, credentialId);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  getService(serviceId: string): Promise<ServiceRecord | undefined> {
+    const row = this.#db.prepare<[string], ServiceSql>('SELECT * FROM services WHERE service_id = ?').get(serviceId);
+    if (row === undefined) return Promise.resolve(undefined);
+    const credentials = this.#db
+      .prepare<[string], CredentialSql>(
+        'SELECT * FROM credentials WHERE service_id = ? ORDER BY created_at, credential_id',
+      )
+      .all(serviceId);
+    return Promise.resolve(toServiceRecord(row, credentials));
+  }
+
+  listServices(): Promise<ServiceRecord[]> {
+    const rows = this.#db.prepare<[], ServiceSql>('SELECT * FROM services ORDER BY service_id').all();
+    const credentials = this.#db
+      .prepare<[], CredentialSql>('SELECT * FROM credentials ORDER BY created_at, credential_id')
+      .all();
+    return Promise.resolve(
+      rows.map((row) =>
+        toServiceRecord(
+          row,
+          credentials.filter((c) => c.service_id === row.service_id),
+        ),
+      ),
+    );
+  }
+
+  ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get();
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+    return Promise.resolve();
+  }
+
+  #multiGetStatement(count: number): Database.Statement<string[], KeyRowSql> {
+    let statement = this.#multiGet.get(count);
+    if (statement === undefined) {
+      const marks = new Array<string>(count).fill('?').join(',');
+      statement = this.#db.prepare(
+        `SELECT user_id, category, version, wrapped, created_at, shredded_at FROM root_keys WHERE user_id IN (${marks}) ORDER BY user_id, category, version`,
+      );
+      this.#multiGet.set(count, statement);
+    }
+    return statement;
+  }
+}
+
+/** SQLite's default limit on bound parameters is 32766; stay well below it. */
+const MULTI_GET_CHUNK = 500;
+
+function toKeyRow(row: KeyRowSql): KeyRow {
+  return {
+    category: row.category,
+    version: row.version,
+    wrapped: row.wrapped,
+    createdAt: row.created_at,
+    shreddedAt: row.shredded_at,
+  };
+}
+
+function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): ServiceRecord {
+  return {
+    serviceId: row.service_id,
+    wrappedKey: row.wrapped_key,
+    permissions: {
+      read: row.read_categories === '' ? [] : row.read_categories.split(','),
+      create: row.can_create === 1,
+      rotate: row.can_rotate === 1,
+      shred: row.can_shred === 1,
+    },
+    createdAt: row.created_at,
+    credentials: credentials.map((c) => ({
+      credentialId: c.credential_id,
+      verifier: c.verifier,
+      createdAt: c.created_at,
+      revokedAt: c.revoked_at,
+    })),
+  };
+}
