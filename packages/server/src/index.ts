@@ -1,2 +1,11 @@
+export { startPadlock, ROUTES, VERSION, type Padlock, type StartOptions } from './app.js';
+export { parseConfig, loadConfig, ConfigError, CONFIG_SCHEMA, type PadlockConfig } from './config.js';
+export { loadKek, loadKeks } from './kek.js';
+export { createLogger, type Logger, type LogLevel } from './log.js';
+export { Metrics } from './metrics.js';
+export { newCredential, newServiceRecord, credentialVerifier, ServiceRegistry, type Service } from './services.js';
+export { KeyService } from './keys.js';
+export { openStore } from './store/open.js';
 export { SqliteKeyStore, type SqliteStoreOptions } from './store/sqlite.js';
 export type * from './store/types.js';
+export type { RowSource, RowsRead, KeychainSource, Keychain } from './keychain.js';

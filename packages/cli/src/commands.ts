@@ -1,0 +1,436 @@
+import { isCategory, isServiceId, isUserId, PadlockError, SecretBytes, wrapRootKey } from '@padlock/core';
+import {
+  loadConfig,
+  loadKeks,
+  newCredential,
+  newServiceRecord,
+  openStore,
+  createLogger,
+  type KeyStore,
+  type PadlockConfig,
+  type ServicePermissions,
+} from '@padlock/server';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { serve } from './serve.js';
+
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly help = '',
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+interface Command {
+  readonly name: string;
+  readonly args: string;
+  readonly summary: string;
+  readonly options: Options;
+  readonly optionHelp: readonly string[];
+  run(values: Values, positionals: string[]): Promise<number>;
+}
+
+const DEFAULT_DIR = '.padlock';
+const CONFIG_OPTION: Options = { config: { type: 'string', short: 'c' } };
+const CONFIG_HELP = `--config, -c FILE   config file (default: $PADLOCK_CONFIG or ${DEFAULT_DIR}/padlock.json)`;
+const RIGHTS_OPTIONS: Options = {
+  read: { type: 'string' },
+  create: { type: 'boolean' },
+  rotate: { type: 'boolean' },
+  shred: { type: 'boolean' },
+};
+const RIGHTS_HELP = [
+  '--read a,b          categories whose derived keys the service may read',
+  '--create            may create keychains',
+  '--rotate            may rotate categories',
+  '--shred             may shred keychains and categories',
+];
+
+function configPath(values: Values): string {
+  const given = values['config'];
+  return resolve(
+    typeof given === 'string' ? given : (process.env['PADLOCK_CONFIG'] ?? join(DEFAULT_DIR, 'padlock.json')),
+  );
+}
+
+async function withStore<T>(values: Values, work: (store: KeyStore, config: PadlockConfig) => Promise<T>): Promise<T> {
+  const config = loadConfig(configPath(values));
+  const store = await openStore(
+    config,
+    createLogger('warn', (l) => process.stderr.write(l)),
+  );
+  try {
+    return await work(store, config);
+  } finally {
+    await store.close();
+  }
+}
+
+function one(positionals: string[], names: readonly string[]): string[] {
+  if (positionals.length !== names.length) {
+    throw new UsageError(
+      `expected ${names.map((n) => `<${n}>`).join(' ') || 'no arguments'}, got ${positionals.length} argument(s)`,
+    );
+  }
+  return positionals;
+}
+
+function checkServiceId(id: string): string {
+  if (!isServiceId(id))
+    throw new UsageError(
+      `service id "${String(id)}" must be 2-64 characters of a-z, 0-9 and -, starting with a letter`,
+    );
+  return id;
+}
+
+function checkUserId(id: string): string {
+  if (!isUserId(id))
+    throw new UsageError(
+      `user id "${String(id)}" must be 1-128 characters of letters, digits and ._:@+=-, starting with a letter or digit`,
+    );
+  return id;
+}
+
+function readList(value: unknown, config: PadlockConfig): string[] {
+  if (typeof value !== 'string') return [];
+  const list = value.split(',').filter((c) => c !== '');
+  for (const c of list) {
+    if (!isCategory(c) || !config.categories.includes(c)) {
+      throw new UsageError(`category "${c}" is not one of the configured categories: ${config.categories.join(', ')}`);
+    }
+  }
+  return list;
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Writes a dev config and a fresh KEK (mode 0600) into `dir`; refuses to overwrite. */
+export function initDirectory(dir: string, port: number): { configFile: string; kekFile: string } {
+  const configFile = join(dir, 'padlock.json');
+  const kekFile = join(dir, 'kek-1.bin');
+  if (existsSync(configFile) || existsSync(kekFile)) {
+    throw new UsageError(`${dir} already holds a Padlock config or KEK; refusing to overwrite it`);
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const kek = SecretBytes.random(32);
+  writeFileSync(kekFile, kek.expose(), { mode: 0o600, flag: 'wx' });
+  kek.wipe();
+  const config = {
+    listen: { host: '127.0.0.1', port },
+    categories: ['profile', 'payments', 'advertising'],
+    keks: { active: 'kek-1', files: [{ kid: 'kek-1', path: 'kek-1.bin' }] },
+    store: { kind: 'sqlite', sqlite: { path: 'padlock.db' } },
+    maxStalenessSeconds: 30,
+  };
+  writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  return { configFile, kekFile };
+}
+
+const COMMANDS: readonly Command[] = [
+  {
+    name: 'init',
+    args: '',
+    summary: 'write a dev config and a new KEK file (mode 0600) into a directory',
+    options: { dir: { type: 'string' }, port: { type: 'string' } },
+    optionHelp: [
+      `--dir DIR           where to write (default: ${DEFAULT_DIR})`,
+      '--port N            listen port (default: 8700)',
+    ],
+    run(values, positionals) {
+      one(positionals, []);
+      const dir = resolve(typeof values['dir'] === 'string' ? values['dir'] : DEFAULT_DIR);
+      const port = Number(values['port'] ?? 8700);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be 0-65535');
+      const { configFile, kekFile } = initDirectory(dir, port);
+      print({ config: configFile, kek: kekFile });
+      return Promise.resolve(0);
+    },
+  },
+  {
+    name: 'serve',
+    args: '',
+    summary: 'run the key service',
+    options: { ...CONFIG_OPTION, workers: { type: 'string' } },
+    optionHelp: [CONFIG_HELP, '--workers N         processes sharing the port (default: 1)'],
+    async run(values, positionals) {
+      one(positionals, []);
+      const workers = Number(values['workers'] ?? 1);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError('--workers must be 1-64');
+      return serve(configPath(values), workers);
+    },
+  },
+  {
+    name: 'dev',
+    args: '',
+    summary: `first run: init ${DEFAULT_DIR}/ and a "demo" service with every right; then serve`,
+    options: {},
+    optionHelp: [],
+    async run(_values, positionals) {
+      one(positionals, []);
+      const dir = resolve(DEFAULT_DIR);
+      const configFile = join(dir, 'padlock.json');
+      if (!existsSync(configFile)) {
+        initDirectory(dir, 8700);
+        const config = loadConfig(configFile);
+        const keks = loadKeks(config);
+        const store = await openStore(config, createLogger('warn'));
+        try {
+          const now = Date.now();
+          const permissions = { read: [...config.categories], create: true, rotate: true, shred: true };
+          await store.createService(newServiceRecord(keks, 'demo', permissions, now));
+          const { credential, record } = newCredential('demo', now);
+          await store.addCredential('demo', record);
+          // Dev only: the tour needs the credential in a file; production credentials are printed once.
+          writeFileSync(join(dir, 'demo.credential'), `${credential}\n`, { mode: 0o600, flag: 'wx' });
+        } finally {
+          await store.close();
+        }
+        process.stderr.write(
+          `padlock: wrote ${dir}/ (config, KEK, SQLite store) and a "demo" service;\n` +
+            `its credential is in ${join(dir, 'demo.credential')} (dev only)\n`,
+        );
+      }
+      return serve(configFile, 1);
+    },
+  },
+  {
+    name: 'service create',
+    args: '<serviceId>',
+    summary: 'register a service; prints its first credential once',
+    options: { ...CONFIG_OPTION, ...RIGHTS_OPTIONS },
+    optionHelp: [CONFIG_HELP, ...RIGHTS_HELP],
+    run: (values, positionals) =>
+      withStore(values, async (store, config) => {
+        const [id] = one(positionals, ['serviceId']) as [string];
+        checkServiceId(id);
+        const permissions: ServicePermissions = {
+          read: readList(values['read'], config),
+          create: values['create'] === true,
+          rotate: values['rotate'] === true,
+          shred: values['shred'] === true,
+        };
+        const now = Date.now();
+        if (!(await store.createService(newServiceRecord(loadKeks(config), id, permissions, now)))) {
+          throw new UsageError(`service "${id}" exists already`);
+        }
+        const { credential, record } = newCredential(id, now);
+        await store.addCredential(id, record);
+        print({ serviceId: id, permissions, credentialId: record.credentialId, credential });
+        process.stderr.write('padlock: the credential is shown once and not stored; keep it now\n');
+        return 0;
+      }),
+  },
+  {
+    name: 'service list',
+    args: '',
+    summary: 'list services, their rights and live credential ids',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) =>
+      withStore(values, async (store) => {
+        one(positionals, []);
+        const services = await store.listServices();
+        print(
+          services.map((s) => ({
+            serviceId: s.serviceId,
+            permissions: s.permissions,
+            createdAt: new Date(s.createdAt).toISOString(),
+            credentials: s.credentials.map((c) => ({
+              credentialId: c.credentialId,
+              createdAt: new Date(c.createdAt).toISOString(),
+              revokedAt: c.revokedAt === null ? null : new Date(c.revokedAt).toISOString(),
+            })),
+          })),
+        );
+        return 0;
+      }),
+  },
+  ...(['grant', 'revoke'] as const).map((verb): Command => ({
+    name: `service ${verb}`,
+    args: '<serviceId>',
+    summary: verb === 'grant' ? 'add rights to a service' : 'take rights from a service',
+    options: { ...CONFIG_OPTION, ...RIGHTS_OPTIONS },
+    optionHelp: [CONFIG_HELP, ...RIGHTS_HELP],
+    run: (values, positionals) =>
+      withStore(values, async (store, config) => {
+        const [id] = one(positionals, ['serviceId']) as [string];
+        const service = await store.getService(checkServiceId(id));
+        if (service === undefined) throw new UsageError(`no service "${id}"`);
+        const read = readList(values['read'], config);
+        const flag = (name: 'create' | 'rotate' | 'shred'): boolean =>
+          values[name] === true ? verb === 'grant' : service.permissions[name];
+        if (read.length === 0 && !['create', 'rotate', 'shred'].some((n) => values[n] === true)) {
+          throw new UsageError(`name at least one right to ${verb}`);
+        }
+        const permissions: ServicePermissions = {
+          read:
+            verb === 'grant'
+              ? config.categories.filter((c) => service.permissions.read.includes(c) || read.includes(c))
+              : service.permissions.read.filter((c) => !read.includes(c)),
+          create: flag('create'),
+          rotate: flag('rotate'),
+          shred: flag('shred'),
+        };
+        await store.setPermissions(id, permissions);
+        print({ serviceId: id, permissions });
+        return 0;
+      }),
+  })),
+  {
+    name: 'service credential-add',
+    args: '<serviceId>',
+    summary: 'add a credential (for rotation); prints it once',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) =>
+      withStore(values, async (store) => {
+        const [id] = one(positionals, ['serviceId']) as [string];
+        const { credential, record } = newCredential(checkServiceId(id), Date.now());
+        if (!(await store.addCredential(id, record))) throw new UsageError(`no service "${id}"`);
+        print({ serviceId: id, credentialId: record.credentialId, credential });
+        process.stderr.write('padlock: the credential is shown once and not stored; keep it now\n');
+        return 0;
+      }),
+  },
+  {
+    name: 'service credential-revoke',
+    args: '<serviceId> <credentialId>',
+    summary: 'revoke a credential; servers stop accepting it within services.refreshSeconds',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) =>
+      withStore(values, async (store) => {
+        const [id, credentialId] = one(positionals, ['serviceId', 'credentialId']) as [string, string];
+        if (!(await store.revokeCredential(checkServiceId(id), credentialId, Date.now()))) {
+          throw new UsageError(`service "${id}" has no live credential "${credentialId}"`);
+        }
+        print({ serviceId: id, credentialId, revoked: true });
+        return 0;
+      }),
+  },
+  {
+    name: 'keychain create',
+    args: '<userId>',
+    summary: "create a user's keychain (idempotent)",
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) =>
+      withStore(values, async (store, config) => {
+        const [userId] = one(positionals, ['userId']) as [string];
+        checkUserId(userId);
+        const keks = loadKeks(config);
+        const now = Date.now();
+        const rows = config.categories.map((category) => {
+          const rootKey = SecretBytes.random(32);
+          const wrapped = wrapRootKey(keks.active, { userId, category, version: 1 }, rootKey);
+          rootKey.wipe();
+          return { category, version: 1, wrapped, createdAt: now };
+        });
+        const inserted = await store.insertKeys(userId, rows);
+        print({ userId, created: inserted.map((r) => r.category) });
+        return 0;
+      }),
+  },
+  {
+    name: 'keychain show',
+    args: '<userId>',
+    summary: "show a keychain's metadata (never key bytes)",
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) =>
+      withStore(values, async (store) => {
+        const [userId] = one(positionals, ['userId']) as [string];
+        const rows = await store.getKeychain(checkUserId(userId), { fresh: true });
+        if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND', `user "${userId}" has no keychain`);
+        print({
+          userId,
+          keys: rows.map((r) => ({
+            category: r.category,
+            version: r.version,
+            state: r.wrapped === null ? 'shredded' : 'active',
+            createdAt: new Date(r.createdAt).toISOString(),
+            shreddedAt: r.shreddedAt === null ? null : new Date(r.shreddedAt).toISOString(),
+          })),
+        });
+        return 0;
+      }),
+  },
+  {
+    name: 'keychain shred',
+    args: '<userId>',
+    summary: 'shred a whole keychain, or one category with --category',
+    options: { ...CONFIG_OPTION, category: { type: 'string' } },
+    optionHelp: [CONFIG_HELP, '--category NAME     shred only this category'],
+    run: (values, positionals) =>
+      withStore(values, async (store, config) => {
+        const [userId] = one(positionals, ['userId']) as [string];
+        const category = typeof values['category'] === 'string' ? values['category'] : undefined;
+        if (category !== undefined) readList(category, config);
+        const rows = await store.getKeychain(checkUserId(userId), { fresh: true });
+        if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND', `user "${userId}" has no keychain`);
+        const shredded = await store.shred(userId, category, Date.now());
+        print({ userId, category: category ?? null, shredded, servedUntilAtMost: `${config.maxStalenessSeconds}s` });
+        return 0;
+      }),
+  },
+];
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => `${c.name} ${c.args}`.length));
+  return [
+    'usage: padlock <command> [options]',
+    '',
+    ...COMMANDS.map((c) => `  ${`${c.name} ${c.args}`.padEnd(width)}  ${c.summary}`),
+    '',
+    'padlock <command> --help shows its options.',
+  ].join('\n');
+}
+
+function commandHelp(command: Command): string {
+  return [
+    `usage: padlock ${command.name} ${command.args}`.trimEnd(),
+    '',
+    command.summary,
+    '',
+    ...command.optionHelp.map((l) => `  ${l}`),
+  ].join('\n');
+}
+
+/** Runs the CLI; returns the exit code, or throws UsageError (exit 2) or another error (exit 1). */
+export async function run(argv: readonly string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === `${argv[0]} ${argv[1]}`) ?? COMMANDS.find((c) => c.name === argv[0]);
+  if (command === undefined) throw new UsageError(`unknown command "${argv.slice(0, 2).join(' ')}"`, usage());
+  const rest = argv.slice(command.name.split(' ').length);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${commandHelp(command)}\n`);
+    return 0;
+  }
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...rest], options: command.options, allowPositionals: true, strict: true }) as {
+      values: Values;
+      positionals: string[];
+    };
+  } catch (error) {
+    throw new UsageError((error as Error).message, commandHelp(command));
+  }
+  try {
+    return await command.run(parsed.values, parsed.positionals);
+  } catch (error) {
+    if (error instanceof UsageError && error.help === '') throw new UsageError(error.message, commandHelp(command));
+    throw error;
+  }
+}

@@ -1,0 +1,147 @@
+import type { KekRing } from '@padlock/core';
+import { L1Cache } from './cache/l1.js';
+import type { PadlockConfig } from './config.js';
+import type { AppContext, Route } from './http/route.js';
+import { PadlockHttpServer } from './http/server.js';
+import { loadKeks } from './kek.js';
+import { StoreRows, Unwrapper, type KeychainSource, type RowSource } from './keychain.js';
+import { KeyService } from './keys.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { batchGet } from './routes/batch-get.js';
+import { createKeychain } from './routes/create-keychain.js';
+import { getKeys } from './routes/get-keys.js';
+import { keychainMetadata } from './routes/keychain-metadata.js';
+import { healthz, metrics, openapi, readyz } from './routes/operations.js';
+import { rotateCategory } from './routes/rotate-category.js';
+import { shredCategory } from './routes/shred-category.js';
+import { shredKeychain } from './routes/shred-keychain.js';
+import { ServiceRegistry } from './services.js';
+import { openStore } from './store/open.js';
+import type { KeyStore } from './store/types.js';
+
+/** Every route, in the order they are matched and documented. */
+export const ROUTES: readonly Route[] = [
+  getKeys,
+  batchGet,
+  createKeychain,
+  keychainMetadata,
+  shredKeychain,
+  shredCategory,
+  rotateCategory,
+  healthz,
+  readyz,
+  metrics,
+  openapi,
+];
+
+export const VERSION = '0.1.0';
+
+export interface Padlock {
+  readonly config: PadlockConfig;
+  readonly http: PadlockHttpServer;
+  readonly store: KeyStore;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  /** Graceful drain, then store close. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly log?: Logger;
+  /** A store to use instead of opening the configured one (tests). */
+  readonly store?: KeyStore;
+  /** Extra layers over the store's rows, e.g. memcached; applied bottom-up. */
+  readonly rowLayers?: readonly ((below: RowSource, metrics: Metrics, log: Logger) => RowSource)[];
+  /** Extra readiness checks, by name. */
+  readonly checks?: Readonly<Record<string, () => Promise<string>>>;
+}
+
+/** Opens the store, loads KEKs and services, and starts serving. */
+export async function startPadlock(config: PadlockConfig, options: StartOptions = {}): Promise<Padlock> {
+  const log = options.log ?? createLogger(config.log.level);
+  const metrics = new Metrics();
+  const keks: KekRing = loadKeks(config);
+  const store = options.store ?? (await openStore(config, log));
+  try {
+    const registry = new ServiceRegistry(store, keks, log);
+    await registry.refresh();
+    registry.start(config.services.refreshSeconds);
+
+    let rows: RowSource = new StoreRows(store, metrics);
+    for (const layer of options.rowLayers ?? []) rows = layer(rows, metrics, log);
+    let keychains: KeychainSource = new Unwrapper(rows, keks);
+    const maxStalenessMs = config.maxStalenessSeconds * 1000;
+    if (config.cache.l1.enabled) {
+      keychains = new L1Cache(keychains, { maxEntries: config.cache.l1.maxEntries, maxStalenessMs }, metrics);
+    }
+    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics);
+
+    let http: PadlockHttpServer | undefined = undefined;
+    const document = openApiDocument(ROUTES, VERSION);
+    const app: AppContext = {
+      keys,
+      metrics,
+      maxBatch: config.limits.maxBatch,
+      openapi: () => document,
+      async readiness() {
+        const checks: Record<string, string> = {};
+        let ready = true;
+        try {
+          await Promise.race([
+            store.ping(),
+            new Promise((_, reject) =>
+              setTimeout(() => reject(new Error('timeout')), config.limits.deadlineMs).unref(),
+            ),
+          ]);
+          checks['store'] = 'ok';
+        } catch (error) {
+          checks['store'] = `error: ${error instanceof Error ? error.message : 'unknown'}`;
+          ready = false;
+        }
+        const registryAge = Date.now() - registry.loadedAt;
+        checks['services'] =
+          registryAge < 3 * config.services.refreshSeconds * 1000 ? 'ok' : `stale: ${registryAge} ms`;
+        if (checks['services'] !== 'ok') ready = false;
+        checks['draining'] = String(http?.draining ?? false);
+        if (http?.draining === true) ready = false;
+        for (const [name, check] of Object.entries(options.checks ?? {})) checks[name] = await check();
+        return { ready, checks };
+      },
+    };
+    http = new PadlockHttpServer(
+      ROUTES,
+      app,
+      registry,
+      {
+        maxBodyBytes: config.limits.maxBodyBytes,
+        maxInFlight: config.limits.maxInFlight,
+        deadlineMs: config.limits.deadlineMs,
+        drainTimeoutMs: config.drainTimeoutMs,
+        logRequests: config.log.requests,
+      },
+      log,
+    );
+    const port = await http.listen(config.listen.port, config.listen.host);
+    const server = http;
+    return {
+      config,
+      http: server,
+      store,
+      metrics,
+      log,
+      port,
+      async close() {
+        await server.drain();
+        registry.stop();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}

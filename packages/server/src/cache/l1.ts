@@ -1,0 +1,134 @@
+import type { Metrics } from '../metrics.js';
+import type { Keychain, KeychainSource } from '../keychain.js';
+
+/*
+ * L1: an in-process LRU of unwrapped keychains, bounded in entries, each entry
+ * living at most maxStaleness after its rows left the store. Concurrent misses
+ * for one user share a single read below. Users without a keychain are not
+ * cached: a signup must be visible at once.
+ */
+
+export interface L1Options {
+  readonly maxEntries: number;
+  readonly maxStalenessMs: number;
+}
+
+interface Inflight {
+  readonly read: Promise<Keychain | null>;
+  /** Set by invalidate(): a read that started before a shred must not repopulate the cache. */
+  stale: boolean;
+}
+
+export class L1Cache implements KeychainSource {
+  /** Map iteration order is insertion order: the first key is the least recently used. */
+  readonly #entries = new Map<string, Keychain>();
+  readonly #inflight = new Map<string, Inflight>();
+
+  constructor(
+    private readonly below: KeychainSource,
+    private readonly options: L1Options,
+    private readonly metrics: Metrics,
+  ) {
+    metrics.gauges.track(() => this.#entries.size, { name: 'l1_entries' });
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #lookup(userId: string, now: number): Keychain | undefined {
+    const hit = this.#entries.get(userId);
+    if (hit === undefined) return undefined;
+    this.#entries.delete(userId);
+    if (now - hit.readAt >= this.options.maxStalenessMs) return undefined;
+    this.#entries.set(userId, hit);
+    return hit;
+  }
+
+  #store(keychain: Keychain): void {
+    if (Date.now() - keychain.readAt >= this.options.maxStalenessMs) return;
+    this.#entries.delete(keychain.userId);
+    this.#entries.set(keychain.userId, keychain);
+    while (this.#entries.size > this.options.maxEntries) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#entries.delete(oldest);
+    }
+  }
+
+  /** Registers a read below so that concurrent misses share it and invalidation can mark it stale. */
+  #track(userId: string, read: Promise<Keychain | null>): Inflight {
+    const entry: Inflight = { read, stale: false };
+    this.#inflight.set(userId, entry);
+    const done = (): void => {
+      if (this.#inflight.get(userId) === entry) this.#inflight.delete(userId);
+    };
+    read.then((keychain) => {
+      done();
+      if (keychain !== null && !entry.stale) this.#store(keychain);
+    }, done);
+    return entry;
+  }
+
+  async get(userId: string, fresh = false): Promise<Keychain | null> {
+    if (!fresh) {
+      const hit = this.#lookup(userId, Date.now());
+      if (hit !== undefined) {
+        this.metrics.cacheHits.inc({ cache: 'l1' });
+        return hit;
+      }
+      const pending = this.#inflight.get(userId);
+      if (pending !== undefined) {
+        this.metrics.cacheHits.inc({ cache: 'l1_coalesced' });
+        return pending.read;
+      }
+    }
+    this.metrics.cacheMisses.inc({ cache: 'l1' });
+    return this.#track(userId, this.below.get(userId, fresh)).read;
+  }
+
+  async getMany(userIds: readonly string[]): Promise<Map<string, Keychain | null>> {
+    const now = Date.now();
+    const result = new Map<string, Keychain | null>();
+    const waiting: Promise<void>[] = [];
+    const missing: string[] = [];
+    for (const userId of userIds) {
+      if (result.has(userId)) continue;
+      const hit = this.#lookup(userId, now);
+      if (hit !== undefined) {
+        result.set(userId, hit);
+        continue;
+      }
+      result.set(userId, null);
+      const pending = this.#inflight.get(userId);
+      if (pending !== undefined) {
+        waiting.push(pending.read.then((k) => void result.set(userId, k)));
+      } else {
+        missing.push(userId);
+      }
+    }
+    this.metrics.cacheHits.inc({ cache: 'l1' }, result.size - missing.length);
+    if (missing.length > 0) {
+      this.metrics.cacheMisses.inc({ cache: 'l1' }, missing.length);
+      const batch = this.below.getMany(missing);
+      for (const userId of missing) {
+        const one = this.#track(
+          userId,
+          batch.then((m) => m.get(userId) ?? null),
+        );
+        waiting.push(one.read.then((k) => void result.set(userId, k)));
+      }
+    }
+    await Promise.all(waiting);
+    return result;
+  }
+
+  async invalidate(userId: string): Promise<void> {
+    this.#entries.delete(userId);
+    const pending = this.#inflight.get(userId);
+    if (pending !== undefined) {
+      pending.stale = true;
+      this.#inflight.delete(userId);
+    }
+    await this.below.invalidate(userId);
+  }
+}

@@ -1,0 +1,274 @@
+import { Ajv, type ErrorObject } from 'ajv';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+
+/*
+ * One schema, with every default in it, validated once at start and frozen.
+ * Unknown keys are an error: a misspelt setting must not silently fall back
+ * to its default.
+ */
+
+export interface PadlockConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly categories: readonly string[];
+  readonly keks: {
+    readonly active: string;
+    readonly files: readonly { readonly kid: string; readonly path: string }[];
+  };
+  readonly store: {
+    readonly kind: 'sqlite' | 'cassandra';
+    readonly sqlite: { readonly path: string; readonly busyTimeoutMs: number };
+    readonly cassandra: CassandraConfig;
+  };
+  /** End-to-end bound, in seconds, on how long a shredded key may still be served by any cache. */
+  readonly maxStalenessSeconds: number;
+  readonly cache: {
+    readonly l1: { readonly enabled: boolean; readonly maxEntries: number };
+    readonly memcached: MemcachedConfig;
+  };
+  readonly limits: {
+    readonly maxBatch: number;
+    readonly maxBodyBytes: number;
+    readonly maxInFlight: number;
+    readonly deadlineMs: number;
+  };
+  readonly services: { readonly refreshSeconds: number };
+  readonly drainTimeoutMs: number;
+  readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly requests: boolean };
+}
+
+export interface CassandraConfig {
+  readonly contactPoints: readonly string[];
+  readonly localDataCenter: string;
+  readonly keyspace: string;
+  readonly replication: Readonly<Record<string, number>>;
+  readonly connectTimeoutMs: number;
+  readonly readTimeoutMs: number;
+}
+
+export interface MemcachedConfig {
+  readonly servers: readonly string[];
+  readonly timeoutMs: number;
+}
+
+const ID = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
+const POSITIVE = { type: 'integer', minimum: 1 } as const;
+
+export const CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['keks'],
+  properties: {
+    listen: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8700 },
+      },
+    },
+    categories: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 64,
+      uniqueItems: true,
+      items: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' },
+      default: ['profile', 'payments', 'advertising'],
+    },
+    keks: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['active', 'files'],
+      properties: {
+        active: ID,
+        files: {
+          type: 'array',
+          minItems: 1,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['kid', 'path'],
+            properties: { kid: ID, path: { type: 'string', minLength: 1 } },
+          },
+        },
+      },
+    },
+    store: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        kind: { enum: ['sqlite', 'cassandra'], default: 'sqlite' },
+        sqlite: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            path: { type: 'string', minLength: 1, default: 'padlock.db' },
+            busyTimeoutMs: { type: 'integer', minimum: 0, maximum: 10000, default: 200 },
+          },
+        },
+        cassandra: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            contactPoints: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['127.0.0.1:9042'] },
+            localDataCenter: { type: 'string', minLength: 1, default: 'dc1' },
+            keyspace: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,47}$', default: 'padlock' },
+            replication: {
+              type: 'object',
+              additionalProperties: { type: 'integer', minimum: 1, maximum: 9 },
+              minProperties: 1,
+              default: { dc1: 1 },
+            },
+            connectTimeoutMs: { ...POSITIVE, maximum: 60000, default: 5000 },
+            readTimeoutMs: { ...POSITIVE, maximum: 60000, default: 200 },
+          },
+        },
+      },
+    },
+    maxStalenessSeconds: { type: 'integer', minimum: 1, maximum: 86400, default: 30 },
+    cache: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        l1: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enabled: { type: 'boolean', default: true },
+            maxEntries: { ...POSITIVE, default: 100000 },
+          },
+        },
+        memcached: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            servers: { type: 'array', items: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' }, default: [] },
+            timeoutMs: { ...POSITIVE, maximum: 10000, default: 20 },
+          },
+        },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        maxBatch: { ...POSITIVE, maximum: 10000, default: 500 },
+        maxBodyBytes: { ...POSITIVE, maximum: 16777216, default: 65536 },
+        maxInFlight: { ...POSITIVE, default: 1024 },
+        deadlineMs: { ...POSITIVE, maximum: 60000, default: 500 },
+      },
+    },
+    services: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { refreshSeconds: { ...POSITIVE, maximum: 3600, default: 5 } },
+    },
+    drainTimeoutMs: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: { enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
+        requests: { type: 'boolean', default: false },
+      },
+    },
+  },
+} as const;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const validate = new Ajv({ useDefaults: true, allErrors: true, strict: true }).compile(CONFIG_SCHEMA);
+
+function describe(error: ErrorObject): string {
+  const at = error.instancePath === '' ? 'config' : `config${error.instancePath.replaceAll('/', '.')}`;
+  if (error.keyword === 'additionalProperties') {
+    return `${at}: unknown setting "${String(error.params['additionalProperty'])}"`;
+  }
+  if (error.keyword === 'enum') {
+    return `${at}: must be one of ${(error.params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  return `${at}: ${error.message ?? 'is invalid'}`;
+}
+
+/**
+ * Validates a parsed config object, fills in defaults, resolves relative paths
+ * against `baseDir`, and returns it deeply frozen.
+ *
+ * @example
+ *   const config = parseConfig(JSON.parse(text), '/etc/padlock');
+ */
+export function parseConfig(raw: unknown, baseDir: string): PadlockConfig {
+  const copy: unknown = structuredClone(raw);
+  if (!validate(copy)) {
+    throw new ConfigError(`invalid configuration:\n  ${(validate.errors ?? []).map(describe).join('\n  ')}`);
+  }
+  const config = copy as unknown as PadlockConfig;
+  const problems: string[] = [];
+  if (!config.keks.files.some((f) => f.kid === config.keks.active)) {
+    problems.push(`config.keks.active: "${config.keks.active}" is not the kid of any entry in config.keks.files`);
+  }
+  const kids = config.keks.files.map((f) => f.kid);
+  if (new Set(kids).size !== kids.length) problems.push('config.keks.files: two entries have the same kid');
+  if (config.store.kind === 'cassandra') {
+    if (config.store.cassandra.contactPoints.length === 0) {
+      problems.push('config.store.cassandra.contactPoints: at least one contact point is required');
+    }
+    if (!(config.store.cassandra.localDataCenter in config.store.cassandra.replication)) {
+      problems.push('config.store.cassandra.replication: must name the local datacenter');
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  const at = (path: string): string => (isAbsolute(path) ? path : resolve(baseDir, path));
+  const resolved = {
+    ...config,
+    keks: { ...config.keks, files: config.keks.files.map((f) => ({ ...f, path: at(f.path) })) },
+    store: {
+      ...config.store,
+      sqlite: {
+        ...config.store.sqlite,
+        path: config.store.sqlite.path === ':memory:' ? ':memory:' : at(config.store.sqlite.path),
+      },
+    },
+  };
+  return deepFreeze(resolved);
+}
+
+/** Reads, parses and validates a JSON config file. */
+export function loadConfig(path: string): PadlockConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  return parseConfig(raw, dirname(resolve(path)));
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,122 @@
+import { CATEGORY_PATTERN, isCategory, isUserId, PadlockError, USER_ID_PATTERN } from '@padlock/core';
+import type { KeyService } from '../keys.js';
+import type { Metrics } from '../metrics.js';
+import type { Service } from '../services.js';
+
+/** What every route handler may use. */
+export interface AppContext {
+  readonly keys: KeyService;
+  readonly metrics: Metrics;
+  readonly maxBatch: number;
+  /** Runs the readiness checks; see routes/health.ts. */
+  readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
+  openapi(): unknown;
+}
+
+export interface RouteRequest {
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+  readonly body: unknown;
+  /** The authenticated caller; routes with `auth: false` receive undefined. */
+  readonly service: Service | undefined;
+  readonly app: AppContext;
+}
+
+export interface Reply {
+  readonly status: number;
+  /** Serialized with JSON.stringify, or sent as is when a string (with `contentType`). */
+  readonly body: unknown;
+  readonly contentType?: string;
+}
+
+export interface QueryParameter {
+  readonly name: string;
+  readonly description: string;
+  readonly schema: object;
+}
+
+/** One route: its path, its schemas, its handler and its doc text, in one place. */
+export interface Route {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  /** Template with `{name}` parameters, as in OpenAPI. */
+  readonly path: string;
+  readonly operationId: string;
+  readonly summary: string;
+  readonly description: string;
+  readonly auth: boolean;
+  readonly query?: readonly QueryParameter[];
+  /** JSON schema of the body; routes without one take no body. */
+  readonly body?: object;
+  readonly responses: Readonly<Record<number, string>>;
+  handle(request: RouteRequest): Promise<Reply> | Reply;
+}
+
+export const USER_ID_SCHEMA = { type: 'string', pattern: USER_ID_PATTERN.source, maxLength: 128 } as const;
+export const CATEGORY_SCHEMA = { type: 'string', pattern: CATEGORY_PATTERN.source, maxLength: 32 } as const;
+
+/** Validates a user id from a path or body; `where` names it in the message. */
+export function userIdFrom(value: unknown, where: string): string {
+  if (!isUserId(value)) {
+    throw new PadlockError(
+      'INVALID_USER_ID',
+      `${where} must be 1-128 characters of letters, digits and ._:@+=-, starting with a letter or digit`,
+    );
+  }
+  return value;
+}
+
+/** Validates a category name and checks that it is configured. */
+export function categoryFrom(value: unknown, where: string, configured: readonly string[]): string {
+  if (!isCategory(value)) {
+    throw new PadlockError(
+      'INVALID_CATEGORY',
+      `${where} must be 1-32 characters of lower-case letters, digits, _ and -, starting with a letter`,
+    );
+  }
+  if (!configured.includes(value)) {
+    throw new PadlockError('UNKNOWN_CATEGORY', `${where} "${value}" is not one of: ${configured.join(', ')}`);
+  }
+  return value;
+}
+
+/**
+ * The categories a read asks for: those named (each validated, no repeats) or,
+ * when none are named, every category the service may read. Asking for one it
+ * may not read fails the whole request, so no key bytes leave for any category.
+ */
+export function readableCategories(
+  service: Service,
+  named: readonly unknown[] | undefined,
+  configured: readonly string[],
+  where: string,
+): string[] {
+  if (named === undefined) {
+    const all = configured.filter((c) => service.readable.has(c));
+    if (all.length === 0) throw new PadlockError('PERMISSION_DENIED', 'the service may not read any category');
+    return all;
+  }
+  if (named.length === 0) throw new PadlockError('INVALID_REQUEST', `${where} must name at least one category`);
+  const categories = named.map((c, i) => categoryFrom(c, `${where}[${i}]`, configured));
+  if (new Set(categories).size !== categories.length) {
+    throw new PadlockError('INVALID_REQUEST', `${where} names a category twice`);
+  }
+  const denied = categories.filter((c) => !service.readable.has(c));
+  if (denied.length > 0) {
+    throw new PadlockError('PERMISSION_DENIED', `the service may not read: ${denied.join(', ')}`);
+  }
+  return categories;
+}
+
+/** The parsed `categories` query parameter, or undefined when absent. */
+export function categoriesQuery(query: URLSearchParams): string[] | undefined {
+  const values = query.getAll('categories');
+  if (values.length === 0) return undefined;
+  if (values.length > 1) throw new PadlockError('INVALID_QUERY', 'categories must be given once, comma-separated');
+  return (values[0] ?? '').split(',');
+}
+
+export function requireRight(service: Service, right: 'create' | 'rotate' | 'shred'): void {
+  if (!service.permissions[right]) {
+    throw new PadlockError('PERMISSION_DENIED', `the service may not ${right} keychains`);
+  }
+}

@@ -1,0 +1,41 @@
+import type { DerivedKeychain } from '../keys.js';
+
+/*
+ * The one place key bytes become text: base64url in a response body. The
+ * derived keys are wiped once the body string exists, so the only copy left
+ * is the string on its way to the socket.
+ */
+
+export interface KeysJson {
+  userId: string;
+  status: string;
+  maxAgeSeconds: number;
+  categories: {
+    category: string;
+    status: string;
+    current?: number;
+    keys?: { version: number; key: string }[];
+  }[];
+}
+
+export function keychainJson(derived: DerivedKeychain): KeysJson {
+  return {
+    userId: derived.userId,
+    status: derived.status,
+    maxAgeSeconds: derived.maxAgeSeconds,
+    categories: derived.categories.map((c) =>
+      c.status === 'ok'
+        ? {
+            category: c.category,
+            status: c.status,
+            current: c.keys[c.keys.length - 1]?.version ?? 0,
+            keys: c.keys.map((k) => ({ version: k.version, key: k.key.expose().toString('base64url') })),
+          }
+        : { category: c.category, status: c.status },
+    ),
+  };
+}
+
+export function wipeDerived(derived: readonly DerivedKeychain[]): void {
+  for (const d of derived) for (const c of d.categories) for (const k of c.keys) k.key.wipe();
+}

@@ -1,0 +1,134 @@
+import { deriveKey, PadlockError, SecretBytes, wrapRootKey, type KekRing } from '@padlock/core';
+import { timed, type Keychain, type KeychainSource } from './keychain.js';
+import type { Metrics } from './metrics.js';
+import type { Service } from './services.js';
+import type { KeyRow, KeyStore, NewKeyRow } from './store/types.js';
+
+/*
+ * The keychain lifecycle (DESIGN.md section 3) and the derived keys a service
+ * receives. Writes go to the store, then invalidate this group's caches; the
+ * fresh read that follows a write refills them.
+ */
+
+export type CategoryStatus = 'ok' | 'shredded' | 'not_found';
+
+export interface DerivedCategory {
+  readonly category: string;
+  readonly status: CategoryStatus;
+  /** Derived keys of every live version, oldest first; the last one is current. */
+  readonly keys: readonly { readonly version: number; readonly key: SecretBytes }[];
+}
+
+export interface DerivedKeychain {
+  readonly userId: string;
+  readonly status: CategoryStatus;
+  readonly categories: readonly DerivedCategory[];
+  /** Seconds a caller may cache these keys: maxStaleness less the age of the rows. */
+  readonly maxAgeSeconds: number;
+}
+
+export class KeyService {
+  constructor(
+    private readonly store: KeyStore,
+    private readonly keychains: KeychainSource,
+    private readonly keks: KekRing,
+    readonly categories: readonly string[],
+    private readonly maxStalenessMs: number,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Creates a user's keychain (version 1 of every configured category) unless present; race-free. */
+  async create(userId: string): Promise<{ created: boolean; keychain: Keychain }> {
+    const now = Date.now();
+    const rows: NewKeyRow[] = this.categories.map((category) => {
+      const rootKey = SecretBytes.random(32);
+      const wrapped = wrapRootKey(this.keks.active, { userId, category, version: 1 }, rootKey);
+      rootKey.wipe();
+      return { category, version: 1, wrapped, createdAt: now };
+    });
+    const inserted = await timed(this.metrics, 'insert', this.store.insertKeys(userId, rows));
+    if (inserted.length > 0) await this.keychains.invalidate(userId);
+    const keychain = await this.keychains.get(userId, true);
+    if (keychain === null)
+      throw new PadlockError('STORE_UNAVAILABLE', 'the keychain was written but could not be read back');
+    return { created: inserted.length > 0, keychain };
+  }
+
+  /** Adds a new version of one category; the old versions stay readable until shredded. */
+  async rotate(userId: string, category: string): Promise<{ version: number }> {
+    const rows = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
+    if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND');
+    const latest = rows.filter((r) => r.category === category).reduce((max, r) => Math.max(max, r.version), 0);
+    const version = latest + 1;
+    const rootKey = SecretBytes.random(32);
+    const wrapped = wrapRootKey(this.keks.active, { userId, category, version }, rootKey);
+    rootKey.wipe();
+    const inserted = await timed(
+      this.metrics,
+      'insert',
+      this.store.insertKeys(userId, [{ category, version, wrapped, createdAt: Date.now() }]),
+    );
+    await this.keychains.invalidate(userId);
+    if (inserted.length === 0) throw new PadlockError('CONCURRENT_UPDATE');
+    return { version };
+  }
+
+  /** Shreds one category, or the whole keychain; returns how many versions this call destroyed. */
+  async shred(userId: string, category: string | undefined): Promise<{ shredded: number }> {
+    const rows = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
+    if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND');
+    const shredded = await timed(this.metrics, 'shred', this.store.shred(userId, category, Date.now()));
+    await this.keychains.invalidate(userId);
+    return { shredded };
+  }
+
+  /** Every row's metadata, never key bytes. */
+  async metadata(userId: string): Promise<KeyRow[]> {
+    const rows = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
+    if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND');
+    return rows;
+  }
+
+  get(userId: string): Promise<Keychain | null> {
+    return this.keychains.get(userId);
+  }
+
+  getMany(userIds: readonly string[]): Promise<Map<string, Keychain | null>> {
+    return this.keychains.getMany(userIds);
+  }
+
+  /** The service's derived keys for `categories` of one keychain. */
+  derive(service: Service, userId: string, keychain: Keychain | null, categories: readonly string[]): DerivedKeychain {
+    if (keychain === null) return { userId, status: 'not_found', categories: [], maxAgeSeconds: 0 };
+    const result: DerivedCategory[] = [];
+    let anyLive = false;
+    let anyShredded = false;
+    for (const category of categories) {
+      const entry = keychain.categories.get(category);
+      if (entry === undefined) {
+        result.push({ category, status: 'not_found', keys: [] });
+        continue;
+      }
+      if (entry.versions.length === 0) {
+        anyShredded = true;
+        result.push({ category, status: 'shredded', keys: [] });
+        continue;
+      }
+      anyLive = true;
+      const keys = entry.versions.map(({ version, rootKey }) => ({
+        version,
+        key: deriveKey(rootKey, service.derivationKey, { serviceId: service.serviceId, userId, category, version }),
+      }));
+      this.metrics.keysDerived.inc({}, keys.length);
+      result.push({ category, status: 'ok', keys });
+    }
+    const status: CategoryStatus = anyLive ? 'ok' : anyShredded ? 'shredded' : 'not_found';
+    const age = Date.now() - keychain.readAt;
+    return {
+      userId,
+      status,
+      categories: result,
+      maxAgeSeconds: Math.max(0, Math.floor((this.maxStalenessMs - age) / 1000)),
+    };
+  }
+}

@@ -1,0 +1,150 @@
+/*
+ * A small Prometheus registry: counters, gauges and histograms with fixed
+ * label sets, rendered in the text exposition format (version 0.0.4). Label
+ * values here are route templates, status codes and fixed names, never user
+ * ids, so cardinality stays bounded.
+ */
+
+type Labels = Readonly<Record<string, string>>;
+
+function labelKey(labels: Labels): string {
+  let key = '';
+  for (const name of Object.keys(labels).sort()) key += `${name}="${escapeLabel(labels[name] ?? '')}",`;
+  return key.slice(0, -1);
+}
+
+function escapeLabel(value: string): string {
+  return value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n');
+}
+
+interface Metric {
+  render(): string;
+}
+
+export class Counter implements Metric {
+  readonly #values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelKey(labels);
+    this.#values.set(key, (this.#values.get(key) ?? 0) + by);
+  }
+
+  get(labels: Labels = {}): number {
+    return this.#values.get(labelKey(labels)) ?? 0;
+  }
+
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} counter\n`;
+    for (const [key, value] of this.#values) out += `${this.name}${key === '' ? '' : `{${key}}`} ${value}\n`;
+    return out;
+  }
+}
+
+export class Gauge implements Metric {
+  readonly #values = new Map<string, () => number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  /** The gauge reads `read()` at scrape time. */
+  track(read: () => number, labels: Labels = {}): void {
+    this.#values.set(labelKey(labels), read);
+  }
+
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} gauge\n`;
+    for (const [key, read] of this.#values) out += `${this.name}${key === '' ? '' : `{${key}}`} ${read()}\n`;
+    return out;
+  }
+}
+
+/** Latency buckets in seconds, from 100 us to 5 s. */
+export const LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
+];
+
+interface Series {
+  readonly counts: number[];
+  sum: number;
+  count: number;
+}
+
+export class Histogram implements Metric {
+  readonly #series = new Map<string, Series>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: readonly number[] = LATENCY_BUCKETS,
+  ) {}
+
+  observe(labels: Labels, value: number): void {
+    const key = labelKey(labels);
+    let series = this.#series.get(key);
+    if (series === undefined) {
+      series = { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };
+      this.#series.set(key, series);
+    }
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (value <= (this.buckets[i] ?? Infinity)) {
+        series.counts[i] = (series.counts[i] ?? 0) + 1;
+        break;
+      }
+    }
+    series.sum += value;
+    series.count += 1;
+  }
+
+  render(): string {
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} histogram\n`;
+    for (const [key, series] of this.#series) {
+      const prefix = key === '' ? '' : `${key},`;
+      let cumulative = 0;
+      for (let i = 0; i < this.buckets.length; i++) {
+        cumulative += series.counts[i] ?? 0;
+        out += `${this.name}_bucket{${prefix}le="${this.buckets[i]}"} ${cumulative}\n`;
+      }
+      out += `${this.name}_bucket{${prefix}le="+Inf"} ${series.count}\n`;
+      out += `${this.name}_sum${key === '' ? '' : `{${key}}`} ${series.sum}\n`;
+      out += `${this.name}_count${key === '' ? '' : `{${key}}`} ${series.count}\n`;
+    }
+    return out;
+  }
+}
+
+/** Padlock's metrics, one registry per server. */
+export class Metrics {
+  readonly requests = new Counter('padlock_http_requests_total', 'HTTP requests by route, method and status');
+  readonly requestDuration = new Histogram('padlock_http_request_duration_seconds', 'HTTP request latency by route');
+  readonly shed = new Counter('padlock_requests_shed_total', 'Requests refused before handling, by reason');
+  readonly cacheHits = new Counter('padlock_cache_hits_total', 'Cache hits by cache layer');
+  readonly cacheMisses = new Counter('padlock_cache_misses_total', 'Cache misses by cache layer');
+  readonly cacheErrors = new Counter(
+    'padlock_cache_errors_total',
+    'Cache failures (timeouts, unreachable, corrupt values) by cache layer and kind',
+  );
+  readonly storeDuration = new Histogram('padlock_store_duration_seconds', 'Key store call latency by operation');
+  readonly storeErrors = new Counter('padlock_store_errors_total', 'Key store call failures by operation');
+  readonly keysDerived = new Counter('padlock_keys_derived_total', 'Derived keys handed out');
+  readonly gauges = new Gauge('padlock_gauge', 'Point-in-time values by name');
+  readonly #all: Metric[] = [
+    this.requests,
+    this.requestDuration,
+    this.shed,
+    this.cacheHits,
+    this.cacheMisses,
+    this.cacheErrors,
+    this.storeDuration,
+    this.storeErrors,
+    this.keysDerived,
+    this.gauges,
+  ];
+
+  render(): string {
+    return this.#all.map((m) => m.render()).join('');
+  }
+}

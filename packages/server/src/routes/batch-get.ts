@@ -1,0 +1,46 @@
+import { PadlockError } from '@padlock/core';
+import { CATEGORY_SCHEMA, readableCategories, userIdFrom, USER_ID_SCHEMA, type Route } from '../http/route.js';
+import { keychainJson, wipeDerived } from '../http/serialize.js';
+
+export const batchGet: Route = {
+  method: 'POST',
+  path: '/v1/keys/batch-get',
+  operationId: 'batchGetKeys',
+  summary: 'Derived keys of many users in one call',
+  description:
+    'Results come in input order, each with its own status: ok, not_found or shredded. Up to limits.maxBatch ' +
+    '(500 by default) user ids; repeated ids are answered each time. Categories as in getKeys.',
+  auth: true,
+  body: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['userIds'],
+    properties: {
+      userIds: { type: 'array', minItems: 1, items: USER_ID_SCHEMA },
+      categories: { type: 'array', items: CATEGORY_SCHEMA },
+    },
+  },
+  responses: {
+    200: 'One result per requested user id, in order',
+    400: 'Bad body, user id or category, or too many user ids',
+    401: 'Bad credential',
+    403: 'A category the service may not read',
+  },
+  async handle({ body, service, app }) {
+    const { userIds, categories: named } = body as { userIds: unknown[]; categories?: unknown[] };
+    if (userIds.length > app.maxBatch) {
+      throw new PadlockError(
+        'BATCH_TOO_LARGE',
+        `userIds holds ${userIds.length} ids; at most ${app.maxBatch} are allowed`,
+      );
+    }
+    const ids = userIds.map((id, i) => userIdFrom(id, `userIds[${i}]`));
+    const categories = readableCategories(service!, named, app.keys.categories, 'categories');
+    const keychains = await app.keys.getMany(ids);
+    const derived = ids.map((id) => app.keys.derive(service!, id, keychains.get(id) ?? null, categories));
+    const results = derived.map((d) => (d.status === 'ok' ? keychainJson(d) : { userId: d.userId, status: d.status }));
+    const text = JSON.stringify({ results });
+    wipeDerived(derived);
+    return { status: 200, body: text, contentType: 'application/json' };
+  },
+};

@@ -1,0 +1,45 @@
+import { PadlockError } from '@padlock/core';
+import { categoriesQuery, readableCategories, userIdFrom, type Route } from '../http/route.js';
+import { keychainJson, wipeDerived } from '../http/serialize.js';
+
+export const getKeys: Route = {
+  method: 'GET',
+  path: '/v1/keys/{userId}',
+  operationId: 'getKeys',
+  summary: "A user's derived keys for the caller",
+  description:
+    'Every live version of each requested category (all categories the service may read when none are named), ' +
+    'oldest first, the newest marked current so old ciphertexts still decrypt. 404 when the user has no keychain, ' +
+    '410 when every requested category is shredded. Asking for a category the service may not read is 403 ' +
+    'and returns no key of any category.',
+  auth: true,
+  query: [
+    {
+      name: 'categories',
+      description: 'Comma-separated category names; omit for every category the service may read',
+      schema: { type: 'string' },
+    },
+  ],
+  responses: {
+    200: 'Derived keys, with a per-category status (ok, shredded, not_found)',
+    400: 'Bad user id or category',
+    401: 'Bad credential',
+    403: 'A category the service may not read',
+    404: 'No keychain',
+    410: 'Every requested category is shredded',
+  },
+  async handle({ params, query, service, app }) {
+    const userId = userIdFrom(params['userId'], 'userId');
+    for (const name of query.keys()) {
+      if (name !== 'categories') throw new PadlockError('INVALID_QUERY', `unknown query parameter "${name}"`);
+    }
+    const categories = readableCategories(service!, categoriesQuery(query), app.keys.categories, 'categories');
+    const keychain = await app.keys.get(userId);
+    const derived = app.keys.derive(service!, userId, keychain, categories);
+    if (derived.status === 'not_found' && keychain === null) throw new PadlockError('KEYCHAIN_NOT_FOUND');
+    if (derived.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
+    const body = JSON.stringify(keychainJson(derived));
+    wipeDerived([derived]);
+    return { status: 200, body, contentType: 'application/json' };
+  },
+};

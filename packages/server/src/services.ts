@@ -1,0 +1,165 @@
+import {
+  frame,
+  hmacSha256,
+  isServiceId,
+  SecretBytes,
+  serviceWrapInfo,
+  unwrapKey,
+  wrapKey,
+  type KekRing,
+} from '@padlock/core';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Logger } from './log.js';
+import type { CredentialRecord, KeyStore, ServicePermissions, ServiceRecord } from './store/types.js';
+
+/*
+ * Services and their credentials. A credential is
+ * "pl1.<serviceId>.<credentialId>.<secret>", the secret 32 random bytes in
+ * base64url. Only an HMAC verifier of it is stored, so a copy of the store
+ * authenticates no one. Every failure, malformed, unknown or wrong, costs the
+ * same work and gives the same answer.
+ */
+
+const CREDENTIAL_VERSION = 'pl1';
+const CREDENTIAL_ID = /^[0-9a-f]{16}$/;
+const SECRET_LENGTH = 32;
+const CREDENTIAL_LABEL = 'padlock/v1/credential';
+
+/** A service as the server holds it in memory: derivation key unwrapped, verifiers by credential id. */
+export interface Service {
+  readonly serviceId: string;
+  readonly derivationKey: SecretBytes;
+  readonly permissions: ServicePermissions;
+  readonly readable: ReadonlySet<string>;
+  readonly verifiers: ReadonlyMap<string, Buffer>;
+}
+
+export function credentialVerifier(serviceId: string, credentialId: string, secret: Uint8Array): Buffer {
+  return hmacSha256(secret, frame(CREDENTIAL_LABEL, [serviceId, credentialId]));
+}
+
+/** Makes a new credential: the string to hand to the service once, and the record to store. */
+export function newCredential(serviceId: string, now: number): { credential: string; record: CredentialRecord } {
+  const credentialId = randomBytes(8).toString('hex');
+  const secret = randomBytes(SECRET_LENGTH);
+  const record = {
+    credentialId,
+    verifier: credentialVerifier(serviceId, credentialId, secret),
+    createdAt: now,
+    revokedAt: null,
+  };
+  const credential = `${CREDENTIAL_VERSION}.${serviceId}.${credentialId}.${secret.toString('base64url')}`;
+  secret.fill(0);
+  return { credential, record };
+}
+
+/** Creates a service record with a fresh random derivation key, wrapped under the active KEK. */
+export function newServiceRecord(
+  keks: KekRing,
+  serviceId: string,
+  permissions: ServicePermissions,
+  now: number,
+): Omit<ServiceRecord, 'credentials'> {
+  const key = SecretBytes.random(32);
+  const wrappedKey = wrapKey(keks.active, serviceWrapInfo(serviceId), key);
+  key.wipe();
+  return { serviceId, wrappedKey, permissions, createdAt: now };
+}
+
+interface ParsedCredential {
+  readonly serviceId: string;
+  readonly credentialId: string;
+  readonly secret: Buffer;
+}
+
+function parseCredential(header: string | undefined): ParsedCredential | undefined {
+  if (header === undefined || header.length > 256 || !header.startsWith('Bearer ')) return undefined;
+  const parts = header.slice(7).split('.');
+  if (parts.length !== 4 || parts[0] !== CREDENTIAL_VERSION) return undefined;
+  const [, serviceId, credentialId, encoded] = parts as [string, string, string, string];
+  if (!isServiceId(serviceId) || !CREDENTIAL_ID.test(credentialId) || !/^[A-Za-z0-9_-]{43}$/.test(encoded)) {
+    return undefined;
+  }
+  const secret = Buffer.from(encoded, 'base64url');
+  if (secret.length !== SECRET_LENGTH) return undefined;
+  return { serviceId, credentialId, secret };
+}
+
+const DUMMY_SECRET = randomBytes(SECRET_LENGTH);
+const DUMMY_VERIFIER = randomBytes(32);
+
+/**
+ * The in-memory service registry, reloaded from the store every
+ * `refreshSeconds`: a new or revoked credential takes effect within that time.
+ */
+export class ServiceRegistry {
+  #services = new Map<string, Service>();
+  #timer: NodeJS.Timeout | undefined;
+  #loadedAt = 0;
+
+  constructor(
+    private readonly store: KeyStore,
+    private readonly keks: KekRing,
+    private readonly log: Logger,
+  ) {}
+
+  get loadedAt(): number {
+    return this.#loadedAt;
+  }
+
+  async refresh(): Promise<void> {
+    const records = await this.store.listServices();
+    const next = new Map<string, Service>();
+    for (const record of records) {
+      let derivationKey: SecretBytes;
+      try {
+        derivationKey = unwrapKey(this.keks, serviceWrapInfo(record.serviceId), record.wrappedKey);
+      } catch {
+        this.log.error('service derivation key failed to unwrap; service disabled', { serviceId: record.serviceId });
+        continue;
+      }
+      const verifiers = new Map<string, Buffer>();
+      for (const c of record.credentials)
+        if (c.revokedAt === null) verifiers.set(c.credentialId, Buffer.from(c.verifier));
+      next.set(record.serviceId, {
+        serviceId: record.serviceId,
+        // Not wiped when replaced: a request may still hold the previous Service across an await.
+        derivationKey,
+        permissions: record.permissions,
+        readable: new Set(record.permissions.read),
+        verifiers,
+      });
+    }
+    this.#services = next;
+    this.#loadedAt = Date.now();
+  }
+
+  /** Starts periodic refreshes; a failed refresh keeps the last good registry. */
+  start(refreshSeconds: number): void {
+    this.#timer = setInterval(() => {
+      this.refresh().catch((error: unknown) =>
+        this.log.warn('service registry refresh failed; keeping the previous one', { error: String(error) }),
+      );
+    }, refreshSeconds * 1000);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** The service an Authorization header authenticates, or undefined for any bad credential. */
+  authenticate(header: string | undefined): Service | undefined {
+    const parsed = parseCredential(header);
+    const service = parsed === undefined ? undefined : this.#services.get(parsed.serviceId);
+    const expected = (parsed && service?.verifiers.get(parsed.credentialId)) ?? DUMMY_VERIFIER;
+    const actual = credentialVerifier(
+      parsed?.serviceId ?? 'unknown',
+      parsed?.credentialId ?? '0000000000000000',
+      parsed?.secret ?? DUMMY_SECRET,
+    );
+    parsed?.secret.fill(0);
+    const match = timingSafeEqual(actual, expected);
+    return match && expected !== DUMMY_VERIFIER ? service : undefined;
+  }
+}
