@@ -1,5 +1,7 @@
 import type { KekRing } from '@padlock/core';
 import { L1Cache } from './cache/l1.js';
+import { MemcachedRows } from './cache/memcached.js';
+import { MemcachedClient } from './cache/memcached-client.js';
 import type { PadlockConfig } from './config.js';
 import type { AppContext, Route } from './http/route.js';
 import { PadlockHttpServer } from './http/server.js';
@@ -66,12 +68,31 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   const metrics = new Metrics();
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
+  let memcached: MemcachedClient | undefined;
   try {
     const registry = new ServiceRegistry(store, keks, log);
     await registry.refresh();
     registry.start(config.services.refreshSeconds);
 
     let rows: RowSource = new StoreRows(store, metrics);
+    const extraChecks: Record<string, () => Promise<string>> = { ...options.checks };
+    if (config.cache.memcached.servers.length > 0) {
+      memcached = new MemcachedClient({
+        servers: config.cache.memcached.servers,
+        timeoutMs: config.cache.memcached.timeoutMs,
+        downMs: config.cache.memcached.downMs,
+      });
+      const l2 = new MemcachedRows(
+        rows,
+        memcached,
+        keks,
+        { keyPrefix: config.cache.memcached.keyPrefix, maxStalenessMs: config.maxStalenessSeconds * 1000 },
+        metrics,
+        log,
+      );
+      extraChecks['memcached'] = () => Promise.resolve(l2.status());
+      rows = l2;
+    }
     for (const layer of options.rowLayers ?? []) rows = layer(rows, metrics, log);
     let keychains: KeychainSource = new Unwrapper(rows, keks);
     const maxStalenessMs = config.maxStalenessSeconds * 1000;
@@ -108,7 +129,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         if (checks['services'] !== 'ok') ready = false;
         checks['draining'] = String(http?.draining ?? false);
         if (http?.draining === true) ready = false;
-        for (const [name, check] of Object.entries(options.checks ?? {})) checks[name] = await check();
+        for (const [name, check] of Object.entries(extraChecks)) checks[name] = await check();
         return { ready, checks };
       },
     };
@@ -137,10 +158,12 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       async close() {
         await server.drain();
         registry.stop();
+        memcached?.close();
         await store.close();
       },
     };
   } catch (error) {
+    memcached?.close();
     await store.close();
     throw error;
   }

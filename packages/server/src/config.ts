@@ -49,6 +49,8 @@ export interface CassandraConfig {
 export interface MemcachedConfig {
   readonly servers: readonly string[];
   readonly timeoutMs: number;
+  readonly downMs: number;
+  readonly keyPrefix: string;
 }
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
@@ -151,6 +153,8 @@ export const CONFIG_SCHEMA = {
           properties: {
             servers: { type: 'array', items: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' }, default: [] },
             timeoutMs: { ...POSITIVE, maximum: 10000, default: 20 },
+            downMs: { ...POSITIVE, maximum: 60000, default: 1000 },
+            keyPrefix: { type: 'string', pattern: '^[\\x21-\\x7e]{0,64}$', default: 'padlock:' },
           },
         },
       },
