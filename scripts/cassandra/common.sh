@@ -1,5 +1,6 @@
 # Shared paths and helpers for the Cassandra test scripts. Sourced, not run.
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # variables are used by the scripts that source this
 
 CASS_SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CASS_REPO_ROOT="$(cd "$CASS_SCRIPT_DIR/../.." && pwd)"
@@ -25,6 +26,31 @@ cass_need() { # cass_need <command> <debian-package>
   command -v "$1" >/dev/null 2>&1 || cass_die "$1 still missing after installing $2"
 }
 
+# The java to run: $JAVA_HOME/bin/java or java on PATH, which must be JDK 11 or
+# 17 (the versions Cassandra 5.0 supports); otherwise the Debian JDK 17,
+# installed when missing. Sets CASS_JAVA.
+cass_find_java() {
+  local cand major
+  for cand in ${JAVA_HOME:+"$JAVA_HOME/bin/java"} "$(command -v java || true)" \
+              /usr/lib/jvm/java-17-openjdk-amd64/bin/java /usr/lib/jvm/java-17-openjdk-arm64/bin/java; do
+    if [ -z "$cand" ] || [ ! -x "$cand" ]; then continue; fi
+    major="$("$cand" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+    if [ "$major" = 17 ] || [ "$major" = 11 ]; then CASS_JAVA="$cand"; return 0; fi
+  done
+  cass_log "no JDK 11/17 found: installing Debian package openjdk-17-jre-headless"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  for cand in /usr/lib/jvm/java-17-openjdk-*/bin/java; do
+    [ -x "$cand" ] && { CASS_JAVA="$cand"; return 0; }
+  done
+  cass_die "could not find or install JDK 17"
+}
+
+# Resident memory of a pid in MiB (from /proc; no procps needed).
+cass_rss_mib() {
+  awk '/^VmRSS:/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
 # Node directory for a node name (1, 2, 3 -> node1..node3; anything else as is).
 cass_node_dir() {
   case "$1" in
@@ -42,10 +68,15 @@ cass_live_pid() { # cass_live_pid <node_dir>
   [[ "$pid" =~ ^[0-9]+$ ]] || return 0
   [ -r "/proc/$pid/cmdline" ] || return 0
   if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-Dcassandra.storagedir=$dir "; then
-    # A zombie or exiting process is not "alive".
-    local state
+    # After SIGKILL the JVM's main thread turns zombie while its other threads
+    # still exit and still hold the sockets: only a zombie without threads left
+    # (or a vanished pid) counts as gone.
+    local state tasks
     state="$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
-    [ "$state" = "Z" ] || echo "$pid"
+    tasks="$(ls "/proc/$pid/task" 2>/dev/null | wc -l)"
+    if [ -n "$state" ] && { [ "$state" != "Z" ] || [ "$tasks" -gt 1 ]; }; then
+      echo "$pid"
+    fi
   fi
 }
 
@@ -62,3 +93,31 @@ cass_node_dirs_with_pid() {
   done
   return 0
 }
+
+# JDK 17 module flags (as in Cassandra's conf/jvm17-server.options), shared by
+# the server (start-node.sh) and nodetool.sh.
+CASS_JDK17_MODULE_FLAGS=(
+  --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
+  --add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED
+  --add-exports java.rmi/sun.rmi.registry=ALL-UNNAMED
+  --add-exports java.rmi/sun.rmi.server=ALL-UNNAMED
+  --add-exports java.sql/java.sql=ALL-UNNAMED
+  --add-exports java.base/java.lang.ref=ALL-UNNAMED
+  --add-exports jdk.unsupported/sun.misc=ALL-UNNAMED
+  --add-exports jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED
+  --add-exports jdk.attach/sun.tools.attach=ALL-UNNAMED
+  --add-opens java.base/java.lang.module=ALL-UNNAMED
+  --add-opens java.base/jdk.internal.loader=ALL-UNNAMED
+  --add-opens java.base/jdk.internal.ref=ALL-UNNAMED
+  --add-opens java.base/jdk.internal.reflect=ALL-UNNAMED
+  --add-opens java.base/jdk.internal.math=ALL-UNNAMED
+  --add-opens java.base/jdk.internal.module=ALL-UNNAMED
+  --add-opens java.base/jdk.internal.util.jar=ALL-UNNAMED
+  --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED
+  --add-opens java.base/sun.nio.ch=ALL-UNNAMED
+  --add-opens java.base/java.io=ALL-UNNAMED
+  --add-opens java.base/java.lang.reflect=ALL-UNNAMED
+  --add-opens jdk.compiler/com.sun.tools.javac=ALL-UNNAMED
+  --add-opens java.base/java.lang=ALL-UNNAMED
+  --add-opens java.base/java.util=ALL-UNNAMED
+)

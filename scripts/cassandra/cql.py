@@ -475,7 +475,8 @@ def main(argv=None):
     try:
         if args.wait > 0:
             version = wait_ready(args.host, args.port, time.monotonic() + args.wait, args.timeout)
-            if not args.quiet and not args.statements:
+            if not (args.quiet or args.statements or args.wait_peers is not None
+                    or args.schema_agreement):
                 print(version)
         with Connection(args.host, args.port, args.timeout) as conn:
             if args.wait_peers is not None:

@@ -16,12 +16,12 @@ if [ "${1:-}" != "--force" ] && [ -f "$CASS_FETCH_MARKER" ] \
   exit 0
 fi
 
-command -v java >/dev/null || cass_die "java (JDK 17) is required"
-if ! command -v mvn >/dev/null; then
-  cass_log "mvn not found: installing Debian package maven"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null
-fi
-command -v python3 >/dev/null || cass_die "python3 is required (readiness probe)"
+cass_find_java
+cass_need mvn maven
+
+for d in $(cass_node_dirs_with_pid); do
+  [ -z "$(cass_live_pid "$d")" ] || cass_die "$(basename "$d") is running on these jars: run stop.sh first"
+done
 
 start=$(date +%s)
 rm -rf "$CASS_LIB"
@@ -29,9 +29,12 @@ mkdir -p "$CASS_LIB"
 cass_log "fetching org.apache.cassandra:cassandra-all:$version and its runtime dependencies"
 # copy-dependencies copies the declared dependency itself (cassandra-all) as
 # well as everything it needs at runtime.
-mvn -q -B -f "$CASS_SCRIPT_DIR/pom.xml" \
-  org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
-  -DincludeScope=runtime -DoutputDirectory="$CASS_LIB"
+if ! mvn -q -B -f "$CASS_SCRIPT_DIR/pom.xml" \
+     org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+     -DincludeScope=runtime -DoutputDirectory="$CASS_LIB" >"$CASS_DIR/fetch.log" 2>&1; then
+  tail -n 50 "$CASS_DIR/fetch.log" >&2
+  cass_die "mvn copy-dependencies failed (full log: $CASS_DIR/fetch.log)"
+fi
 
 [ -f "$CASS_LIB/cassandra-all-$version.jar" ] || cass_die "cassandra-all-$version.jar missing after fetch"
 ls "$CASS_LIB"/jamm-*.jar >/dev/null 2>&1 || cass_die "jamm jar missing after fetch"

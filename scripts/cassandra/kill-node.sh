@@ -14,7 +14,7 @@ if [ -z "$pid" ]; then
   cass_die "$(basename "$dir") is not running"
 fi
 kill -KILL "$pid"
-for _ in $(seq 1 50); do
+for _ in $(seq 1 100); do
   [ -z "$(cass_live_pid "$dir")" ] && break
   sleep 0.1
 done

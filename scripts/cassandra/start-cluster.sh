@@ -28,15 +28,15 @@ for n in 1 2 3; do
 done
 
 for n in 1 2 3; do
-  if ! out="$(python3 "$CASS_SCRIPT_DIR/cql.py" --wait 60 --wait-peers 2 --schema-agreement "127.0.0.$n" 2>&1)"; then
+  if ! out="$(python3 "$CASS_SCRIPT_DIR/cql.py" --wait 60 --wait-peers 2 --schema-agreement --json "127.0.0.$n" 2>&1)"; then
     printf '%s\n' "$out" >&2
     cass_die "node$n (127.0.0.$n) does not see both other nodes"
   fi
-  cass_log "node$n sees its 2 peers: $(printf '%s\n' "$out" | awk -F' [|] ' 'NR>2 && NF>2 {printf "%s(%s) ", $1, $2}')"
+  peers="$(printf '%s\n' "$out" | head -n1 | python3 -c 'import json,sys; print(" ".join(sorted("%s(%s)" % (p["peer"], p["data_center"]) for p in json.load(sys.stdin))))')"
+  cass_log "node$n sees its 2 peers: $peers; $(printf '%s\n' "$out" | tail -n1)"
 done
 total=0
 for n in 1 2 3; do
-  rss="$(ps -o rss= -p "$(cass_live_pid "$(cass_node_dir "$n")")" | tr -d ' ')"
-  total=$(( total + rss ))
+  total=$(( total + $(cass_rss_mib "$(cass_live_pid "$(cass_node_dir "$n")")") ))
 done
-cass_log "cluster ready in $(( $(date +%s) - t0 ))s (RSS of the 3 JVMs: $(( total / 1024 ))MiB)"
+cass_log "cluster ready in $(( $(date +%s) - t0 ))s (RSS of the 3 JVMs: ${total}MiB)"

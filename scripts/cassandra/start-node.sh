@@ -20,11 +20,13 @@
 #   CASS_STORAGE_PORT  internode port              (default 7000)
 #   CASS_HEAP          -Xms/-Xmx                   (default 1g)
 #   CASS_WAIT_SECS     readiness timeout, seconds  (default 180)
+#   CASS_RING_DELAY_MS cassandra.ring_delay_ms     (default 5000; stock 30000: a seed
+#                      whose other seed is down waits this long in the gossip shadow round)
 #   CASS_DIR           runtime dir                 (default <repo>/.cassandra)
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 [ $# -ge 1 ] || usage 2
 case "$1" in -h|--help) usage 0 ;; esac
@@ -63,10 +65,11 @@ NATIVE_PORT="${CASS_NATIVE_PORT:-9042}"
 STORAGE_PORT="${CASS_STORAGE_PORT:-7000}"
 HEAP="${CASS_HEAP:-1g}"
 WAIT_SECS="${CASS_WAIT_SECS:-180}"
+RING_DELAY_MS="${CASS_RING_DELAY_MS:-5000}"
 NODE_DIR="$(cass_node_dir "$NAME")"
 
-cass_need java openjdk-17-jre-headless
-cass_need python3 python3-minimal
+cass_find_java
+cass_need python3 python3
 "$CASS_SCRIPT_DIR/fetch.sh"
 
 probe() { python3 "$CASS_SCRIPT_DIR/cql.py" -p "$NATIVE_PORT" --timeout 5 "$@"; }
@@ -90,10 +93,8 @@ wait_ready() { # wait_ready <pid> <started_at>
     fi
     if version="$(probe "$ADDR" "SELECT release_version FROM system.local" --json 2>/dev/null)"; then
       version="$(printf '%s' "$version" | sed -n 's/.*"release_version": "\([^"]*\)".*/\1/p')"
-      local rss
-      rss="$(ps -o rss= -p "$pid" 2>/dev/null | tr -d ' ' || true)"
       cass_log "$NAME ready: Cassandra $version on $ADDR:$NATIVE_PORT dc=$DC pid=$pid" \
-               "startup $(( $(date +%s) - t0 ))s rss=$(( ${rss:-0} / 1024 ))MiB"
+               "startup $(( $(date +%s) - t0 ))s rss=$(cass_rss_mib "$pid")MiB"
       return 0
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -114,7 +115,12 @@ fi
 rm -f "$NODE_DIR/cassandra.pid"
 
 # Some other process (e.g. the single node vs. cluster node 1) on our ports?
+# (Allow a few seconds for a node that was just killed to release its sockets.)
 for port in "$NATIVE_PORT" "$STORAGE_PORT"; do
+  for _ in $(seq 1 20); do
+    cass_port_open "$ADDR" "$port" || break
+    sleep 0.5
+  done
   if cass_port_open "$ADDR" "$port"; then
     cass_die "$ADDR:$port is already in use by another process (the single node and cluster node 1 share 127.0.0.1:9042/7000: run scripts/cassandra/stop.sh first)"
   fi
@@ -149,30 +155,7 @@ JVM_OPTS=(
   -Djdk.attach.allowAttachSelf=true
   -Dio.netty.tryReflectionSetAccessible=true
   -Djdk.nio.maxCachedBufferSize=1048576
-  # JDK 17 module flags (Cassandra's conf/jvm17-server.options).
-  --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
-  --add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED
-  --add-exports java.rmi/sun.rmi.registry=ALL-UNNAMED
-  --add-exports java.rmi/sun.rmi.server=ALL-UNNAMED
-  --add-exports java.sql/java.sql=ALL-UNNAMED
-  --add-exports java.base/java.lang.ref=ALL-UNNAMED
-  --add-exports jdk.unsupported/sun.misc=ALL-UNNAMED
-  --add-exports jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED
-  --add-exports jdk.attach/sun.tools.attach=ALL-UNNAMED
-  --add-opens java.base/java.lang.module=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.loader=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.ref=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.reflect=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.math=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.module=ALL-UNNAMED
-  --add-opens java.base/jdk.internal.util.jar=ALL-UNNAMED
-  --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED
-  --add-opens java.base/sun.nio.ch=ALL-UNNAMED
-  --add-opens java.base/java.io=ALL-UNNAMED
-  --add-opens java.base/java.lang.reflect=ALL-UNNAMED
-  --add-opens jdk.compiler/com.sun.tools.javac=ALL-UNNAMED
-  --add-opens java.base/java.lang=ALL-UNNAMED
-  --add-opens java.base/java.util=ALL-UNNAMED
+  "${CASS_JDK17_MODULE_FLAGS[@]}"
   "-javaagent:$JAMM_JAR"
   # Cassandra settings.
   "-Dcassandra.config=file://$NODE_DIR/conf/cassandra.yaml"
@@ -183,6 +166,7 @@ JVM_OPTS=(
   "-Dcassandra.triggers_dir=$NODE_DIR/triggers"
   "-Dcassandra.jmx.local.port=$JMX_PORT"
   -Dcassandra.skip_wait_for_gossip_to_settle=0
+  "-Dcassandra.ring_delay_ms=$RING_DELAY_MS"
   -Dcassandra-foreground=yes
 )
 
@@ -192,7 +176,7 @@ cd "$NODE_DIR"
 # setsid: own session, so the node outlives the calling shell/job. Without job
 # control the background child is not a group leader, so setsid does not fork
 # and $! is the JVM's pid.
-setsid java "${JVM_OPTS[@]}" -cp "$CASS_LIB/*" org.apache.cassandra.service.CassandraDaemon \
+setsid "$CASS_JAVA" "${JVM_OPTS[@]}" -cp "$CASS_LIB/*" org.apache.cassandra.service.CassandraDaemon \
   </dev/null >>"$NODE_DIR/logs/stdout.log" 2>&1 &
 pid=$!
 echo "$pid" > "$NODE_DIR/cassandra.pid"
