@@ -1,0 +1,196 @@
+/*
+ * Rewrites packages/core/vectors/derive.json and wrap.json (docs/spec.md,
+ * "Test vectors"). Run after `npm run build`:
+ *
+ *   node packages/core/dist/vectors/generate.js
+ *
+ * Every input is SHA-256 of a fixed label, so a rerun writes the same bytes;
+ * a diff after a rerun means the derivation or the wrap changed.
+ */
+import { hash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { deriveKey, derivationInfo, type DerivationContext } from '../derive.js';
+import { hkdfSha256 } from '../hkdf.js';
+import { SecretBytes } from '../secret-bytes.js';
+import { rootWrapInfo, serviceWrapInfo, wrapKeyWithNonce, type RootKeyRef } from '../wrap.js';
+
+export interface DeriveVector extends DerivationContext {
+  readonly name: string;
+  readonly rootKey: string;
+  readonly serviceKey: string;
+  readonly info: string;
+  readonly derivedKey: string;
+}
+
+interface WrapVectorBase {
+  readonly name: string;
+  readonly kek: string;
+  readonly kid: string;
+  readonly key: string;
+  readonly nonce: string;
+  readonly info: string;
+  readonly wrapKey: string;
+  readonly blob: string;
+}
+
+export type WrapVector =
+  | (WrapVectorBase & RootKeyRef & { readonly kind: 'root' })
+  | (WrapVectorBase & { readonly kind: 'service'; readonly serviceId: string });
+
+export interface VectorFile<T> {
+  readonly description: string;
+  readonly vectors: readonly T[];
+}
+
+/** `length` deterministic bytes named by `label`. */
+function bytesFor(label: string, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  for (let block = 0; block * 32 < length; block++) {
+    hash('sha256', `padlock test vector/${label}/${block}`, 'buffer').copy(out, block * 32);
+  }
+  return out;
+}
+
+const DERIVE_CASES: { name: string; context: DerivationContext; rootKey?: Buffer; serviceKey?: Buffer }[] = [
+  { name: 'basic', context: { serviceId: 'playlist', userId: 'user-1', category: 'profile', version: 1 } },
+  {
+    name: 'same user and root key, another service',
+    context: { serviceId: 'billing', userId: 'user-1', category: 'profile', version: 1 },
+    rootKey: bytesFor('basic/root', 32),
+  },
+  {
+    name: 'same service and root key, another version',
+    context: { serviceId: 'playlist', userId: 'user-1', category: 'profile', version: 2 },
+    rootKey: bytesFor('basic/root', 32),
+    serviceKey: bytesFor('basic/service', 32),
+  },
+  { name: 'shortest ids', context: { serviceId: 'ab', userId: '0', category: 'a', version: 1 } },
+  {
+    name: 'longest ids',
+    context: {
+      serviceId: ('svc-' + 'abcdefghijklmnopqrstuvwxyz0123456789').repeat(2).slice(0, 64),
+      userId: ('User.' + 'abcdefghijklmnopqrstuvwxyz.:@+=-' + 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')
+        .repeat(2)
+        .slice(0, 128),
+      category: 'c' + 'abcdefghijklmnopqrstuvwxyz_-0123456789'.slice(0, 31),
+      version: 1,
+    },
+  },
+  {
+    name: 'maximum version',
+    context: { serviceId: 'playlist', userId: 'user-1', category: 'profile', version: 0x7fffffff },
+  },
+  {
+    name: 'version 256 (byte order)',
+    context: { serviceId: 'playlist', userId: 'user-1', category: 'profile', version: 256 },
+  },
+  {
+    name: 'email user id',
+    context: { serviceId: 'ads-ranking', userId: 'alice+tag@example.com', category: 'advertising', version: 3 },
+  },
+  {
+    name: 'all-zero root key and service key',
+    context: { serviceId: 'playlist', userId: 'user-1', category: 'profile', version: 1 },
+    rootKey: Buffer.alloc(32),
+    serviceKey: Buffer.alloc(32),
+  },
+  {
+    name: 'all-0xff root key and service key',
+    context: { serviceId: 'playlist', userId: 'user-1', category: 'profile', version: 1 },
+    rootKey: Buffer.alloc(32, 0xff),
+    serviceKey: Buffer.alloc(32, 0xff),
+  },
+];
+
+type WrapCase =
+  | { name: string; kid: string; kind: 'root'; row: RootKeyRef }
+  | { name: string; kid: string; kind: 'service'; serviceId: string };
+
+const WRAP_CASES: WrapCase[] = [
+  { name: 'root key', kid: 'k1', kind: 'root', row: { userId: 'user-1', category: 'profile', version: 1 } },
+  { name: 'root key, one-character kid', kid: 'k', kind: 'root', row: { userId: 'u', category: 'a', version: 7 } },
+  {
+    name: 'root key, longest kid, longest user id, maximum version',
+    kid: 'kek-2026.01_' + 'K'.repeat(52),
+    kind: 'root',
+    row: { userId: 'U'.repeat(128), category: 'c'.repeat(32), version: 0x7fffffff },
+  },
+  {
+    name: 'root key, rotated KEK',
+    kid: 'k2',
+    kind: 'root',
+    row: { userId: 'user-1', category: 'profile', version: 1 },
+  },
+  { name: 'service derivation key', kid: 'k1', kind: 'service', serviceId: 'playlist' },
+];
+
+function deriveVectors(): VectorFile<DeriveVector> {
+  return {
+    description:
+      'Padlock derived keys: derivedKey = HKDF-SHA256(IKM = rootKey, salt = serviceKey, info, L = 32), ' +
+      'info = "padlock/v1/derive" || lp(serviceId) || lp(category) || u32(version) || lp(userId). ' +
+      'Byte strings are hex. See docs/spec.md. Generated by packages/core/src/vectors/generate.ts.',
+    vectors: DERIVE_CASES.map(({ name, context, rootKey, serviceKey }) => {
+      const root = rootKey ?? bytesFor(`${name}/root`, 32);
+      const service = serviceKey ?? bytesFor(`${name}/service`, 32);
+      const derived = deriveKey(SecretBytes.copyOf(root), SecretBytes.copyOf(service), context);
+      return {
+        name,
+        serviceId: context.serviceId,
+        userId: context.userId,
+        category: context.category,
+        version: context.version,
+        rootKey: root.toString('hex'),
+        serviceKey: service.toString('hex'),
+        info: derivationInfo(context).toString('hex'),
+        derivedKey: derived.expose().toString('hex'),
+      };
+    }),
+  };
+}
+
+function wrapVectors(): VectorFile<WrapVector> {
+  return {
+    description:
+      'Padlock wrapped keys: wrapKey = HKDF-SHA256(IKM = kek, salt = empty, info, L = 32); ' +
+      'blob = u8(1) || u8(len(kid)) || kid || nonce || AES-256-GCM(wrapKey, nonce, key, AAD = kid) || tag(16). ' +
+      'Root keys: info = "padlock/v1/wrap" || lp(userId) || lp(category) || u32(version); ' +
+      'service derivation keys: info = "padlock/v1/wrap-service" || lp(serviceId). ' +
+      'Byte strings are hex. See docs/spec.md. Generated by packages/core/src/vectors/generate.ts.',
+    vectors: WRAP_CASES.map((wrapCase) => {
+      const kek = bytesFor(`kek/${wrapCase.kid}`, 32);
+      const key = bytesFor(`${wrapCase.name}/key`, 32);
+      const nonce = bytesFor(`${wrapCase.name}/nonce`, 12);
+      const info = wrapCase.kind === 'root' ? rootWrapInfo(wrapCase.row) : serviceWrapInfo(wrapCase.serviceId);
+      const blob = wrapKeyWithNonce(
+        { kid: wrapCase.kid, key: SecretBytes.copyOf(kek) },
+        info,
+        SecretBytes.copyOf(key),
+        nonce,
+      );
+      const computed = {
+        kid: wrapCase.kid,
+        kek: kek.toString('hex'),
+        key: key.toString('hex'),
+        nonce: nonce.toString('hex'),
+        info: info.toString('hex'),
+        wrapKey: hkdfSha256(kek, Buffer.alloc(0), info, 32).toString('hex'),
+        blob: blob.toString('hex'),
+      };
+      return wrapCase.kind === 'root'
+        ? { name: wrapCase.name, kind: 'root' as const, ...wrapCase.row, ...computed }
+        : { name: wrapCase.name, kind: 'service' as const, serviceId: wrapCase.serviceId, ...computed };
+    }),
+  };
+}
+
+const directory = new URL('../../vectors/', import.meta.url);
+for (const [file, content] of [
+  ['derive.json', deriveVectors()],
+  ['wrap.json', wrapVectors()],
+] as const) {
+  const path = fileURLToPath(new URL(file, directory));
+  writeFileSync(path, JSON.stringify(content, null, 2) + '\n');
+  console.log(`wrote ${path} (${content.vectors.length} vectors)`);
+}
