@@ -44,6 +44,8 @@ export interface CassandraConfig {
   readonly replication: Readonly<Record<string, number>>;
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
+  /** Create the keyspace and tables at start when missing. */
+  readonly createSchema: boolean;
 }
 
 export interface MemcachedConfig {
@@ -127,6 +129,7 @@ export const CONFIG_SCHEMA = {
             },
             connectTimeoutMs: { ...POSITIVE, maximum: 60000, default: 5000 },
             readTimeoutMs: { ...POSITIVE, maximum: 60000, default: 200 },
+            createSchema: { type: 'boolean', default: true },
           },
         },
       },

@@ -7,5 +7,6 @@ export { newCredential, newServiceRecord, credentialVerifier, ServiceRegistry, t
 export { KeyService } from './keys.js';
 export { openStore } from './store/open.js';
 export { SqliteKeyStore, type SqliteStoreOptions } from './store/sqlite.js';
+export { CassandraKeyStore, schemaStatements, type CassandraStoreOptions } from './store/cassandra.js';
 export type * from './store/types.js';
 export type { RowSource, RowsRead, KeychainSource, Keychain } from './keychain.js';

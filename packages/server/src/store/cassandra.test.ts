@@ -1,0 +1,121 @@
+import cassandra from 'cassandra-driver';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { requiredEnv } from '../testing/services-env.js';
+import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
+import { runKeyStoreConformance } from './conformance.js';
+
+const env = requiredEnv('PADLOCK_TEST_CASSANDRA');
+
+function options(keyspace: string): CassandraStoreOptions {
+  return {
+    contactPoints: (env.value ?? '').split(','),
+    localDataCenter: 'dc1',
+    keyspace,
+    replication: { dc1: 1 },
+    connectTimeoutMs: 5000,
+    readTimeoutMs: 5000,
+    createSchema: true,
+  };
+}
+
+const keyspace = `padlock_conformance_${randomBytes(4).toString('hex')}`;
+
+if (env.skip === false) {
+  runKeyStoreConformance('cassandra', async () => {
+    const store = await CassandraKeyStore.open(options(keyspace));
+    const peers: CassandraKeyStore[] = [];
+    return {
+      store,
+      openPeer: async () => {
+        const peer = await CassandraKeyStore.open({ ...options(keyspace), createSchema: false });
+        peers.push(peer);
+        return peer;
+      },
+      dispose: async () => {
+        await store.driver.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`, [], { readTimeout: 60000 });
+        await store.close();
+        for (const peer of peers) await peer.close();
+      },
+    };
+  });
+}
+
+describe('Cassandra store: driver settings and table', { skip: env.skip }, () => {
+  it('creates the table with read_repair NONE, leveled compaction and no row cache', async () => {
+    const ks = `padlock_schema_${randomBytes(4).toString('hex')}`;
+    const store = await CassandraKeyStore.open(options(ks));
+    try {
+      const table = await store.driver.execute(
+        'SELECT read_repair, compaction, caching FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?',
+        [ks, 'root_keys'],
+      );
+      const row = table.first();
+      assert.equal(row['read_repair'], 'NONE');
+      assert.match(String((row['compaction'] as Record<string, string>)['class']), /LeveledCompactionStrategy/);
+      assert.equal((row['caching'] as Record<string, string>)['rows_per_partition'], 'NONE');
+      const keyspaceRow = (
+        await store.driver.execute('SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?', [ks])
+      ).first();
+      assert.match(String((keyspaceRow['replication'] as Record<string, string>)['class']), /NetworkTopologyStrategy/);
+      const columns = await store.driver.execute(
+        'SELECT column_name, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?',
+        [ks, 'root_keys'],
+      );
+      for (const column of columns.rows) {
+        assert.doesNotMatch(
+          String(column['type']),
+          /^(map|list|set|frozen)</,
+          `${String(column['column_name'])} is a collection`,
+        );
+      }
+    } finally {
+      await store.driver.execute(`DROP KEYSPACE IF EXISTS ${ks}`, [], { readTimeout: 60000 });
+      await store.close();
+    }
+  });
+
+  it('never retries and uses the configured timeouts and local datacenter', async () => {
+    const store = await CassandraKeyStore.open(options(`padlock_opts_${randomBytes(4).toString('hex')}`));
+    try {
+      const o = (store.driver as unknown as { options: cassandra.ClientOptions }).options;
+      assert.ok(o.policies?.retry instanceof cassandra.policies.retry.FallthroughRetryPolicy);
+      assert.ok(o.policies?.loadBalancing instanceof cassandra.policies.loadBalancing.TokenAwarePolicy);
+      assert.ok(
+        o.policies?.speculativeExecution instanceof
+          cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy,
+      );
+      assert.equal(o.socketOptions?.readTimeout, 5000);
+      assert.equal(o.localDataCenter, 'dc1');
+    } finally {
+      await store.driver.execute(`DROP KEYSPACE IF EXISTS ${store.driver.keyspace ?? 'x'}`, []).catch(() => undefined);
+      await store.close();
+    }
+  });
+
+  it('shreds by overwriting with an empty blob: no tombstone-making deletes or nulls in the row', async () => {
+    const ks = `padlock_shred_${randomBytes(4).toString('hex')}`;
+    const store = await CassandraKeyStore.open(options(ks));
+    try {
+      await store.insertKeys('u1', [{ category: 'profile', version: 1, wrapped: randomBytes(70), createdAt: 1 }]);
+      assert.equal(await store.shred('u1', undefined, 2), 1);
+      const raw = (
+        await store.driver.execute(`SELECT wrapped, shredded_at FROM ${ks}.root_keys WHERE user_id = ?`, ['u1'])
+      ).first();
+      assert.ok(Buffer.isBuffer(raw['wrapped']) && (raw['wrapped']).length === 0, 'an empty blob, not null');
+      assert.equal((raw['shredded_at'] as Date).getTime(), 2);
+    } finally {
+      await store.driver.execute(`DROP KEYSPACE IF EXISTS ${ks}`, [], { readTimeout: 60000 });
+      await store.close();
+    }
+  });
+
+  it('fails fast when no contact point answers', async () => {
+    const started = Date.now();
+    await assert.rejects(
+      CassandraKeyStore.open({ ...options('padlock_none'), contactPoints: ['127.0.0.1:1'], connectTimeoutMs: 500 }),
+    );
+    assert.ok(Date.now() - started < 5000, 'connect failure took more than 5 s');
+  });
+});

@@ -1,0 +1,314 @@
+import cassandra from 'cassandra-driver';
+import type { CassandraConfig } from '../config.js';
+import type {
+  CredentialRecord,
+  KeyRow,
+  KeyStore,
+  NewKeyRow,
+  ReadOptions,
+  ServicePermissions,
+  ServiceRecord,
+} from './types.js';
+
+const { consistencies } = cassandra.types;
+
+/*
+ * The distributed store, as the seed runs it (DESIGN.md section 5):
+ * - one partition per user, clustered by (category, version); no collections;
+ * - a shred overwrites the blob with an empty value and sets shredded_at:
+ *   no deletes, so no tombstones;
+ * - reads at LOCAL_ONE, and once more at LOCAL_QUORUM when nothing is found,
+ *   so a signup written a moment ago is found; `fresh` reads go to LOCAL_QUORUM;
+ * - every write to root_keys is a lightweight transaction (LOCAL_SERIAL) at
+ *   LOCAL_QUORUM: creates need IF NOT EXISTS, and mixing LWT and plain writes
+ *   on the same cells is unsafe, so shreds are conditional too;
+ * - the driver never retries (FallthroughRetryPolicy), never speculates, routes
+ *   token-aware within the local datacenter only, and every request has an
+ *   explicit timeout: Padlock fails fast and callers decide about retries.
+ */
+
+export interface CassandraStoreOptions extends CassandraConfig {
+  /** Create the keyspace and tables when they are missing (`padlock migrate` does it explicitly). */
+  readonly createSchema: boolean;
+}
+
+/** The schema, one statement per entry; `{ks}` is the keyspace. Table options are explained in docs/operations.md. */
+export function schemaStatements(keyspace: string, replication: Readonly<Record<string, number>>): string[] {
+  const dcs = Object.entries(replication)
+    .map(([dc, rf]) => `'${dc.replaceAll("'", "''")}': ${rf}`)
+    .join(', ');
+  const options = `read_repair = 'NONE'
+    AND compaction = {'class': 'LeveledCompactionStrategy'}
+    AND caching = {'keys': 'ALL', 'rows_per_partition': 'NONE'}`;
+  return [
+    `CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'NetworkTopologyStrategy', ${dcs}}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.root_keys (
+      user_id text, category text, version int,
+      wrapped blob, created_at timestamp, shredded_at timestamp,
+      PRIMARY KEY ((user_id), category, version)
+    ) WITH CLUSTERING ORDER BY (category ASC, version ASC) AND ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.services (
+      service_id text PRIMARY KEY, wrapped_key blob, read_categories text,
+      can_create boolean, can_rotate boolean, can_shred boolean, created_at timestamp
+    ) WITH ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.credentials (
+      service_id text, credential_id text, verifier blob, created_at timestamp, revoked_at timestamp,
+      PRIMARY KEY ((service_id), credential_id)
+    ) WITH ${options}`,
+  ];
+}
+
+type Row = cassandra.types.Row;
+
+export class CassandraKeyStore implements KeyStore {
+  readonly kind = 'cassandra';
+  readonly #client: cassandra.Client;
+  readonly #ks: string;
+  readonly #readTimeout: number;
+
+  private constructor(client: cassandra.Client, options: CassandraStoreOptions) {
+    this.#client = client;
+    this.#ks = options.keyspace;
+    this.#readTimeout = options.readTimeoutMs;
+  }
+
+  /** Connects, and creates the schema when asked to. Fails fast when no contact point answers. */
+  static async open(options: CassandraStoreOptions): Promise<CassandraKeyStore> {
+    const client = new cassandra.Client({
+      contactPoints: [...options.contactPoints],
+      localDataCenter: options.localDataCenter,
+      policies: {
+        retry: new cassandra.policies.retry.FallthroughRetryPolicy(),
+        loadBalancing: new cassandra.policies.loadBalancing.TokenAwarePolicy(
+          new cassandra.policies.loadBalancing.DCAwareRoundRobinPolicy(options.localDataCenter),
+        ),
+        speculativeExecution: new cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy(),
+        reconnection: new cassandra.policies.reconnection.ConstantReconnectionPolicy(1000),
+      },
+      socketOptions: {
+        connectTimeout: options.connectTimeoutMs,
+        readTimeout: options.readTimeoutMs,
+      },
+      queryOptions: {
+        consistency: consistencies.localOne,
+        serialConsistency: consistencies.localSerial,
+        prepare: true,
+      },
+    });
+    try {
+      await client.connect();
+      if (options.createSchema) {
+        for (const statement of schemaStatements(options.keyspace, options.replication)) {
+          await client.execute(statement, [], { readTimeout: 60000, prepare: false });
+        }
+      }
+      return new CassandraKeyStore(client, options);
+    } catch (error) {
+      await client.shutdown().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #exec(
+    query: string,
+    params: unknown[],
+    consistency: number,
+    extra: cassandra.QueryOptions = {},
+  ): Promise<cassandra.types.ResultSet> {
+    return this.#client.execute(query.replaceAll('{ks}', this.#ks), params, {
+      prepare: true,
+      consistency,
+      readTimeout: this.#readTimeout,
+      ...extra,
+    });
+  }
+
+  async getKeychain(userId: string, options: ReadOptions = {}): Promise<KeyRow[]> {
+    const query = 'SELECT category, version, wrapped, created_at, shredded_at FROM {ks}.root_keys WHERE user_id = ?';
+    if (options.fresh !== true) {
+      const fast = await this.#exec(query, [userId], consistencies.localOne);
+      if (fast.rows.length > 0) return fast.rows.map(toKeyRow);
+    }
+    // Not found at LOCAL_ONE (or asked to be fresh): a signup may not have reached this replica yet.
+    const strong = await this.#exec(query, [userId], consistencies.localQuorum);
+    return strong.rows.map(toKeyRow);
+  }
+
+  async getKeychains(userIds: readonly string[]): Promise<Map<string, KeyRow[]>> {
+    const unique = [...new Set(userIds)];
+    const rows = await Promise.all(unique.map((id) => this.getKeychain(id)));
+    return new Map(unique.map((id, i) => [id, rows[i] ?? []]));
+  }
+
+  async insertKeys(userId: string, rows: readonly NewKeyRow[]): Promise<NewKeyRow[]> {
+    if (rows.length === 0) return [];
+    // One conditional batch (one Paxos round) for the whole partition. When it
+    // is not applied, Cassandra returns the rows that exist; the others are
+    // tried again, so a category added to the config later still gets created.
+    const statements = rows.map((row) => ({
+      query: `INSERT INTO ${this.#ks}.root_keys (user_id, category, version, wrapped, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`,
+      params: [userId, row.category, row.version, Buffer.from(row.wrapped), new Date(row.createdAt)],
+    }));
+    const result = await this.#client.batch(statements, {
+      prepare: true,
+      consistency: consistencies.localQuorum,
+      serialConsistency: consistencies.localSerial,
+      readTimeout: this.#readTimeout,
+    });
+    if (result.wasApplied()) return [...rows];
+    const existing = new Set(result.rows.map((r) => `${String(r['category'])}/${String(r['version'])}`));
+    const remaining = rows.filter((r) => !existing.has(`${r.category}/${r.version}`));
+    return remaining.length === rows.length ? [] : this.insertKeys(userId, remaining);
+  }
+
+  async shred(userId: string, category: string | undefined, at: number): Promise<number> {
+    const rows = (await this.getKeychain(userId, { fresh: true })).filter(
+      (r) => r.wrapped !== null && (category === undefined || r.category === category),
+    );
+    const results = await Promise.all(
+      rows.map((row) =>
+        this.#exec(
+          'UPDATE {ks}.root_keys SET wrapped = ?, shredded_at = ? WHERE user_id = ? AND category = ? AND version = ? IF shredded_at = null',
+          [EMPTY, new Date(at), userId, row.category, row.version],
+          consistencies.localQuorum,
+        ),
+      ),
+    );
+    return results.filter((r) => r.wasApplied()).length;
+  }
+
+  async createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
+    const p = record.permissions;
+    const result = await this.#exec(
+      'INSERT INTO {ks}.services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+      [
+        record.serviceId,
+        Buffer.from(record.wrappedKey),
+        p.read.join(','),
+        p.create,
+        p.rotate,
+        p.shred,
+        new Date(record.createdAt),
+      ],
+      consistencies.localQuorum,
+    );
+    return result.wasApplied();
+  }
+
+  async setPermissions(serviceId: string, p: ServicePermissions): Promise<boolean> {
+    const result = await this.#exec(
+      'UPDATE {ks}.services SET read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ? WHERE service_id = ? IF EXISTS',
+      [p.read.join(','), p.create, p.rotate, p.shred, serviceId],
+      consistencies.localQuorum,
+    );
+    return result.wasApplied();
+  }
+
+  async addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean> {
+    if ((await this.getService(serviceId)) === undefined) return false;
+    const result = await this.#exec(
+      'INSERT INTO {ks}.credentials (service_id, credential_id, verifier, created_at) VALUES (?, ?, ?, ?) IF NOT EXISTS',
+      [serviceId, credential.credentialId, Buffer.from(credential.verifier), new Date(credential.createdAt)],
+      consistencies.localQuorum,
+    );
+    return result.wasApplied();
+  }
+
+  async revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean> {
+    const existing = await this.#exec(
+      'SELECT revoked_at FROM {ks}.credentials WHERE service_id = ? AND credential_id = ?',
+      [serviceId, credentialId],
+      consistencies.localQuorum,
+    );
+    const row = existing.first() as Row | null;
+    if (row === null || row['revoked_at'] !== null) return false;
+    const result = await this.#exec(
+      'UPDATE {ks}.credentials SET revoked_at = ? WHERE service_id = ? AND credential_id = ? IF revoked_at = null',
+      [new Date(at), serviceId, credentialId],
+      consistencies.localQuorum,
+    );
+    return result.wasApplied();
+  }
+
+  async getService(serviceId: string): Promise<ServiceRecord | undefined> {
+    const [service, credentials] = await Promise.all([
+      this.#exec('SELECT * FROM {ks}.services WHERE service_id = ?', [serviceId], consistencies.localQuorum),
+      this.#exec('SELECT * FROM {ks}.credentials WHERE service_id = ?', [serviceId], consistencies.localQuorum),
+    ]);
+    const row = service.first() as Row | null;
+    return row === null ? undefined : toServiceRecord(row, credentials.rows);
+  }
+
+  async listServices(): Promise<ServiceRecord[]> {
+    // Small tables read whole: the registry is reloaded every few seconds.
+    const [services, credentials] = await Promise.all([
+      this.#exec('SELECT * FROM {ks}.services', [], consistencies.localQuorum, { fetchSize: 5000 }),
+      this.#exec('SELECT * FROM {ks}.credentials', [], consistencies.localQuorum, { fetchSize: 5000 }),
+    ]);
+    return services.rows
+      .map((row) =>
+        toServiceRecord(
+          row,
+          credentials.rows.filter((c) => c['service_id'] === row['service_id']),
+        ),
+      )
+      .sort((a, b) => a.serviceId.localeCompare(b.serviceId));
+  }
+
+  async ping(): Promise<void> {
+    await this.#client.execute('SELECT release_version FROM system.local', [], {
+      prepare: true,
+      consistency: consistencies.localOne,
+      readTimeout: this.#readTimeout,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#client.shutdown();
+  }
+
+  /** The driver, for tests that inspect routing (which hosts were queried). */
+  get driver(): cassandra.Client {
+    return this.#client;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function time(value: unknown): number | null {
+  return value instanceof Date ? value.getTime() : null;
+}
+
+function toKeyRow(row: Row): KeyRow {
+  const wrapped = row['wrapped'] as Buffer | null;
+  return {
+    category: row['category'] as string,
+    version: row['version'] as number,
+    wrapped: wrapped === null || wrapped.length === 0 ? null : wrapped,
+    createdAt: time(row['created_at']) ?? 0,
+    shreddedAt: time(row['shredded_at']),
+  };
+}
+
+function toServiceRecord(row: Row, credentials: Row[]): ServiceRecord {
+  const read = (row['read_categories'] as string | null) ?? '';
+  return {
+    serviceId: row['service_id'] as string,
+    wrappedKey: row['wrapped_key'] as Buffer,
+    permissions: {
+      read: read === '' ? [] : read.split(','),
+      create: row['can_create'] === true,
+      rotate: row['can_rotate'] === true,
+      shred: row['can_shred'] === true,
+    },
+    createdAt: time(row['created_at']) ?? 0,
+    credentials: credentials
+      .map((c) => ({
+        credentialId: c['credential_id'] as string,
+        verifier: c['verifier'] as Buffer,
+        createdAt: time(c['created_at']) ?? 0,
+        revokedAt: time(c['revoked_at']),
+      }))
+      .sort((a, b) => a.createdAt - b.createdAt || a.credentialId.localeCompare(b.credentialId)),
+  };
+}
