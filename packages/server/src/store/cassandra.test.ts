@@ -103,7 +103,7 @@ describe('Cassandra store: driver settings and table', { skip: env.skip }, () =>
       const raw = (
         await store.driver.execute(`SELECT wrapped, shredded_at FROM ${ks}.root_keys WHERE user_id = ?`, ['u1'])
       ).first();
-      assert.ok(Buffer.isBuffer(raw['wrapped']) && (raw['wrapped']).length === 0, 'an empty blob, not null');
+      assert.ok(Buffer.isBuffer(raw['wrapped']) && raw['wrapped'].length === 0, 'an empty blob, not null');
       assert.equal((raw['shredded_at'] as Date).getTime(), 2);
     } finally {
       await store.driver.execute(`DROP KEYSPACE IF EXISTS ${ks}`, [], { readTimeout: 60000 });

@@ -30,6 +30,8 @@ const { consistencies } = cassandra.types;
 export interface CassandraStoreOptions extends CassandraConfig {
   /** Create the keyspace and tables when they are missing (`padlock migrate` does it explicitly). */
   readonly createSchema: boolean;
+  /** Observes every request and the host that coordinated it (tests check routing with it). */
+  readonly requestTracker?: cassandra.tracker.RequestTracker;
 }
 
 /** The schema, one statement per entry; `{ks}` is the keyspace. Table options are explained in docs/operations.md. */
@@ -89,6 +91,7 @@ export class CassandraKeyStore implements KeyStore {
         connectTimeout: options.connectTimeoutMs,
         readTimeout: options.readTimeoutMs,
       },
+      ...(options.requestTracker === undefined ? {} : { requestTracker: options.requestTracker }),
       queryOptions: {
         consistency: consistencies.localOne,
         serialConsistency: consistencies.localSerial,
