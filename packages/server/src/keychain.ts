@@ -39,6 +39,12 @@ export interface Keychain {
   readonly readAt: number;
   /** By category; a category with no rows at all is absent. */
   readonly categories: ReadonlyMap<string, CategoryKeys>;
+  /**
+   * Derived keys already computed from this keychain, by service, category and
+   * version: a warm lookup costs a map read instead of an HKDF per key. They
+   * live exactly as long as the keychain object, so the cache bounds them too.
+   */
+  readonly derived: Map<string, SecretBytes>;
 }
 
 export interface KeychainSource {
@@ -142,5 +148,5 @@ export function toKeychain(keks: KekRing, userId: string, read: RowsRead): Keych
     }
   }
   for (const entry of categories.values()) entry.versions.sort((a, b) => a.version - b.version);
-  return { userId, readAt: read.readAt, categories };
+  return { userId, readAt: read.readAt, categories, derived: new Map() };
 }

@@ -103,6 +103,7 @@ export class KeyService {
     const result: DerivedCategory[] = [];
     let anyLive = false;
     let anyShredded = false;
+    let derivedNow = 0;
     for (const category of categories) {
       const entry = keychain.categories.get(category);
       if (entry === undefined) {
@@ -115,13 +116,19 @@ export class KeyService {
         continue;
       }
       anyLive = true;
-      const keys = entry.versions.map(({ version, rootKey }) => ({
-        version,
-        key: deriveKey(rootKey, service.derivationKey, { serviceId: service.serviceId, userId, category, version }),
-      }));
-      this.metrics.keysDerived.inc({}, keys.length);
+      const keys = entry.versions.map(({ version, rootKey }) => {
+        const id = `${service.serviceId}/${category}/${version}`;
+        let key = keychain.derived.get(id);
+        if (key === undefined) {
+          key = deriveKey(rootKey, service.derivationKey, { serviceId: service.serviceId, userId, category, version });
+          keychain.derived.set(id, key);
+          derivedNow++;
+        }
+        return { version, key };
+      });
       result.push({ category, status: 'ok', keys });
     }
+    if (derivedNow > 0) this.metrics.keysDerived.inc({}, derivedNow);
     const status: CategoryStatus = anyLive ? 'ok' : anyShredded ? 'shredded' : 'not_found';
     const age = Date.now() - keychain.readAt;
     return {

@@ -2,8 +2,9 @@ import type { DerivedKeychain } from '../keys.js';
 
 /*
  * The one place key bytes become text: base64url in a response body. The
- * derived keys are wiped once the body string exists, so the only copy left
- * is the string on its way to the socket.
+ * derived keys themselves stay in the keychain they were derived from (see
+ * Keychain.derived) and are never wiped there: a request that still holds a
+ * keychain evicted from the cache must not derive from zeroed bytes.
  */
 
 export interface KeysJson {
@@ -34,8 +35,4 @@ export function keychainJson(derived: DerivedKeychain): KeysJson {
         : { category: c.category, status: c.status },
     ),
   };
-}
-
-export function wipeDerived(derived: readonly DerivedKeychain[]): void {
-  for (const d of derived) for (const c of d.categories) for (const k of c.keys) k.key.wipe();
 }

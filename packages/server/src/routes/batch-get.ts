@@ -1,6 +1,6 @@
 import { PadlockError } from '@padlock/core';
 import { CATEGORY_SCHEMA, readableCategories, userIdFrom, USER_ID_SCHEMA, type Route } from '../http/route.js';
-import { keychainJson, wipeDerived } from '../http/serialize.js';
+import { keychainJson } from '../http/serialize.js';
 
 export const batchGet: Route = {
   method: 'POST',
@@ -40,7 +40,6 @@ export const batchGet: Route = {
     const derived = ids.map((id) => app.keys.derive(service!, id, keychains.get(id) ?? null, categories));
     const results = derived.map((d) => (d.status === 'ok' ? keychainJson(d) : { userId: d.userId, status: d.status }));
     const text = JSON.stringify({ results });
-    wipeDerived(derived);
     return { status: 200, body: text, contentType: 'application/json' };
   },
 };

@@ -1,5 +1,5 @@
 import { requireRight, userIdFrom, USER_ID_SCHEMA, type Route } from '../http/route.js';
-import { keychainJson, wipeDerived } from '../http/serialize.js';
+import { keychainJson } from '../http/serialize.js';
 
 export const createKeychain: Route = {
   method: 'POST',
@@ -31,7 +31,6 @@ export const createKeychain: Route = {
     const readable = app.keys.categories.filter((c) => service!.readable.has(c));
     const derived = app.keys.derive(service!, userId, keychain, readable);
     const text = JSON.stringify({ created, ...keychainJson(derived) });
-    wipeDerived([derived]);
     return { status: created ? 201 : 200, body: text, contentType: 'application/json' };
   },
 };

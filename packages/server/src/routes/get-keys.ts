@@ -1,6 +1,6 @@
 import { PadlockError } from '@padlock/core';
 import { categoriesQuery, readableCategories, userIdFrom, type Route } from '../http/route.js';
-import { keychainJson, wipeDerived } from '../http/serialize.js';
+import { keychainJson } from '../http/serialize.js';
 
 export const getKeys: Route = {
   method: 'GET',
@@ -39,7 +39,6 @@ export const getKeys: Route = {
     if (derived.status === 'not_found' && keychain === null) throw new PadlockError('KEYCHAIN_NOT_FOUND');
     if (derived.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
     const body = JSON.stringify(keychainJson(derived));
-    wipeDerived([derived]);
     return { status: 200, body, contentType: 'application/json' };
   },
 };
