@@ -1,0 +1,282 @@
+import { isCategory, isUserId, SecretBytes } from '@padlock/core';
+import { openEnvelope, readEnvelopeHeader, sealEnvelope } from './envelope.js';
+import {
+  DecryptionFailed,
+  InvalidInput,
+  KeychainNotFound,
+  KeychainShredded,
+  PermissionDenied,
+  Unavailable,
+} from './errors.js';
+import { Endpoints, type EndpointRequest, type Refusal } from './lib/endpoints.js';
+import { HttpClient } from './lib/http.js';
+import { KeyLookups } from './lib/lookups.js';
+import { Counters, type ClientStats } from './lib/stats.js';
+import { BadResponse, parseBatch, parseUserKeys, type KeyStatus, type UserKeys } from './lib/user-keys.js';
+import { resolveOptions, type PadlockClientOptions, type ResolvedOptions } from './options.js';
+
+/** One category of a user's keys, as getKeys returns it. */
+export interface CategoryKeysView {
+  readonly category: string;
+  readonly status: KeyStatus;
+  /** The version new data is encrypted with; undefined when the category has no live key. */
+  readonly current: number | undefined;
+  /** Copies the caller owns (and may wipe), oldest version first. */
+  readonly keys: readonly { readonly version: number; readonly key: SecretBytes }[];
+}
+
+export interface UserKeysView {
+  readonly userId: string;
+  readonly categories: readonly CategoryKeysView[];
+}
+
+const USER_ID_MESSAGE =
+  'userId must be 1-128 characters of letters, digits and ._:@+=-, starting with a letter or digit';
+const CATEGORY_MESSAGE =
+  'category must be 1-32 characters of lower-case letters, digits, _ and -, starting with a letter';
+
+function checkUserId(userId: unknown): string {
+  if (!isUserId(userId)) throw new InvalidInput(USER_ID_MESSAGE);
+  return userId;
+}
+
+function toBytes(plaintext: unknown): Uint8Array {
+  if (typeof plaintext === 'string') return Buffer.from(plaintext, 'utf8');
+  if (plaintext instanceof Uint8Array) return plaintext;
+  throw new InvalidInput('plaintext must be a string, a Buffer or a Uint8Array');
+}
+
+/** Maps a refusal (a 4xx with Padlock's error body) to the SDK's errors. */
+function refusalError(refusal: Refusal): Error {
+  switch (refusal.code) {
+    case 'KEYCHAIN_NOT_FOUND':
+      return new KeychainNotFound();
+    case 'KEYCHAIN_SHREDDED':
+      return new KeychainShredded();
+    case 'UNAUTHENTICATED':
+      return new PermissionDenied('Padlock refused the credential', refusal.code);
+    case 'PERMISSION_DENIED':
+      return new PermissionDenied(`Padlock refused: ${refusal.message}`, refusal.code);
+    default:
+      return new InvalidInput(`Padlock refused the request (${refusal.code}): ${refusal.message}`);
+  }
+}
+
+/**
+ * The Padlock client: encrypts and decrypts a user's data with that user's
+ * derived keys, which it fetches, batches, caches (within the server's
+ * deletion bound) and never hands out unless asked.
+ *
+ * @example
+ *   const padlock = new PadlockClient({
+ *     groups: [
+ *       { name: 'padlock', urls: ['http://padlock-1:8700', 'http://padlock-2:8700'] },
+ *       { name: 'padlock-mirror', urls: ['http://padlock-mirror:8700'] },
+ *     ],
+ *     credential: process.env.PADLOCK_CREDENTIAL!,
+ *   });
+ *   const sealed = await padlock.encrypt('alice', 'profile', JSON.stringify({ email: 'a@example.com' }));
+ *   const text = await padlock.decryptText('alice', sealed);
+ */
+export class PadlockClient {
+  readonly #options: ResolvedOptions;
+  readonly #counters = new Counters();
+  readonly #http: HttpClient;
+  readonly #endpoints: Endpoints;
+  readonly #lookups: KeyLookups;
+  #closed = false;
+
+  constructor(options: PadlockClientOptions) {
+    this.#options = resolveOptions(options);
+    this.#http = new HttpClient(this.#options.maxSockets);
+    this.#endpoints = new Endpoints(this.#options, this.#http, this.#counters);
+    this.#lookups = new KeyLookups((userIds) => this.#fetchBatch(userIds), this.#options, this.#counters);
+  }
+
+  /**
+   * Encrypts `plaintext` (a string as UTF-8, or bytes) for the user under the
+   * current key of `category`. Returns the envelope to store.
+   *
+   * @throws KeychainNotFound, KeychainShredded (the user opted out or is
+   *   deleted: do not store the data), PermissionDenied, Unavailable, InvalidInput
+   * @example
+   *   const sealed = await padlock.encrypt('alice', 'payments', cardNumber);
+   */
+  async encrypt(userId: string, category: string, plaintext: string | Uint8Array): Promise<Buffer> {
+    checkUserId(userId);
+    this.#checkCategory(category);
+    const bytes = toBytes(plaintext);
+    const keys = await this.#keysOf(userId);
+    const entry = keys.categories.get(category);
+    if (entry === undefined) {
+      throw new PermissionDenied(`the service may not read category "${category}", or Padlock does not have it`);
+    }
+    if (entry.status === 'shredded') throw new KeychainShredded(category);
+    const key = entry.versions.get(entry.current);
+    if (entry.status === 'not_found' || key === undefined) throw new KeychainNotFound(category);
+    return sealEnvelope(key, userId, { category, version: entry.current }, bytes);
+  }
+
+  /**
+   * Decrypts an envelope made by encrypt for this user, under whichever key
+   * version it names.
+   *
+   * @throws DecryptionFailed (tampered, truncated, another user's or
+   *   service's, unknown key version: one error for all), KeychainShredded
+   *   (treat the data as deleted), KeychainNotFound, PermissionDenied, Unavailable, InvalidInput
+   * @example
+   *   const plaintext = await padlock.decrypt('alice', sealed);
+   */
+  async decrypt(userId: string, ciphertext: Uint8Array): Promise<Buffer> {
+    checkUserId(userId);
+    if (!(ciphertext instanceof Uint8Array)) throw new InvalidInput('ciphertext must be a Buffer or a Uint8Array');
+    // A malformed envelope fails before any lookup: the header is public, so this tells nothing new.
+    const header = readEnvelopeHeader(ciphertext);
+    if (header === undefined) throw new DecryptionFailed();
+    const keys = await this.#keysOf(userId);
+    const entry = keys.categories.get(header.category);
+    if (entry?.status === 'shredded') throw new KeychainShredded(header.category);
+    return openEnvelope(userId, ciphertext, (category, version) =>
+      category === header.category ? entry?.versions.get(version) : undefined,
+    );
+  }
+
+  /** decrypt, then UTF-8 decoding. */
+  async decryptText(userId: string, ciphertext: Uint8Array): Promise<string> {
+    const plaintext = await this.decrypt(userId, ciphertext);
+    try {
+      return plaintext.toString('utf8');
+    } finally {
+      plaintext.fill(0);
+    }
+  }
+
+  /**
+   * The user's derived keys, for code that must encrypt itself (another
+   * format, a stream). Copies: wipe them when done. Prefer encrypt/decrypt.
+   *
+   * @example
+   *   const { categories } = await padlock.getKeys('alice');
+   */
+  async getKeys(userId: string): Promise<UserKeysView> {
+    checkUserId(userId);
+    const keys = await this.#keysOf(userId);
+    return {
+      userId,
+      categories: [...keys.categories].map(([category, entry]) => ({
+        category,
+        status: entry.status,
+        current: entry.status === 'ok' ? entry.current : undefined,
+        keys: [...entry.versions]
+          .sort(([a], [b]) => a - b)
+          .map(([version, key]) => ({ version, key: SecretBytes.copyOf(key.expose()) })),
+      })),
+    };
+  }
+
+  /**
+   * Creates the user's keychain at signup (idempotent; needs the create
+   * right) and caches the keys it answers with.
+   *
+   * @example
+   *   const { created } = await padlock.createKeychain('alice');
+   */
+  async createKeychain(userId: string): Promise<{ created: boolean }> {
+    checkUserId(userId);
+    const sentAt = Date.now();
+    const body = Buffer.from(JSON.stringify({ userId }));
+    const keys = await this.#call({ method: 'POST', path: '/v1/keychains', body, hedge: false }, (_status, json) => {
+      const created = (json as { created?: unknown }).created;
+      if (typeof created !== 'boolean') throw new BadResponse('created is not a boolean');
+      return { created, keys: parseUserKeys(json, userId, this.#options.categories) };
+    });
+    if (!this.#closed) this.#lookups.prime(keys.keys, sentAt);
+    return { created: keys.created };
+  }
+
+  /**
+   * Shreds every category of the user (account deletion; needs the shred
+   * right). This client forgets the keys at once; every other client and
+   * Padlock node within maxStalenessSeconds.
+   */
+  async shredKeychain(userId: string): Promise<{ shredded: number }> {
+    checkUserId(userId);
+    return this.#shred(userId, `/v1/keychains/${encodeURIComponent(userId)}`);
+  }
+
+  /** Shreds one category of the user (an opt-out); the others stay readable. */
+  async shredCategory(userId: string, category: string): Promise<{ shredded: number }> {
+    checkUserId(userId);
+    if (!isCategory(category)) throw new InvalidInput(CATEGORY_MESSAGE);
+    return this.#shred(userId, `/v1/keychains/${encodeURIComponent(userId)}/categories/${category}`);
+  }
+
+  /** Drops this client's cached keys of the user; the next operation asks Padlock again. */
+  forget(userId: string): void {
+    this.#lookups.invalidate(userId);
+  }
+
+  /** Counters since creation, and the cache's size. */
+  stats(): ClientStats {
+    return {
+      ...this.#counters.snapshot(),
+      cacheEntries: this.#lookups.cacheEntries,
+      cacheBytes: this.#lookups.cacheBytes,
+    };
+  }
+
+  /** Cancels requests in flight (their operations fail with Unavailable), wipes cached keys, closes sockets. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#endpoints.close();
+      this.#lookups.close();
+      this.#http.close();
+    }
+    return Promise.resolve();
+  }
+
+  #checkCategory(category: unknown): void {
+    if (!isCategory(category)) throw new InvalidInput(CATEGORY_MESSAGE);
+    const only = this.#options.categories;
+    if (only !== undefined && !only.includes(category)) {
+      throw new InvalidInput(`category "${category}" is not among options.categories`);
+    }
+  }
+
+  async #keysOf(userId: string): Promise<UserKeys> {
+    if (this.#closed) throw new Unavailable('the client is closed');
+    const found = this.#lookups.get(userId);
+    const keys = found instanceof Promise ? await found : found;
+    // close() wipes cached keys: never use them after it, even if this lookup began before.
+    if (this.#closed) throw new Unavailable('the client is closed');
+    if (keys.status === 'not_found') throw new KeychainNotFound();
+    if (keys.status === 'shredded') throw new KeychainShredded();
+    return keys;
+  }
+
+  async #shred(userId: string, path: string): Promise<{ shredded: number }> {
+    const result = await this.#call({ method: 'DELETE', path, hedge: false }, (_status, json) => {
+      const shredded = (json as { shredded?: unknown }).shredded;
+      if (typeof shredded !== 'number') throw new BadResponse('shredded is not a number');
+      return { shredded };
+    });
+    this.#lookups.invalidate(userId);
+    return result;
+  }
+
+  #fetchBatch(userIds: string[]): Promise<UserKeys[]> {
+    const categories = this.#options.categories;
+    const body = Buffer.from(JSON.stringify(categories === undefined ? { userIds } : { userIds, categories }));
+    return this.#call({ method: 'POST', path: '/v1/keys/batch-get', body, hedge: true }, (_status, json) =>
+      parseBatch(json, userIds),
+    );
+  }
+
+  async #call<T>(request: EndpointRequest, parse: (status: number, body: unknown) => T): Promise<T> {
+    if (this.#closed) throw new Unavailable('the client is closed');
+    const outcome = await this.#endpoints.call(request, parse);
+    if (!outcome.ok) throw refusalError(outcome.refusal);
+    return outcome.value;
+  }
+}

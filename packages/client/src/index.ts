@@ -1,0 +1,16 @@
+export { PadlockClient, type CategoryKeysView, type UserKeysView } from './client.js';
+export {
+  PadlockClientError,
+  KeychainShredded,
+  KeychainNotFound,
+  PermissionDenied,
+  Unavailable,
+  DecryptionFailed,
+  InvalidInput,
+  type ClientErrorCode,
+  type FailedAttempt,
+} from './errors.js';
+export { readEnvelopeHeader, envelopeOverhead, ENVELOPE_FORMAT, type EnvelopeHeader } from './envelope.js';
+export type { ClientStats } from './lib/stats.js';
+export type { KeyStatus } from './lib/user-keys.js';
+export type { PadlockClientOptions, EndpointGroup, RetryOptions, CacheOptions, BatchOptions } from './options.js';
