@@ -64,17 +64,24 @@ class Connection {
     if (!this.healthy) return Promise.reject(new MemcachedError(`memcached ${this.address} is marked down`, 'down'));
     const socket = this.#connect();
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () => this.#fail(new MemcachedError(`memcached ${this.address} did not answer in time`, 'timeout')),
-        this.options.timeoutMs,
-      );
-      this.#queue.push({
+      const pending: Pending = {
         kind,
         resolve: resolve as Pending['resolve'],
         reject,
-        timer,
+        // After a stall of this process (GC, a large batch), timers run before socket reads: a reply
+        // that arrived in time would be taken for a timeout and a healthy server marked down. Check
+        // again after the poll phase (setImmediate runs after it) before failing.
+        timer: setTimeout(
+          () =>
+            setImmediate(() => {
+              if (!this.#queue.includes(pending)) return;
+              this.#fail(new MemcachedError(`memcached ${this.address} did not answer in time`, 'timeout'));
+            }),
+          this.options.timeoutMs,
+        ),
         values: new Map(),
-      });
+      };
+      this.#queue.push(pending);
       socket.write(command);
     });
   }
@@ -197,7 +204,9 @@ export class MemcachedClient {
     const byServer = new Map<Connection, string[]>();
     for (const key of keys) {
       const connection = this.#locate(key);
-      byServer.set(connection, [...(byServer.get(connection) ?? []), key]);
+      const serverKeys = byServer.get(connection);
+      if (serverKeys === undefined) byServer.set(connection, [key]);
+      else serverKeys.push(key);
     }
     const values = new Map<string, Buffer>();
     const failures: MemcachedError[] = [];
