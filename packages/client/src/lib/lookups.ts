@@ -37,7 +37,10 @@ function pending(): Pending {
 
 export class KeyLookups {
   readonly #fetch: FetchBatch;
-  readonly #batch: Required<BatchOptions>;
+  readonly #delayMs: number;
+  /** The batch limits, lowered when a server refuses a batch as too large. */
+  #maxUsers: number;
+  #maxBodyBytes: number;
   readonly #cache: KeyCache | undefined;
   readonly #maxTtlMs: number;
   readonly #counters: Counters;
@@ -61,7 +64,9 @@ export class KeyLookups {
     counters: Counters,
   ) {
     this.#fetch = fetch;
-    this.#batch = options.batch;
+    this.#delayMs = options.batch.delayMs;
+    this.#maxUsers = options.batch.maxUsers;
+    this.#maxBodyBytes = options.batch.maxBodyBytes;
     this.#counters = counters;
     this.#cache = options.cache === false ? undefined : new KeyCache(options.cache);
     this.#maxTtlMs = options.cache === false ? 0 : options.cache.maxTtlMs;
@@ -120,6 +125,18 @@ export class KeyLookups {
     this.#inFlight.delete(userId);
   }
 
+  /**
+   * Lowers the batch limits after a server refused a batch as too large (its
+   * limits.maxBatch or maxBodyBytes is below this client's options), so later
+   * batches fit at the first attempt.
+   */
+  lowerLimits(limits: { readonly maxUsers?: number; readonly maxBodyBytes?: number }): void {
+    if (limits.maxUsers !== undefined) this.#maxUsers = Math.max(1, Math.min(this.#maxUsers, limits.maxUsers));
+    if (limits.maxBodyBytes !== undefined) {
+      this.#maxBodyBytes = Math.max(this.#baseBodyBytes + 131, Math.min(this.#maxBodyBytes, limits.maxBodyBytes));
+    }
+  }
+
   /** Wipes every cached key. Lookups queued or in flight are left to fail with the transport. */
   close(): void {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
@@ -137,20 +154,20 @@ export class KeyLookups {
     const bytes = userId.length + 3;
     if (
       this.#queue.length > 0 &&
-      (this.#queue.length >= this.#batch.maxUsers || this.#queueBytes + bytes > this.#batch.maxBodyBytes)
+      (this.#queue.length >= this.#maxUsers || this.#queueBytes + bytes > this.#maxBodyBytes)
     ) {
       this.#send();
     }
     this.#queue.push(userId);
     this.#queueBytes += bytes;
-    if (this.#queue.length >= this.#batch.maxUsers) {
+    if (this.#queue.length >= this.#maxUsers) {
       this.#send();
     } else if (this.#cancelTimer === undefined) {
-      if (this.#batch.delayMs === 0) {
+      if (this.#delayMs === 0) {
         const immediate = setImmediate(() => this.#send());
         this.#cancelTimer = () => clearImmediate(immediate);
       } else {
-        const timeout = setTimeout(() => this.#send(), this.#batch.delayMs);
+        const timeout = setTimeout(() => this.#send(), this.#delayMs);
         this.#cancelTimer = () => clearTimeout(timeout);
       }
     }
