@@ -406,6 +406,16 @@ void describe('cache', () => {
     assert.equal(a.batchGets().length, 2);
   });
 
+  void it('answers lookups queued before forget(), and asks again for those after it', async () => {
+    const padlock = client();
+    const queued = padlock.encrypt('alice', 'profile', 'x');
+    padlock.forget('alice');
+    const after = padlock.encrypt('alice', 'profile', 'y');
+    assert.equal(await padlock.decryptText('alice', await queued), 'x');
+    assert.equal(await padlock.decryptText('alice', await after), 'y');
+    assert.deepEqual(idsOf(a.batchGets()[0]!), ['alice', 'alice']);
+  });
+
   void it('does not cache an answer that arrives after forget()', async () => {
     a.handler = async (request, fake) => {
       await sleep(50);

@@ -48,7 +48,8 @@ export class KeyLookups {
   readonly #inFlight = new Map<string, Pending>();
   /** Bytes of a batch-get body before any user id. */
   readonly #baseBodyBytes: number;
-  #queue: string[] = [];
+  /** Lookups waiting for the next batch, each with the request its waiters hold. */
+  #queue: { readonly userId: string; readonly request: Pending }[] = [];
   #queueBytes: number;
   /** Cancels the scheduled send, when one is scheduled. */
   #cancelTimer: (() => void) | undefined;
@@ -106,7 +107,7 @@ export class KeyLookups {
     }
     const request = pending();
     this.#inFlight.set(userId, request);
-    this.#enqueue(userId);
+    this.#enqueue(userId, request);
     return request.promise;
   }
 
@@ -149,7 +150,7 @@ export class KeyLookups {
     if (ttlMs > 0) this.#cache.set(keys, sentAt + ttlMs);
   }
 
-  #enqueue(userId: string): void {
+  #enqueue(userId: string, request: Pending): void {
     // User ids are ASCII without quotes or backslashes (their grammar), so each adds its length, two quotes and a comma.
     const bytes = userId.length + 3;
     if (
@@ -158,7 +159,7 @@ export class KeyLookups {
     ) {
       this.#send();
     }
-    this.#queue.push(userId);
+    this.#queue.push({ userId, request });
     this.#queueBytes += bytes;
     if (this.#queue.length >= this.#maxUsers) {
       this.#send();
@@ -176,31 +177,31 @@ export class KeyLookups {
   #send(): void {
     this.#cancelTimer?.();
     this.#cancelTimer = undefined;
-    const userIds = this.#queue;
-    if (userIds.length === 0) return;
+    const queued = this.#queue;
+    if (queued.length === 0) return;
     this.#queue = [];
     this.#queueBytes = this.#baseBodyBytes;
-    const waiting = userIds.map((id) => this.#inFlight.get(id));
+    const userIds = queued.map((q) => q.userId);
     const sentAt = Date.now();
     this.#counters.inc('batches');
-    const settle = (i: number, id: string, done: (request: Pending, current: boolean) => void): void => {
-      const request = waiting[i];
-      if (request === undefined) return;
-      // Not current when invalidate() ran meanwhile: answer the waiters, cache nothing.
-      const current = this.#inFlight.get(id) === request;
-      if (current) this.#inFlight.delete(id);
-      done(request, current);
+    // Not current when invalidate() ran meanwhile: the waiters get their answer, the cache gets nothing.
+    const settle = ({ userId, request }: (typeof queued)[number]): boolean => {
+      const current = this.#inFlight.get(userId) === request;
+      if (current) this.#inFlight.delete(userId);
+      return current;
     };
     this.#fetch(userIds).then(
       (results) =>
-        userIds.forEach((id, i) =>
-          settle(i, id, (request, current) => {
-            const keys = results[i]!;
-            if (current) this.#store(keys, sentAt);
-            request.resolve(keys);
-          }),
-        ),
-      (error: unknown) => userIds.forEach((id, i) => settle(i, id, (request) => request.reject(error))),
+        queued.forEach((q, i) => {
+          const keys = results[i]!;
+          if (settle(q)) this.#store(keys, sentAt);
+          q.request.resolve(keys);
+        }),
+      (error: unknown) =>
+        queued.forEach((q) => {
+          settle(q);
+          q.request.reject(error);
+        }),
     );
   }
 }
