@@ -208,10 +208,10 @@ const COMMANDS: readonly Command[] = [
     summary: 'register a service; prints its first credential once',
     options: { ...CONFIG_OPTION, ...RIGHTS_OPTIONS },
     optionHelp: [CONFIG_HELP, ...RIGHTS_HELP],
-    run: (values, positionals) =>
-      withStore(values, async (store, config) => {
-        const [id] = one(positionals, ['serviceId']) as [string];
-        checkServiceId(id);
+    run: (values, positionals) => {
+      const [id] = one(positionals, ['serviceId']) as [string];
+      checkServiceId(id);
+      return withStore(values, async (store, config) => {
         const permissions: ServicePermissions = {
           read: readList(values['read'], config),
           create: values['create'] === true,
@@ -227,7 +227,8 @@ const COMMANDS: readonly Command[] = [
         print({ serviceId: id, permissions, credentialId: record.credentialId, credential });
         process.stderr.write('padlock: the credential is shown once and not stored; keep it now\n');
         return 0;
-      }),
+      });
+    },
   },
   {
     name: 'service list',
@@ -235,9 +236,9 @@ const COMMANDS: readonly Command[] = [
     summary: 'list services, their rights and live credential ids',
     options: CONFIG_OPTION,
     optionHelp: [CONFIG_HELP],
-    run: (values, positionals) =>
-      withStore(values, async (store) => {
-        one(positionals, []);
+    run: (values, positionals) => {
+      one(positionals, []);
+      return withStore(values, async (store) => {
         const services = await store.listServices();
         print(
           services.map((s) => ({
@@ -252,7 +253,8 @@ const COMMANDS: readonly Command[] = [
           })),
         );
         return 0;
-      }),
+      });
+    },
   },
   ...(['grant', 'revoke'] as const).map((verb): Command => ({
     name: `service ${verb}`,
@@ -260,10 +262,11 @@ const COMMANDS: readonly Command[] = [
     summary: verb === 'grant' ? 'add rights to a service' : 'take rights from a service',
     options: { ...CONFIG_OPTION, ...RIGHTS_OPTIONS },
     optionHelp: [CONFIG_HELP, ...RIGHTS_HELP],
-    run: (values, positionals) =>
-      withStore(values, async (store, config) => {
-        const [id] = one(positionals, ['serviceId']) as [string];
-        const service = await store.getService(checkServiceId(id));
+    run: (values, positionals) => {
+      const [id] = one(positionals, ['serviceId']) as [string];
+      checkServiceId(id);
+      return withStore(values, async (store, config) => {
+        const service = await store.getService(id);
         if (service === undefined) throw new UsageError(`no service "${id}"`);
         const read = readList(values['read'], config);
         const flag = (name: 'create' | 'rotate' | 'shred'): boolean =>
@@ -283,7 +286,8 @@ const COMMANDS: readonly Command[] = [
         await store.setPermissions(id, permissions);
         print({ serviceId: id, permissions });
         return 0;
-      }),
+      });
+    },
   })),
   {
     name: 'service credential-add',
@@ -291,15 +295,17 @@ const COMMANDS: readonly Command[] = [
     summary: 'add a credential (for rotation); prints it once',
     options: CONFIG_OPTION,
     optionHelp: [CONFIG_HELP],
-    run: (values, positionals) =>
-      withStore(values, async (store) => {
-        const [id] = one(positionals, ['serviceId']) as [string];
-        const { credential, record } = newCredential(checkServiceId(id), Date.now());
+    run: (values, positionals) => {
+      const [id] = one(positionals, ['serviceId']) as [string];
+      checkServiceId(id);
+      return withStore(values, async (store) => {
+        const { credential, record } = newCredential(id, Date.now());
         if (!(await store.addCredential(id, record))) throw new UsageError(`no service "${id}"`);
         print({ serviceId: id, credentialId: record.credentialId, credential });
         process.stderr.write('padlock: the credential is shown once and not stored; keep it now\n');
         return 0;
-      }),
+      });
+    },
   },
   {
     name: 'service credential-revoke',
@@ -307,15 +313,17 @@ const COMMANDS: readonly Command[] = [
     summary: 'revoke a credential; servers stop accepting it within services.refreshSeconds',
     options: CONFIG_OPTION,
     optionHelp: [CONFIG_HELP],
-    run: (values, positionals) =>
-      withStore(values, async (store) => {
-        const [id, credentialId] = one(positionals, ['serviceId', 'credentialId']) as [string, string];
-        if (!(await store.revokeCredential(checkServiceId(id), credentialId, Date.now()))) {
+    run: (values, positionals) => {
+      const [id, credentialId] = one(positionals, ['serviceId', 'credentialId']) as [string, string];
+      checkServiceId(id);
+      return withStore(values, async (store) => {
+        if (!(await store.revokeCredential(id, credentialId, Date.now()))) {
           throw new UsageError(`service "${id}" has no live credential "${credentialId}"`);
         }
         print({ serviceId: id, credentialId, revoked: true });
         return 0;
-      }),
+      });
+    },
   },
   {
     name: 'keychain create',
@@ -323,10 +331,10 @@ const COMMANDS: readonly Command[] = [
     summary: "create a user's keychain (idempotent)",
     options: CONFIG_OPTION,
     optionHelp: [CONFIG_HELP],
-    run: (values, positionals) =>
-      withStore(values, async (store, config) => {
-        const [userId] = one(positionals, ['userId']) as [string];
-        checkUserId(userId);
+    run: (values, positionals) => {
+      const [userId] = one(positionals, ['userId']) as [string];
+      checkUserId(userId);
+      return withStore(values, async (store, config) => {
         const keks = loadKeks(config);
         const now = Date.now();
         const rows = config.categories.map((category) => {
@@ -338,7 +346,8 @@ const COMMANDS: readonly Command[] = [
         const inserted = await store.insertKeys(userId, rows);
         print({ userId, created: inserted.map((r) => r.category) });
         return 0;
-      }),
+      });
+    },
   },
   {
     name: 'keychain show',
@@ -346,10 +355,11 @@ const COMMANDS: readonly Command[] = [
     summary: "show a keychain's metadata (never key bytes)",
     options: CONFIG_OPTION,
     optionHelp: [CONFIG_HELP],
-    run: (values, positionals) =>
-      withStore(values, async (store) => {
-        const [userId] = one(positionals, ['userId']) as [string];
-        const rows = await store.getKeychain(checkUserId(userId), { fresh: true });
+    run: (values, positionals) => {
+      const [userId] = one(positionals, ['userId']) as [string];
+      checkUserId(userId);
+      return withStore(values, async (store) => {
+        const rows = await store.getKeychain(userId, { fresh: true });
         if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND', `user "${userId}" has no keychain`);
         print({
           userId,
@@ -362,7 +372,8 @@ const COMMANDS: readonly Command[] = [
           })),
         });
         return 0;
-      }),
+      });
+    },
   },
   {
     name: 'keychain shred',
@@ -370,17 +381,22 @@ const COMMANDS: readonly Command[] = [
     summary: 'shred a whole keychain, or one category with --category',
     options: { ...CONFIG_OPTION, category: { type: 'string' } },
     optionHelp: [CONFIG_HELP, '--category NAME     shred only this category'],
-    run: (values, positionals) =>
-      withStore(values, async (store, config) => {
-        const [userId] = one(positionals, ['userId']) as [string];
+    run: (values, positionals) => {
+      const [userId] = one(positionals, ['userId']) as [string];
+      checkUserId(userId);
+      return withStore(values, async (store, config) => {
         const category = typeof values['category'] === 'string' ? values['category'] : undefined;
-        if (category !== undefined) readList(category, config);
-        const rows = await store.getKeychain(checkUserId(userId), { fresh: true });
+        // One configured category: "a,b" or "" would match no row and report a shred of nothing as success.
+        if (category !== undefined && (readList(category, config).length !== 1 || category.includes(','))) {
+          throw new UsageError(`--category takes one of the configured categories: ${config.categories.join(', ')}`);
+        }
+        const rows = await store.getKeychain(userId, { fresh: true });
         if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND', `user "${userId}" has no keychain`);
         const shredded = await store.shred(userId, category, Date.now());
         print({ userId, category: category ?? null, shredded, servedUntilAtMost: `${config.maxStalenessSeconds}s` });
         return 0;
-      }),
+      });
+    },
   },
 ];
 

@@ -39,12 +39,14 @@ function bodyMessage(error: ErrorObject | undefined): string {
     case 'required':
       return `${at}.${String(error.params['missingProperty'])} is required`;
     case 'pattern':
+    case 'maxLength':
       if (/userIds?(\/\d+)?$/.test(error.instancePath)) {
         return `${at} must be 1-128 characters of letters, digits and ._:@+=-, starting with a letter or digit`;
       }
       if (/categories\/\d+$/.test(error.instancePath)) {
         return `${at} must be 1-32 characters of lower-case letters, digits, _ and -, starting with a letter`;
       }
+      if (error.keyword === 'maxLength') return `${at} ${error.message ?? 'is too long'}`;
       return `${at} does not match ${String(error.params['pattern'])}`;
     default:
       return `${at} ${error.message ?? 'is invalid'}`;
@@ -52,8 +54,10 @@ function bodyMessage(error: ErrorObject | undefined): string {
 }
 
 function errorCodeForBody(error: ErrorObject | undefined): ErrorCode {
-  if (error?.keyword === 'pattern' && /userIds?(\/\d+)?$/.test(error.instancePath)) return 'INVALID_USER_ID';
-  if (error?.keyword === 'pattern' && /categories\/\d+$/.test(error.instancePath)) return 'INVALID_CATEGORY';
+  // Ajv checks maxLength before pattern: an over-long id is still a bad id, as it is in a path.
+  const grammar = error?.keyword === 'pattern' || error?.keyword === 'maxLength';
+  if (grammar && /userIds?(\/\d+)?$/.test(error.instancePath)) return 'INVALID_USER_ID';
+  if (grammar && /categories\/\d+$/.test(error.instancePath)) return 'INVALID_CATEGORY';
   return 'INVALID_REQUEST';
 }
 

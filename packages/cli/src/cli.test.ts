@@ -1,0 +1,372 @@
+import { unwrapRootKey } from '@padlock/core';
+import { loadConfig, loadKeks, SqliteKeyStore, startPadlock, createLogger, type Padlock } from '@padlock/server';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+/* The compiled CLI, run as a child process the way an operator runs it. */
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env['PADLOCK_CONFIG'];
+  return env;
+}
+
+function padlock(args: readonly string[], cwd: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: childEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function json<T>(run: Run): T {
+  assert.equal(run.code, 0, `exit ${run.code}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as T;
+}
+
+/** Hex, base64 and base64url of the bytes, including the stable middle of each at any alignment. */
+function textForms(bytes: Buffer): string[] {
+  const forms = [bytes.toString('hex'), bytes.toString('hex').toUpperCase()];
+  for (const shift of [0, 1, 2]) {
+    const padded = Buffer.concat([Buffer.alloc(shift), bytes, Buffer.alloc(3)]);
+    for (const encoding of ['base64', 'base64url'] as const) {
+      forms.push(padded.toString(encoding).slice(4, 4 * Math.floor((bytes.length - 2) / 3)));
+    }
+  }
+  return forms;
+}
+
+const COMMANDS = [
+  'init',
+  'serve',
+  'dev',
+  'service create',
+  'service list',
+  'service grant',
+  'service revoke',
+  'service credential-add',
+  'service credential-revoke',
+  'keychain create',
+  'keychain show',
+  'keychain shred',
+];
+
+interface Created {
+  serviceId: string;
+  permissions: { read: string[]; create: boolean; rotate: boolean; shred: boolean };
+  credentialId: string;
+  credential: string;
+}
+
+interface Listed {
+  serviceId: string;
+  permissions: Created['permissions'];
+  createdAt: string;
+  credentials: { credentialId: string; createdAt: string; revokedAt: string | null }[];
+}
+
+interface Shown {
+  userId: string;
+  keys: { category: string; version: number; state: string; createdAt: string; shreddedAt: string | null }[];
+}
+
+describe('padlock CLI', () => {
+  let dir: string;
+  let configFile: string;
+  const credentials: string[] = [];
+  const run = (...args: string[]): Promise<Run> => padlock(args, dir);
+  const withConfig = (...args: string[]): Promise<Run> => padlock([...args, '--config', configFile], dir);
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'padlock-cli-'));
+    configFile = join(dir, 'conf', 'padlock.json');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('init writes a config and a 32-byte KEK readable by the owner only, and refuses to overwrite', async () => {
+    const out = json<{ config: string; kek: string }>(await run('init', '--dir', 'conf', '--port', '0'));
+    assert.equal(out.config, configFile);
+    const kek = statSync(out.kek);
+    assert.equal(kek.size, 32);
+    assert.equal(kek.mode & 0o777, 0o600);
+    assert.equal(statSync(configFile).mode & 0o077, 0);
+    const config = loadConfig(configFile);
+    assert.equal(config.listen.port, 0);
+    assert.deepEqual(config.categories, ['profile', 'payments', 'advertising']);
+    assert.equal(config.store.kind, 'sqlite');
+
+    const again = await run('init', '--dir', 'conf');
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /^padlock: .*already holds a Padlock config or KEK; refusing to overwrite it/);
+    assert.equal(readFileSync(out.kek).length, 32);
+  });
+
+  it('service create prints a pl1 credential once; a second create of the id fails with exit 2', async () => {
+    const out = json<Created>(
+      await withConfig('service', 'create', 'playlist', '--read', 'profile,payments', '--create'),
+    );
+    assert.equal(out.serviceId, 'playlist');
+    assert.deepEqual(out.permissions, { read: ['profile', 'payments'], create: true, rotate: false, shred: false });
+    assert.match(out.credential, /^pl1\.playlist\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/);
+    assert.equal(out.credential.split('.')[2], out.credentialId);
+    credentials.push(out.credential);
+    const ops = json<Created>(await withConfig('service', 'create', 'ops', '--shred', '--rotate'));
+    assert.deepEqual(ops.permissions, { read: [], create: false, rotate: true, shred: true });
+    credentials.push(ops.credential);
+
+    const again = await withConfig('service', 'create', 'playlist');
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /^padlock: service "playlist" exists already/);
+    assert.equal(again.stdout, '');
+  });
+
+  it('service grant and revoke change rights; list shows them, never a secret', async () => {
+    const granted = json<{ permissions: Created['permissions'] }>(
+      await withConfig('service', 'grant', 'playlist', '--read', 'advertising', '--rotate'),
+    );
+    assert.deepEqual(granted.permissions, {
+      read: ['profile', 'payments', 'advertising'],
+      create: true,
+      rotate: true,
+      shred: false,
+    });
+    const revoked = json<{ permissions: Created['permissions'] }>(
+      await withConfig('service', 'revoke', 'playlist', '--read', 'payments', '--rotate'),
+    );
+    assert.deepEqual(revoked.permissions, {
+      read: ['profile', 'advertising'],
+      create: true,
+      rotate: false,
+      shred: false,
+    });
+
+    const listing = await withConfig('service', 'list');
+    const services = json<Listed[]>(listing);
+    assert.deepEqual(
+      services.map((s) => [s.serviceId, s.permissions, s.credentials.length]),
+      [
+        ['ops', { read: [], create: false, rotate: true, shred: true }, 1],
+        ['playlist', { read: ['profile', 'advertising'], create: true, rotate: false, shred: false }, 1],
+      ],
+    );
+    for (const credential of credentials) {
+      const secret = credential.split('.')[3] ?? '';
+      assert.ok(!listing.stdout.includes(secret), 'service list printed a secret');
+      for (const form of textForms(Buffer.from(secret, 'base64url'))) assert.ok(!listing.stdout.includes(form));
+    }
+    assert.doesNotMatch(listing.stdout, /verifier|pl1\./);
+  });
+
+  it('credential-add and credential-revoke rotate a credential', async () => {
+    const added = json<Created>(await withConfig('service', 'credential-add', 'playlist'));
+    assert.match(added.credential, /^pl1\.playlist\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/);
+    assert.notEqual(added.credential, credentials[0]);
+    const first = credentials[0]!.split('.')[2]!;
+    const revoked = json<{ revoked: boolean }>(await withConfig('service', 'credential-revoke', 'playlist', first));
+    assert.equal(revoked.revoked, true);
+    const listed = json<Listed[]>(await withConfig('service', 'list')).find((s) => s.serviceId === 'playlist');
+    const revokedAt = new Map(listed?.credentials.map((c) => [c.credentialId, c.revokedAt]));
+    assert.equal(revokedAt.size, 2);
+    assert.ok(typeof revokedAt.get(first) === 'string', 'the revoked credential is not marked revoked');
+    assert.equal(revokedAt.get(added.credentialId), null);
+    const twice = await withConfig('service', 'credential-revoke', 'playlist', first);
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /has no live credential/);
+
+    // The server accepts what the CLI wrote: the new credential with its rights, not the revoked one.
+    const server: Padlock = await startPadlock(loadConfig(configFile), { log: createLogger('error', () => {}) });
+    try {
+      const call = (credential: string, method: string, path: string, body?: unknown) =>
+        fetch(`http://127.0.0.1:${server.port}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+      const created = await call(added.credential, 'POST', '/v1/keychains', { userId: 'from-cli-server' });
+      assert.equal(created.status, 201);
+      const body = (await created.json()) as { categories: { category: string }[] };
+      assert.deepEqual(
+        body.categories.map((c) => c.category),
+        ['profile', 'advertising'],
+      );
+      assert.equal((await call(credentials[0]!, 'GET', '/v1/keys/from-cli-server')).status, 401);
+      assert.equal(
+        (await call(credentials[1]!, 'DELETE', '/v1/keychains/from-cli-server/categories/profile')).status,
+        200,
+      );
+      assert.equal((await call(credentials[1]!, 'GET', '/v1/keys/from-cli-server')).status, 403);
+    } finally {
+      await server.close();
+    }
+    credentials.push(added.credential);
+  });
+
+  it('keychain create is idempotent; show prints metadata and never key bytes; shred destroys', async () => {
+    const created = json<{ created: string[] }>(await withConfig('keychain', 'create', 'alice'));
+    assert.deepEqual(created.created, ['profile', 'payments', 'advertising']);
+    assert.deepEqual(json<{ created: string[] }>(await withConfig('keychain', 'create', 'alice')).created, []);
+
+    const config = loadConfig(configFile);
+    const store = new SqliteKeyStore(config.store.sqlite);
+    const secrets: Buffer[] = [];
+    try {
+      for (const row of await store.getKeychain('alice')) {
+        assert.ok(row.wrapped !== null);
+        secrets.push(Buffer.from(row.wrapped));
+        const root = unwrapRootKey(
+          loadKeks(config),
+          { userId: 'alice', category: row.category, version: row.version },
+          row.wrapped,
+        );
+        secrets.push(Buffer.from(root.expose()));
+        root.wipe();
+      }
+    } finally {
+      await store.close();
+    }
+    secrets.push(readFileSync(join(dir, 'conf', 'kek-1.bin')));
+    assert.equal(secrets.length, 7);
+
+    const show = await withConfig('keychain', 'show', 'alice');
+    const shown = json<Shown>(show);
+    assert.deepEqual(
+      shown.keys.map((k) => [k.category, k.version, k.state, k.shreddedAt]),
+      [
+        ['advertising', 1, 'active', null],
+        ['payments', 1, 'active', null],
+        ['profile', 1, 'active', null],
+      ],
+    );
+    for (const k of shown.keys)
+      assert.deepEqual(Object.keys(k).sort(), ['category', 'createdAt', 'shreddedAt', 'state', 'version']);
+    const printed = show.stdout + show.stderr;
+    for (const secret of secrets) {
+      assert.ok(!Buffer.from(printed, 'latin1').includes(secret), 'raw key bytes printed');
+      for (const form of textForms(secret)) assert.ok(!printed.includes(form), 'key bytes printed');
+    }
+
+    const one = json<{ shredded: number; category: string }>(
+      await withConfig('keychain', 'shred', 'alice', '--category', 'advertising'),
+    );
+    assert.deepEqual([one.category, one.shredded], ['advertising', 1]);
+    const all = json<{ shredded: number; servedUntilAtMost: string }>(await withConfig('keychain', 'shred', 'alice'));
+    assert.equal(all.shredded, 2);
+    assert.equal(all.servedUntilAtMost, '30s');
+    const after = json<Shown>(await withConfig('keychain', 'show', 'alice'));
+    assert.ok(after.keys.every((k) => k.state === 'shredded' && k.shreddedAt !== null));
+
+    const missing = await withConfig('keychain', 'show', 'nobody');
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, 'padlock: user "nobody" has no keychain\n');
+  });
+
+  it('--help of every command exits 0 with its usage', async () => {
+    const top = await run('--help');
+    assert.equal(top.code, 0);
+    const listed = top.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('  '))
+      .map((line) => line.trim().split(/\s+(?:<|\s)/)[0]);
+    assert.deepEqual(listed, COMMANDS);
+    for (const command of COMMANDS) {
+      const help = await run(...command.split(' '), '--help');
+      assert.equal(help.code, 0, `${command} --help: ${help.stderr}`);
+      assert.ok(help.stdout.startsWith(`usage: padlock ${command}`), help.stdout);
+      assert.equal(help.stderr, '');
+    }
+    const bare = await run();
+    assert.equal(bare.code, 2, 'no command at all is a usage error');
+    assert.match(bare.stdout, /^usage: padlock <command>/);
+  });
+
+  // One row per case, unformatted, so it reads as the table it is.
+  // prettier-ignore
+  const BAD_ARGS: readonly { name: string; args: readonly string[]; config?: boolean; message: RegExp }[] = [
+    { name: 'unknown command', args: ['frobnicate'], message: /unknown command "frobnicate"/ },
+    { name: 'unknown subcommand', args: ['service', 'explode'], message: /unknown command "service explode"/ },
+    { name: 'group without a subcommand', args: ['keychain'], message: /unknown command "keychain"/ },
+    { name: 'unknown option', args: ['service', 'list', '--bogus'], config: true, message: /Unknown option '--bogus'/ },
+    { name: 'missing service id', args: ['service', 'create'], config: true, message: /expected <serviceId>, got 0 argument/ },
+    { name: 'missing service id without any config', args: ['service', 'create'], message: /expected <serviceId>, got 0 argument/ },
+    { name: 'extra argument', args: ['keychain', 'show', 'alice', 'bob'], config: true, message: /expected <userId>, got 2 argument/ },
+    { name: 'missing credential id', args: ['service', 'credential-revoke', 'playlist'], config: true, message: /expected <serviceId> <credentialId>/ },
+    { name: 'bad service id', args: ['service', 'create', 'Bad_ID'], config: true, message: /service id "Bad_ID" must be 2-64 characters/ },
+    { name: 'bad user id', args: ['keychain', 'create', '../etc'], config: true, message: /user id "\.\.\/etc" must be 1-128 characters/ },
+    { name: 'bad user id on show', args: ['keychain', 'show', 'a b'], message: /user id "a b" must be/ },
+    { name: 'unknown category in --read', args: ['service', 'create', 'svc-x', '--read', 'music'], config: true, message: /category "music" is not one of the configured categories/ },
+    { name: 'grant without a right', args: ['service', 'grant', 'playlist'], config: true, message: /name at least one right to grant/ },
+    { name: 'grant to an unknown service', args: ['service', 'grant', 'ghost', '--shred'], config: true, message: /no service "ghost"/ },
+    { name: 'credential for an unknown service', args: ['service', 'credential-add', 'ghost'], config: true, message: /no service "ghost"/ },
+    { name: 'two categories to shred', args: ['keychain', 'shred', 'alice', '--category', 'profile,payments'], config: true, message: /--category takes one of the configured categories/ },
+    { name: 'empty category to shred', args: ['keychain', 'shred', 'alice', '--category', ''], config: true, message: /--category takes one/ },
+    { name: 'bad port', args: ['init', '--dir', 'other', '--port', 'eighty'], message: /--port must be 0-65535/ },
+    { name: 'port out of range', args: ['init', '--dir', 'other', '--port', '70000'], message: /--port must be 0-65535/ },
+    { name: 'zero workers', args: ['serve', '--workers', '0'], message: /--workers must be 1-64/ },
+    { name: 'option missing its value', args: ['service', 'create', 'svc-y', '--read'], config: true, message: /--read/ },
+  ];
+
+  for (const c of BAD_ARGS) {
+    it(`bad arguments exit 2 with a clear message: ${c.name}`, async () => {
+      const result = await (c.config === true ? withConfig(...c.args) : run(...c.args));
+      assert.equal(result.code, 2, `exit ${result.code}: ${result.stderr}`);
+      assert.match(result.stderr, /^padlock: /);
+      assert.match(result.stderr.split('\n')[0] ?? '', c.message);
+      assert.equal(result.stdout, '');
+    });
+  }
+
+  it('the bad arguments changed nothing', async () => {
+    const services = json<Listed[]>(await withConfig('service', 'list'));
+    assert.deepEqual(
+      services.map((s) => s.serviceId),
+      ['ops', 'playlist'],
+    );
+    assert.throws(() => statSync(join(dir, 'other')), /ENOENT/);
+  });
+
+  it('serve answers on its port and drains on SIGTERM with exit 0', async () => {
+    const child = spawn(process.execPath, [MAIN, 'serve', '--config', configFile], { cwd: dir, env: childEnv() });
+    let stdout = '';
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve did not start: ${stdout}`)), 10000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString('utf8');
+        const line = stdout.split('\n').find((l) => l.includes('"padlock listening"'));
+        if (line !== undefined) {
+          clearTimeout(timer);
+          resolve((JSON.parse(line) as { port: number }).port);
+        }
+      });
+    });
+    assert.ok(port > 0);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(health.status, 200);
+    const keys = await fetch(`http://127.0.0.1:${port}/v1/keys/from-cli-server`, {
+      headers: { authorization: `Bearer ${credentials.at(-1) ?? ''}` },
+    });
+    assert.equal(keys.status, 200);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(stdout, /"msg":"draining","signal":"SIGTERM"/);
+    assert.match(stdout, /"msg":"stopped"/);
+    for (const credential of credentials) assert.ok(!stdout.includes(credential.split('.')[3] ?? ''));
+  });
+});
