@@ -24,6 +24,14 @@ import { MemcachedClient, MemcachedError } from './memcached-client.js';
 const VALUE_FORMAT = 1;
 const MAC_LENGTH = 32;
 const SHREDDED = 0xffff;
+/** Bounds the memory of recent invalidations (writes are under 0.1 % of requests). */
+const MAX_REMEMBERED = 100_000;
+
+interface Mark {
+  readonly at: number;
+  readonly sequence: number;
+  deleteFailed: boolean;
+}
 
 export interface MemcachedRowsOptions {
   readonly keyPrefix: string;
@@ -62,8 +70,9 @@ export class MemcachedRows implements RowSource {
       const hit = hits.get(userId);
       if (hit !== undefined) return hit;
     }
+    const started = ++this.#sequence;
     const read = await this.below.get(userId, fresh);
-    this.#fill(userId, read);
+    this.#fill(userId, read, started);
     return read;
   }
 
@@ -72,23 +81,53 @@ export class MemcachedRows implements RowSource {
     const result = await this.#lookup(unique);
     const missing = unique.filter((id) => !result.has(id));
     if (missing.length > 0) {
+      const started = ++this.#sequence;
       const loaded = await this.below.getMany(missing);
       for (const [userId, read] of loaded) {
         result.set(userId, read);
-        this.#fill(userId, read);
+        this.#fill(userId, read, started);
       }
     }
     return result;
   }
 
   async invalidate(userId: string): Promise<void> {
+    const mark = { at: Date.now(), sequence: ++this.#sequence, deleteFailed: false };
+    this.#remember(userId, mark);
     try {
       await this.client.delete(this.#key(userId));
     } catch (error) {
-      // The entry then lives until its expiry, which is within maxStaleness of its read.
+      // The old entry may live on in memcached; this process stops trusting it
+      // (see #lookup) until a fresh fill replaces it or it expires.
+      mark.deleteFailed = true;
       this.#failed(error, 'delete');
     }
     await this.below.invalidate(userId);
+  }
+
+  /**
+   * Users invalidated within the last maxStaleness, oldest first. A fill from a
+   * read that began before the invalidation is dropped (it would put the
+   * pre-shred rows back), and while a delete has failed this process reads the
+   * store instead of memcached for that user.
+   */
+  readonly #invalidated = new Map<string, Mark>();
+  /** Orders reads against invalidations in this process (wall-clock times can tie). */
+  #sequence = 0;
+
+  #remember(userId: string, mark: Mark): void {
+    this.#invalidated.delete(userId);
+    this.#invalidated.set(userId, mark);
+    const horizon = mark.at - this.options.maxStalenessMs;
+    for (const [id, old] of this.#invalidated) {
+      if (old.at > horizon && this.#invalidated.size <= MAX_REMEMBERED) break;
+      this.#invalidated.delete(id);
+    }
+  }
+
+  #distrusted(userId: string, now: number): boolean {
+    const mark = this.#invalidated.get(userId);
+    return mark !== undefined && mark.deleteFailed && now - mark.at < this.options.maxStalenessMs;
   }
 
   async #lookup(userIds: readonly string[]): Promise<Map<string, RowsRead>> {
@@ -99,7 +138,7 @@ export class MemcachedRows implements RowSource {
     let hits = 0;
     for (const userId of userIds) {
       const value = values.get(this.#key(userId));
-      if (value === undefined) continue;
+      if (value === undefined || this.#distrusted(userId, now)) continue;
       const read = this.#decode(userId, value);
       if (read === undefined) {
         this.metrics.cacheErrors.inc({ cache: 'memcached', kind: 'corrupt' });
@@ -117,13 +156,19 @@ export class MemcachedRows implements RowSource {
   }
 
   /** Write-through, not awaited: a slow memcached must not slow the answer. Empty keychains are not cached. */
-  #fill(userId: string, read: RowsRead): void {
+  #fill(userId: string, read: RowsRead, started: number): void {
     if (read.rows.length === 0) return;
+    const mark = this.#invalidated.get(userId);
+    if (mark !== undefined && started < mark.sequence) return;
     const remainingMs = this.options.maxStalenessMs - (Date.now() - read.readAt);
     if (remainingMs < 1000) return;
-    this.client
-      .set(this.#key(userId), this.#encode(userId, read), Math.floor(remainingMs / 1000))
-      .catch((error: unknown) => this.#failed(error, 'set'));
+    this.client.set(this.#key(userId), this.#encode(userId, read), Math.floor(remainingMs / 1000)).then(
+      () => {
+        // The fresh value replaced whatever a failed delete left behind.
+        if (mark !== undefined && this.#invalidated.get(userId) === mark) mark.deleteFailed = false;
+      },
+      (error: unknown) => this.#failed(error, 'set'),
+    );
   }
 
   #failed(error: unknown, op: string): void {

@@ -59,7 +59,8 @@ describe('graceful drain', () => {
   const users = Array.from({ length: 20 }, (_, i) => `drain-${i}`);
   before(async () => {
     h = await startHarness({
-      config: { drainTimeoutMs: 10000 },
+      // memcached off: every batch must reach the (slowed) store to stay in flight.
+      config: { drainTimeoutMs: 10000, cache: { memcached: { servers: [] } } },
       wrapStore: (store) => {
         slow = new SlowStore(store);
         return slow;

@@ -1,6 +1,6 @@
 import { deriveKey, serviceWrapInfo, unwrapKey, unwrapRootKey, type KekRing, type SecretBytes } from '@padlock/core';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,8 @@ import { parseConfig, type PadlockConfig } from '../config.js';
 import { loadKeks } from '../kek.js';
 import { createLogger } from '../log.js';
 import { newCredential, newServiceRecord } from '../services.js';
-import { SqliteKeyStore } from '../store/sqlite.js';
+import { CassandraKeyStore } from '../store/cassandra.js';
+import { openStore } from '../store/open.js';
 import type {
   CredentialRecord,
   KeyRow,
@@ -146,12 +147,47 @@ function merge(base: Plain, over: Plain): Plain {
   return out;
 }
 
-function defaultConfig(): Plain {
+/*
+ * PADLOCK_TEST_BACKEND=cassandra runs the same tests on the distributed
+ * engine: a Cassandra keyspace of its own per harness (on the node named by
+ * PADLOCK_TEST_CASSANDRA) with memcached on (PADLOCK_TEST_MEMCACHED).
+ * scripts/test.sh runs the HTTP suite a second time that way.
+ */
+const BACKEND = process.env['PADLOCK_TEST_BACKEND'] ?? 'sqlite';
+
+function env(name: string): string[] {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new Error(`PADLOCK_TEST_BACKEND=cassandra needs ${name}`);
+  return value.split(',');
+}
+
+function backendConfig(dir: string): Plain {
+  if (BACKEND !== 'cassandra')
+    return { store: { kind: 'sqlite', sqlite: { path: 'padlock.db', busyTimeoutMs: 5000 } } };
+  const keyspace = `padlock_h_${createHash('sha256').update(dir).digest('hex').slice(0, 16)}`;
+  return {
+    store: {
+      kind: 'cassandra',
+      cassandra: {
+        contactPoints: env('PADLOCK_TEST_CASSANDRA'),
+        localDataCenter: 'dc1',
+        keyspace,
+        replication: { dc1: 1 },
+        readTimeoutMs: 5000,
+      },
+    },
+    // A loaded CI machine stalls the event loop for tens of milliseconds: the
+    // production default of 20 ms would time out healthy servers.
+    cache: { memcached: { servers: env('PADLOCK_TEST_MEMCACHED'), keyPrefix: `${keyspace}:`, timeoutMs: 500 } },
+  };
+}
+
+function defaultConfig(dir: string): Plain {
   return {
     listen: { host: '127.0.0.1', port: 0 },
     categories: [...CATEGORIES],
     keks: { active: 'test-kek', files: [{ kid: 'test-kek', path: 'kek.bin' }] },
-    store: { kind: 'sqlite', sqlite: { path: 'padlock.db', busyTimeoutMs: 5000 } },
+    ...backendConfig(dir),
     // Generous: the tests run in parallel on shared CI machines.
     limits: { deadlineMs: 5000 },
     log: { level: 'debug', requests: true },
@@ -202,7 +238,10 @@ export function httpRequest(
 async function writeServices(config: PadlockConfig, keks: KekRing, services: readonly ServiceSpec[]) {
   const credentials: Record<string, string> = {};
   const revoked: Record<string, string> = {};
-  const store = new SqliteKeyStore(config.store.sqlite);
+  const store = await openStore(
+    config,
+    createLogger('error', () => undefined),
+  );
   try {
     const now = Date.now();
     for (const { serviceId, permissions } of services) {
@@ -236,7 +275,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const dir = mkdtempSync(join(tmpdir(), 'padlock-test-'));
   try {
     writeFileSync(join(dir, 'kek.bin'), randomBytes(32), { mode: 0o600 });
-    const config = parseConfig(merge(defaultConfig(), options.config ?? {}), dir);
+    const config = parseConfig(merge(defaultConfig(dir), options.config ?? {}), dir);
     const services = options.services ?? [{ serviceId: 'admin', permissions: ALL_RIGHTS }];
     const { credentials, revoked } = await writeServices(config, loadKeks(config), services);
     return await launch(
@@ -256,7 +295,8 @@ async function launch(shared: Shared, config: PadlockConfig, options: HarnessOpt
   const start = (): Promise<Padlock> => {
     const log = createLogger('debug', (line) => logLines.push(line));
     if (options.wrapStore === undefined) return startPadlock(config, { log });
-    return startPadlock(config, { log, store: options.wrapStore(new SqliteKeyStore(config.store.sqlite)) });
+    const wrap = options.wrapStore;
+    return openStore(config, log).then((store) => startPadlock(config, { log, store: wrap(store) }));
   };
   let padlock = await start();
   let closed = false;
@@ -296,7 +336,7 @@ async function launch(shared: Shared, config: PadlockConfig, options: HarnessOpt
       padlock = await start();
     },
     async peer(peerOptions = {}) {
-      const peerConfig = parseConfig(merge(defaultConfig(), peerOptions.config ?? {}), shared.dir);
+      const peerConfig = parseConfig(merge(defaultConfig(shared.dir), peerOptions.config ?? {}), shared.dir);
       const other = await launch({ ...shared, ownsDir: false }, peerConfig, peerOptions);
       peers.push(other);
       return other;
@@ -345,10 +385,24 @@ async function launch(shared: Shared, config: PadlockConfig, options: HarnessOpt
       closed = true;
       for (const peer of peers) await peer.close();
       await padlock.close();
-      if (shared.ownsDir) rmSync(shared.dir, { recursive: true, force: true });
+      if (shared.ownsDir) {
+        rmSync(shared.dir, { recursive: true, force: true });
+        if (config.store.kind === 'cassandra') await dropKeyspace(config);
+      }
     },
   };
   return harness;
+}
+
+async function dropKeyspace(config: PadlockConfig): Promise<void> {
+  const store = await CassandraKeyStore.open({ ...config.store.cassandra, createSchema: false });
+  try {
+    await store.driver.execute(`DROP KEYSPACE IF EXISTS ${config.store.cassandra.keyspace}`, [], {
+      readTimeout: 60000,
+    });
+  } finally {
+    await store.close();
+  }
 }
 
 async function unwrappedServiceKey(store: KeyStore, keks: KekRing, serviceId: string): Promise<SecretBytes> {
