@@ -82,7 +82,7 @@ async function waitFor(check: () => boolean, what: string, ms = 60000): Promise<
   }
 }
 
-describe('Cassandra store on three nodes in two datacenters', { skip: env.skip }, () => {
+describe('Cassandra store on three nodes in two datacenters', { skip: env.skip, timeout: 900_000 }, () => {
   let store: CassandraKeyStore;
   let tracker: HostCounter;
   before(async () => {
@@ -94,7 +94,7 @@ describe('Cassandra store on three nodes in two datacenters', { skip: env.skip }
     await store?.close();
   });
 
-  it('sends no request to dc2 when the local datacenter is dc1', async () => {
+  it('sends no request to dc2 when the local datacenter is dc1', { timeout: 300_000 }, async () => {
     const before = tracker.byDatacenter.get('dc2') ?? 0;
     for (let i = 0; i < 50; i++) {
       const user = `route-${i}`;
@@ -109,43 +109,54 @@ describe('Cassandra store on three nodes in two datacenters', { skip: env.skip }
     assert.ok((tracker.byAddress.get('127.0.0.2:9042') ?? 0) > 0, 'node 2 coordinated requests');
   });
 
-  it('finds a user that one dc1 replica lacks, through the LOCAL_QUORUM read after a LOCAL_ONE miss', async () => {
-    const user = `lagging-${randomBytes(4).toString('hex')}`;
-    const localOne = cassandra.types.consistencies.localOne;
-    // Write the row while node 2 is down, with hints off, so node 2 never gets it.
-    script('nodetool.sh', '1', 'disablehandoff');
-    script('stop.sh', '2');
-    try {
-      await store.driver.execute(
-        `INSERT INTO ${keyspace}.root_keys (user_id, category, version, wrapped, created_at) VALUES (?, 'profile', 1, ?, ?)`,
-        [user, randomBytes(70), new Date()],
-        { prepare: true, consistency: localOne },
+  it(
+    'finds a user that one dc1 replica lacks, through the LOCAL_QUORUM read after a LOCAL_ONE miss',
+    { timeout: 300_000 },
+    async () => {
+      const user = `lagging-${randomBytes(4).toString('hex')}`;
+      const localOne = cassandra.types.consistencies.localOne;
+      // Write the row while node 2 is down, with hints off, so node 2 never gets it.
+      script('nodetool.sh', '1', 'disablehandoff');
+      script('stop.sh', '2');
+      try {
+        await store.driver.execute(
+          `INSERT INTO ${keyspace}.root_keys (user_id, category, version, wrapped, created_at) VALUES (?, 'profile', 1, ?, ?)`,
+          [user, randomBytes(70), new Date()],
+          { prepare: true, consistency: localOne },
+        );
+      } finally {
+        script('start-node.sh', '2');
+        script('nodetool.sh', '1', 'enablehandoff');
+      }
+      const isNode2 = (h: cassandra.Host): boolean => h.address.startsWith('127.0.0.2:');
+      await waitFor(
+        () => store.driver.getState().getConnectedHosts().some(isNode2),
+        'the driver to reconnect to node 2',
       );
-    } finally {
-      script('start-node.sh', '2');
-      script('nodetool.sh', '1', 'enablehandoff');
-    }
-    const isNode2 = (h: cassandra.Host): boolean => h.address.startsWith('127.0.0.2:');
-    await waitFor(() => store.driver.getState().getConnectedHosts().some(isNode2), 'the driver to reconnect to node 2');
-    const node2 = store.driver.getState().getConnectedHosts().find(isNode2)!;
-    const direct = await store.driver.execute(`SELECT category FROM ${keyspace}.root_keys WHERE user_id = ?`, [user], {
-      prepare: true,
-      consistency: localOne,
-      host: node2,
-    });
-    assert.equal(direct.rows.length, 0, 'node 2 must lack the row for this case to mean anything');
-    const quorumBefore = tracker.quorumReads;
-    for (let i = 0; i < 20; i++) {
-      const found = await store.getKeychain(user);
-      assert.deepEqual(
-        found.map((r) => r.category),
-        ['profile'],
+      const node2 = store.driver.getState().getConnectedHosts().find(isNode2)!;
+      const direct = await store.driver.execute(
+        `SELECT category FROM ${keyspace}.root_keys WHERE user_id = ?`,
+        [user],
+        {
+          prepare: true,
+          consistency: localOne,
+          host: node2,
+        },
       );
-    }
-    assert.ok(tracker.quorumReads > quorumBefore, 'no LOCAL_ONE read missed, so the retry was never exercised');
-  });
+      assert.equal(direct.rows.length, 0, 'node 2 must lack the row for this case to mean anything');
+      const quorumBefore = tracker.quorumReads;
+      for (let i = 0; i < 20; i++) {
+        const found = await store.getKeychain(user);
+        assert.deepEqual(
+          found.map((r) => r.category),
+          ['profile'],
+        );
+      }
+      assert.ok(tracker.quorumReads > quorumBefore, 'no LOCAL_ONE read missed, so the retry was never exercised');
+    },
+  );
 
-  it('still answers LOCAL_ONE reads with one dc1 node stopped', async () => {
+  it('still answers LOCAL_ONE reads with one dc1 node stopped', { timeout: 300_000 }, async () => {
     const users = Array.from({ length: 20 }, (_, i) => `survivor-${i}-${randomBytes(3).toString('hex')}`);
     for (const user of users) await store.insertKeys(user, rows(3));
     script('stop.sh', '2');
