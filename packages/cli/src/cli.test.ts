@@ -2,7 +2,7 @@ import { unwrapRootKey } from '@padlock/core';
 import { loadConfig, loadKeks, SqliteKeyStore, startPadlock, createLogger, type Padlock } from '@padlock/server';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -55,6 +55,7 @@ function textForms(bytes: Buffer): string[] {
 
 const COMMANDS = [
   'init',
+  'migrate',
   'serve',
   'dev',
   'service create',
@@ -116,6 +117,17 @@ describe('padlock CLI', () => {
     assert.equal(again.code, 2);
     assert.match(again.stderr, /^padlock: .*already holds a Padlock config or KEK; refusing to overwrite it/);
     assert.equal(readFileSync(out.kek).length, 32);
+  });
+
+  it('migrate creates the SQLite store and is idempotent', async () => {
+    const db = join(dir, 'conf', 'padlock.db');
+    assert.equal(existsSync(db), false);
+    for (let i = 0; i < 2; i++) {
+      const result = await withConfig('migrate');
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(json<{ store: string; path: string }>(result), { store: 'sqlite', path: db });
+    }
+    assert.ok(statSync(db).size > 0);
   });
 
   it('service create prints a pl1 credential once; a second create of the id fails with exit 2', async () => {

@@ -6,6 +6,8 @@ import {
   newServiceRecord,
   openStore,
   createLogger,
+  CassandraKeyStore,
+  schemaStatements,
   type KeyStore,
   type PadlockConfig,
   type ServicePermissions,
@@ -153,6 +155,35 @@ const COMMANDS: readonly Command[] = [
       const { configFile, kekFile } = initDirectory(dir, port);
       print({ config: configFile, kek: kekFile });
       return Promise.resolve(0);
+    },
+  },
+  {
+    name: 'migrate',
+    args: '',
+    summary: 'create the store schema when missing (Cassandra keyspace and tables, SQLite tables)',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    async run(values, positionals) {
+      one(positionals, []);
+      const config = loadConfig(configPath(values));
+      if (config.store.kind === 'cassandra') {
+        const options = config.store.cassandra;
+        const store = await CassandraKeyStore.open({ ...options, createSchema: true });
+        await store.close();
+        print({
+          store: 'cassandra',
+          keyspace: options.keyspace,
+          statements: schemaStatements(options.keyspace, options.replication),
+        });
+      } else {
+        const store = await openStore(
+          config,
+          createLogger('warn', (l) => process.stderr.write(l)),
+        );
+        await store.close();
+        print({ store: 'sqlite', path: config.store.sqlite.path });
+      }
+      return 0;
     },
   },
   {
