@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   ALL_RIGHTS,
@@ -211,4 +212,33 @@ describe('bad input: exact status and stable code, never 500', () => {
     assert.ok(meta.categories.every((c) => c.versions.length === 1));
     assert.equal((await h.call('GET', '/readyz', { authorization: null })).status, 200);
   });
+});
+
+describe('requests node:http cannot parse', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(() => h.close());
+
+  const cases: [string, string, number][] = [
+    ['a request line that is not HTTP', 'HELLO\r\n\r\n', 400],
+    ['a header without a colon', 'GET /healthz HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n', 400],
+    ['headers beyond the size limit', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431],
+  ];
+  for (const [name, raw, status] of cases) {
+    it(`${name}: ${status} in the error shape, connection closed`, async () => {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(h.port, '127.0.0.1', () => socket.end(raw));
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `));
+      assert.match(answer, /^connection: close$/im);
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string } };
+      assert.equal(body.error.code, 'INVALID_REQUEST');
+    });
+  }
 });

@@ -83,6 +83,26 @@ export class PadlockHttpServer {
     this.server = createServer({ keepAliveTimeout: 5000, headersTimeout: 10000, requestTimeout: 30000 }, (req, res) => {
       void this.#handle(req, res);
     });
+    // Requests node:http cannot parse never reach #handle: answer them in the
+    // same error shape instead of Node's bare 400, then close the connection.
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      app.metrics.shed.inc({ reason: 'unparsable' });
+      if (!socket.writable || error.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({
+        error: {
+          code: 'INVALID_REQUEST',
+          message: tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP/1.1',
+        },
+      });
+      socket.end(
+        `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
+          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    });
     app.metrics.gauges.track(() => this.#inFlight, { name: 'inflight_requests' });
   }
 
