@@ -7,7 +7,10 @@ import { makeWorkload } from './lib/workload.mjs';
  * runs it, sends back the result and exits. Two modes:
  *
  * - open: requests are sent on a schedule fixed in advance (Poisson or evenly
- *   spaced arrivals at `rate` per second), whatever the server does. A slow
+ *   spaced arrivals at `rate` per second), whatever the server does. By default
+ *   the sender polls (setImmediate) when the next send is less than 2 ms away,
+ *   so sends leave within microseconds of their time; `spin: false` sleeps on
+ *   timers instead (about 1 ms late, and a core left to the server). A slow
  *   response delays no later request: when every connection is busy a new one
  *   is opened (up to maxConnections), beyond that requests wait in a queue,
  *   and their latency still counts from the intended send time. That is what
@@ -175,8 +178,10 @@ async function runOpen(job) {
     inflight.add(item);
     sent += 1;
     sendWhenReady(conn, item.bytes, (error, status) => {
+      if (!inflight.has(item)) return;
       inflight.delete(item);
       const done = now();
+      sendDue();
       const measured = item.intended >= windowStart;
       if (error !== null) {
         if (measured) recorder.error(item.timedOut ? 'timeout' : `socket: ${error.message}`);
@@ -221,22 +226,34 @@ async function runOpen(job) {
     }
   }, 50);
 
+  // Sends every request whose time has come. Called by a timer and after every response, so
+  // that under load sends leave at I/O events without waiting for the timer's next tick.
+  function sendDue() {
+    const t = now();
+    while (next <= t && next < scheduleEnd) {
+      dispatch(next);
+      advance();
+    }
+  }
+
   await new Promise((resolve) => {
     const pump = () => {
-      const t = now();
-      while (next <= t && next < scheduleEnd) {
-        dispatch(next);
-        advance();
-      }
+      sendDue();
       if (next >= scheduleEnd) {
         resolve();
         return;
       }
       const wait = next - now();
-      // Sleep when the next send is far; otherwise yield to I/O and come straight back,
-      // so sends leave within a few microseconds of their intended time.
-      if (wait > 2) setTimeout(pump, wait - 1);
-      else setImmediate(pump);
+      if (job.spin !== false) {
+        // Yield to I/O and come straight back: sends leave within microseconds of their time,
+        // at the price of a core kept busy, which the server would otherwise get.
+        if (wait > 2) setTimeout(pump, wait - 1);
+        else setImmediate(pump);
+      } else {
+        // Node's timers tick in whole milliseconds: a send with no response to ride on leaves up
+        // to about 1 ms late; that lateness is reported as generator lag and counts in latency.
+        setTimeout(pump, Math.max(0, wait - 0.5));
+      }
     };
     setTimeout(pump, Math.max(0, t0 - now()));
   });

@@ -33,6 +33,7 @@ export class Connection {
         resolve(this);
       });
       this.socket.once('error', reject);
+      this.socket.once('close', () => reject(new Error('connection closed before it was established')));
     });
     this.ready.catch(() => {});
     this.socket.on('data', (chunk) => this.#data(chunk));

@@ -9,8 +9,27 @@ import { Histogram } from './histogram.mjs';
  */
 
 const children = new Set();
+const exitHooks = new Set();
+
+/**
+ * Registers a synchronous cleanup (e.g. a stop script run with spawnSync) for
+ * servers started outside this process tree; runs at exit, also on Ctrl-C.
+ * Returns a function that unregisters it (call it after a normal stop).
+ */
+export function atExit(hook) {
+  exitHooks.add(hook);
+  return () => exitHooks.delete(hook);
+}
 
 export function stopAllSync() {
+  for (const hook of exitHooks) {
+    try {
+      hook();
+    } catch {
+      // best effort
+    }
+  }
+  exitHooks.clear();
   for (const child of children) {
     try {
       process.kill(child.pid, 'SIGKILL');
