@@ -28,6 +28,23 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
+  ...[
+    [
+      'packages/core/src/**',
+      ['@padlock/server', '@padlock/client', '@padlock/cli', 'better-sqlite3', 'cassandra-driver'],
+    ],
+    ['packages/client/src/**', ['@padlock/server', '@padlock/cli', 'better-sqlite3', 'cassandra-driver']],
+    ['packages/server/src/**', ['@padlock/client', '@padlock/cli']],
+  ].map(([files, banned]) => ({
+    files: [files],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { paths: banned.map((name) => ({ name, message: 'layers point one way: core <- server, client <- cli' })) },
+      ],
+    },
+  })),
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
