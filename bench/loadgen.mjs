@@ -187,7 +187,13 @@ async function runOpen(job) {
         if (measured) recorder.error(item.timedOut ? 'timeout' : `socket: ${error.message}`);
       } else {
         if (measured) {
-          recorder.response(item.kind, status, done - item.intended, done - item.sentAt, item.sentAt - item.intended);
+          recorder.response(
+            item.kind,
+            status,
+            done - item.intended,
+            done - item.sentAt,
+            item.dispatchedAt - item.intended,
+          );
         }
         if (!conn.closed) pool.idle.push(conn);
       }
@@ -205,7 +211,9 @@ async function runOpen(job) {
 
   const dispatch = (intended) => {
     const { kind, bytes } = workload.next();
-    const item = { kind, bytes, intended, sentAt: 0, conn: null, timedOut: false };
+    // Lag is the generator's own lateness: when it got round to this request, not when a
+    // connection was free (waiting for one is the server's backpressure, and counts in latency).
+    const item = { kind, bytes, intended, dispatchedAt: now(), sentAt: 0, conn: null, timedOut: false };
     if (intended >= windowStart) scheduled += 1;
     const conn = queue.length === 0 ? pool.take() : undefined;
     if (conn === undefined) queue.push(item);

@@ -12,6 +12,7 @@ import {
   sqlitePopulation,
   sqlitePreloadSample,
 } from './lib/fixtures.mjs';
+import { Histogram } from './lib/histogram.mjs';
 import { atExit, cpuPressureUs, cpuSeconds, machineCpu, rssBytes, runLoad, startNode, stop } from './lib/processes.mjs';
 import { topSelfTime } from './lib/profile.mjs';
 import { describeMachine, markdown } from './lib/report.mjs';
@@ -32,7 +33,8 @@ const HELP = `usage: node bench/run.mjs [options]   (npm run bench -- [options])
   --only LIST          comma-separated scenarios: bare,warm,batch,mix,l1-off,memcached,workers,derive,
                        cassandra-memcached,cassandra,cassandra-mix,wrk
   --users N            population size (default 100000 quick, 1000000 full)
-  --duration S         measured seconds per max-throughput run (default 4 quick, 10 full)
+  --duration S         measured seconds per max-throughput round (default 3 quick, 5 full)
+  --rounds N           bare/Padlock rounds per max-throughput row (default 3)
   --connections N      connections for max-throughput runs (default 32)
   --loadgen-procs N    load-generator processes (default 1; the machine has few cores)
   --cassandra-wait S   when a Cassandra node this run did not start is running, wait up to S seconds
@@ -49,6 +51,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string' },
     users: { type: 'string' },
     duration: { type: 'string' },
+    rounds: { type: 'string' },
     connections: { type: 'string', default: '32' },
     'loadgen-procs': { type: 'string', default: '1' },
     'cassandra-wait': { type: 'string', default: '0' },
@@ -86,11 +89,15 @@ const S = {
   connections: Number(opts.connections),
   batchConnections: 4,
   procs: Number(opts['loadgen-procs']),
+  // Max-throughput rows alternate bare and Padlock runs `rounds` times; the ratio is the median
+  // of the rounds' ratios, so a burst of load from other processes moves one round, not the row.
+  rounds: Number(opts.rounds ?? 3),
   warmupS: full ? 2 : 1,
-  maxS: Number(opts.duration ?? (full ? 10 : 4)),
-  bareS: full ? 4 : 3,
-  openS: full ? 15 : 8,
-  openWarmupS: 2,
+  roundWarmupS: 0.5,
+  maxS: Number(opts.duration ?? (full ? 5 : 3)),
+  bareS: full ? 3 : 2,
+  openS: full ? 15 : 6,
+  openWarmupS: full ? 2 : 1,
   deriveS: full ? 2 : 0.5,
   preloadSample: full ? 5000 : 2000,
   // The warm-cache target: p99 < 2 ms at half of 0.8 x bare.
@@ -384,17 +391,67 @@ function addRow(id, title, r, extra = {}) {
   return row;
 }
 
-/** Max throughput of `server`, with the bare server measured right before it. */
-async function maxWithBare(id, title, server, workload, { keysPerRequest, ...options } = {}) {
-  const bare = await bareNow();
-  const r = await maxRun(server, workload, options);
-  const keysPerSecond = keysPerRequest === undefined ? undefined : r.rps * keysPerRequest;
-  return addRow(id, title, r, {
-    window: r.window,
+/** Several load results as one: counts and histograms added, CPU shares averaged. */
+function combine(results) {
+  const out = { ...results[0] };
+  for (const key of ['latency', 'service', 'lag']) {
+    out[key] = results.slice(1).reduce((h, r) => h.merge(r[key]), Histogram.fromJSON(results[0][key].toJSON()));
+  }
+  for (const key of ['completed', 'ok', 'windowS']) out[key] = results.reduce((n, r) => n + r[key], 0);
+  const add = (key) => {
+    const sum = {};
+    for (const r of results) for (const [k, v] of Object.entries(r[key])) sum[k] = (sum[k] ?? 0) + v;
+    return sum;
+  };
+  out.statuses = add('statuses');
+  out.errors = add('errors');
+  out.byKind = {};
+  for (const r of results) {
+    for (const [kind, h] of Object.entries(r.byKind)) {
+      out.byKind[kind] = out.byKind[kind] === undefined ? Histogram.fromJSON(h.toJSON()) : out.byKind[kind].merge(h);
+    }
+  }
+  const mean = (xs) =>
+    xs.some((x) => x === null || x === undefined) ? null : Math.round(xs.reduce((a, b) => a + b, 0) / xs.length);
+  out.serverCpuPercent = mean(results.map((r) => r.serverCpuPercent));
+  out.otherCpuPercent = mean(results.map((r) => r.otherCpuPercent));
+  out.cpuPressurePercent = mean(results.map((r) => r.cpuPressurePercent));
+  out.loadgenCpuPercent = results[0].loadgenCpuPercent.map((_, i) => mean(results.map((r) => r.loadgenCpuPercent[i])));
+  out.cacheNotes = [...new Set(results.flatMap((r) => r.cacheNotes))];
+  out.rps = out.completed / out.windowS;
+  out.window = { startUs: results[0].window.startUs, endUs: results.at(-1).window.endUs };
+  return out;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * Max throughput of `server`, alternating with the bare server `S.rounds` times. The row's ratio
+ * is the median of the rounds' ratios; its req/s and latencies are over all rounds.
+ */
+async function maxWithBare(id, title, server, workload, { keysPerRequest, warmupS = S.warmupS, ...options } = {}) {
+  const bares = [];
+  const runs = [];
+  for (let i = 0; i < S.rounds; i++) {
+    bares.push(
+      await maxRun(baseline, workloads.get('unused', S.users), { durationS: S.bareS, warmupS: S.roundWarmupS }),
+    );
+    runs.push(await maxRun(server, workload, { ...options, warmupS: i === 0 ? warmupS : S.roundWarmupS }));
+  }
+  const per = keysPerRequest ?? 1;
+  const ratios = runs.map((r, i) => (r.rps * per) / bares[i].rps);
+  const r = combine(runs);
+  const bare = combine(bares);
+  log(`  rounds: ${runs.map((x, i) => `${Math.round(x.rps)} / bare ${Math.round(bares[i].rps)}`).join(', ')}`);
+  const row = addRow(id, title, r, {
+    windows: runs.map((x) => x.window),
     bareRps: bare.rps,
-    ratio: (keysPerSecond ?? r.rps) / bare.rps,
-    keysPerSecond,
+    ratio: median(ratios),
+    ratios,
+    keysPerSecond: keysPerRequest === undefined ? undefined : r.rps * keysPerRequest,
+    extraNotes: [`× bare per round ${ratios.map((x) => x.toFixed(2)).join(' / ')} (median shown)`],
   });
+  return row;
 }
 
 const NO_LATENCY = { count: 0, meanMs: null, p50Ms: null, p90Ms: null, p99Ms: null, p999Ms: null, maxMs: null };
@@ -536,7 +593,7 @@ async function scenarios(population, small) {
         run.facts.warmRps = warm.rps;
         const rate = warm.bareRps * S.warmOpenShareOfBare;
         if (opts.profile) {
-          profileWindow = warm.window;
+          profileWindow = warm.windows;
         } else {
           const bareRow = addRow(
             'bare-open',

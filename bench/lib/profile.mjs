@@ -17,11 +17,11 @@ function place(frame, root) {
  * @param {string} path a .cpuprofile file
  * @param {string} root paths are shown relative to this directory
  * @param {number} top how many functions to return
- * @param {{ startUs: number, endUs: number } | undefined} window only samples taken in this
- *   interval of the system's monotonic clock (process.hrtime in any process; V8 stamps samples
- *   with the same clock), e.g. the measured part of a load run without start-up and warm-up
+ * @param {{ startUs: number, endUs: number }[] | undefined} windows only samples taken in these
+ *   intervals of the system's monotonic clock (process.hrtime in any process; V8 stamps samples
+ *   with the same clock), e.g. the measured parts of load runs without start-up and warm-up
  */
-export function topSelfTime(path, root, top = 25, window = undefined) {
+export function topSelfTime(path, root, top = 25, windows = undefined) {
   const profile = JSON.parse(readFileSync(path, 'utf8'));
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map();
@@ -30,12 +30,12 @@ export function topSelfTime(path, root, top = 25, window = undefined) {
   for (let i = 0; i < profile.samples.length; i++) {
     const delta = profile.timeDeltas[i] ?? 0;
     t += delta;
-    if (window !== undefined && (t < window.startUs || t >= window.endUs)) continue;
+    if (windows !== undefined && !windows.some((w) => t >= w.startUs && t < w.endUs)) continue;
     inWindow += 1;
     const id = profile.samples[i];
     selfUs.set(id, (selfUs.get(id) ?? 0) + delta);
   }
-  if (window !== undefined && inWindow === 0) {
+  if (windows !== undefined && inWindow === 0) {
     // The clocks did not line up: fall back to the whole profile, and say so.
     return {
       ...topSelfTime(path, root, top),
@@ -77,9 +77,9 @@ export function topSelfTime(path, root, top = 25, window = undefined) {
   }
   return {
     window:
-      window === undefined
+      windows === undefined
         ? 'the whole server process'
-        : `the measured window only (${((window.endUs - window.startUs) / 1e6).toFixed(1)} s; start-up, cache warm-up and load warm-up excluded)`,
+        : `the measured windows only (${(windows.reduce((n, w) => n + w.endUs - w.startUs, 0) / 1e6).toFixed(1)} s; start-up, cache warm-up and load warm-up excluded)`,
     busyMs: Math.round(total / 1000),
     idleMs: Math.round(idle / 1000),
     functions,
