@@ -96,6 +96,8 @@ export class ServiceRegistry {
   #services = new Map<string, Service>();
   #timer: NodeJS.Timeout | undefined;
   #loadedAt = 0;
+  /** Bumped by every refresh, so verdicts cached against an older registry are not reused. */
+  #generation = 0;
 
   constructor(
     private readonly store: KeyStore,
@@ -132,6 +134,7 @@ export class ServiceRegistry {
     }
     this.#services = next;
     this.#loadedAt = Date.now();
+    this.#generation++;
   }
 
   /** Starts periodic refreshes; a failed refresh keeps the last good registry. */
@@ -146,6 +149,10 @@ export class ServiceRegistry {
 
   stop(): void {
     clearInterval(this.#timer);
+  }
+
+  get generation(): number {
+    return this.#generation;
   }
 
   /** The service an Authorization header authenticates, or undefined for any bad credential. */
