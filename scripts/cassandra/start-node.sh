@@ -23,10 +23,12 @@
 #   CASS_RING_DELAY_MS cassandra.ring_delay_ms     (default 5000; stock 30000: a seed
 #                      whose other seed is down waits this long in the gossip shadow round)
 #   CASS_DIR           runtime dir                 (default <repo>/.cassandra)
+#   CASS_JVM_EXTRA     extra JVM options, space-separated, after the defaults (so they win),
+#                      e.g. "-XX:MaxGCPauseMillis=50"  (default: none)
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
-usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 [ $# -ge 1 ] || usage 2
 case "$1" in -h|--help) usage 0 ;; esac
@@ -169,6 +171,10 @@ JVM_OPTS=(
   "-Dcassandra.ring_delay_ms=$RING_DELAY_MS"
   -Dcassandra-foreground=yes
 )
+if [ -n "${CASS_JVM_EXTRA:-}" ]; then
+  read -r -a extra_opts <<< "$CASS_JVM_EXTRA"
+  JVM_OPTS+=("${extra_opts[@]}")
+fi
 
 cass_log "starting $NAME: $ADDR dc=$DC rack=$RACK seeds=$SEEDS jmx=$JMX_PORT heap=$HEAP dir=$NODE_DIR"
 t0=$(date +%s)
