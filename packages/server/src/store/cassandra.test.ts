@@ -81,7 +81,7 @@ describe('Cassandra store: driver settings and table', { skip: env.skip }, () =>
     try {
       const o = (store.driver as unknown as { options: cassandra.ClientOptions }).options;
       assert.ok(o.policies?.retry instanceof cassandra.policies.retry.FallthroughRetryPolicy);
-      assert.ok(o.policies?.loadBalancing instanceof cassandra.policies.loadBalancing.TokenAwarePolicy);
+      assert.ok(o.policies?.loadBalancing instanceof cassandra.policies.loadBalancing.DefaultLoadBalancingPolicy);
       assert.ok(
         o.policies?.speculativeExecution instanceof
           cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy,

@@ -81,9 +81,12 @@ export class CassandraKeyStore implements KeyStore {
       localDataCenter: options.localDataCenter,
       policies: {
         retry: new cassandra.policies.retry.FallthroughRetryPolicy(),
-        loadBalancing: new cassandra.policies.loadBalancing.TokenAwarePolicy(
-          new cassandra.policies.loadBalancing.DCAwareRoundRobinPolicy(options.localDataCenter),
-        ),
+        // Token-aware and local-datacenter-only like TokenAware(DCAwareRoundRobin), and it also steers
+        // around a replica that is slow (fewer of its requests answered, more in flight) or restarted
+        // less than a minute ago (a cold JVM): the DiRT suite saw both turn into 503s.
+        loadBalancing: new cassandra.policies.loadBalancing.DefaultLoadBalancingPolicy({
+          localDc: options.localDataCenter,
+        }),
         speculativeExecution: new cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy(),
         reconnection: new cassandra.policies.reconnection.ConstantReconnectionPolicy(1000),
       },
