@@ -109,6 +109,7 @@ class Pool {
     this.idle = [];
     this.all = new Set();
     this.opened = 0;
+    this.onUnsolicited = () => {};
   }
 
   async open(n) {
@@ -120,6 +121,7 @@ class Pool {
 
   #connect() {
     const conn = new Connection(this.job.host, this.job.port, (c) => {
+      if (c.unsolicited !== null) this.onUnsolicited(c.unsolicited);
       this.all.delete(c);
       const i = this.idle.indexOf(c);
       if (i !== -1) this.idle.splice(i, 1);
@@ -156,6 +158,7 @@ async function runOpen(job) {
   const pool = new Pool(job);
   await pool.open(job.connections);
   const recorder = new Recorder();
+  pool.onUnsolicited = (status) => recorder.error(`unsolicited response ${status}`);
   const queue = new Queue();
   const inflight = new Set();
   const rate = job.rate;
@@ -292,6 +295,7 @@ async function runClosed(job) {
   const pool = new Pool({ ...job, maxConnections: job.connections });
   await pool.open(job.connections);
   const recorder = new Recorder();
+  pool.onUnsolicited = (status) => recorder.error(`unsolicited response ${status}`);
   const t0 = now();
   const windowStart = t0 + job.warmupS * 1000;
   const end = windowStart + job.durationS * 1000;

@@ -322,7 +322,7 @@ async function load(server, job) {
 
 async function maxRun(server, workload, { connections = S.connections, durationS = S.maxS, warmupS = S.warmupS } = {}) {
   const r = await load(server, { mode: 'closed', connections, durationS, warmupS, workload });
-  r.rps = r.completed / r.windowS;
+  r.rps = r.ok / r.windowS;
   return r;
 }
 
@@ -336,7 +336,7 @@ async function openRun(server, workload, rate, { durationS = S.openS, warmupS = 
     warmupS,
     workload,
   });
-  r.rps = r.completed / r.windowS;
+  r.rps = r.ok / r.windowS;
   return r;
 }
 
@@ -418,7 +418,7 @@ function combine(results) {
   out.cpuPressurePercent = mean(results.map((r) => r.cpuPressurePercent));
   out.loadgenCpuPercent = results[0].loadgenCpuPercent.map((_, i) => mean(results.map((r) => r.loadgenCpuPercent[i])));
   out.cacheNotes = [...new Set(results.flatMap((r) => r.cacheNotes))];
-  out.rps = out.completed / out.windowS;
+  out.rps = out.ok / out.windowS;
   out.window = { startUs: results[0].window.startUs, endUs: results.at(-1).window.endUs };
   return out;
 }
@@ -550,6 +550,16 @@ async function main() {
   run.elapsedS = (performance.now() - t0) / 1000;
 }
 
+/** Runs one scenario; a failure is reported and the run goes on with the next one. */
+async function attempt(name, scenario) {
+  try {
+    await scenario();
+  } catch (error) {
+    log(`${name} failed: ${error?.stack ?? error}`);
+    run.skipped.push(`${name}: failed: ${String(error?.message ?? error).split('\n')[0]}`);
+  }
+}
+
 async function scenarios(population, small) {
   const cred = population.credential;
   const sqliteStore = (path) => ({ kind: 'sqlite', sqlite: { path } });
@@ -561,168 +571,178 @@ async function scenarios(population, small) {
     addRow('bare', 'bare node:http (baseline)', bare0, { bareRps: bare0.rps, ratio: 1 });
     run.facts.bareRps = bare0.rps;
   }
-  if (wants('wrk')) await wrkCheck();
+  if (wants('wrk')) await attempt('wrk', wrkCheck);
 
   // Warm L1 on SQLite: memory while warming, single lookups, batch-get, then the mix (it writes).
-  if (['warm', 'batch', 'mix'].some(wants)) {
-    const dbCopy = join(runDir, 'warm.db');
-    copyFileSync(population.dbPath, dbCopy);
-    const config = padlockConfig({
-      kek: population.kek,
-      store: sqliteStore(dbCopy),
-      l1MaxEntries: Math.max(100000, S.users),
-    });
-    const server = await startPadlock('warm', config, { cpuProf: opts.profile });
-    run.facts.startupSqliteMs = Math.round(server.startupMs);
-    try {
-      const samples = [{ entries: 0, rssBytes: rssBytes(server.pid) }];
-      const sweepStart = performance.now();
-      const users = S.users;
-      await sweep(server, cred, users, async (n) => {
-        const m = await metrics(server);
-        samples.push({ entries: m['padlock_gauge{name="l1_entries"}'] ?? n, rssBytes: rssBytes(server.pid) });
+  if (['warm', 'batch', 'mix'].some(wants))
+    await attempt('warm-cache server', async () => {
+      const dbCopy = join(runDir, 'warm.db');
+      copyFileSync(population.dbPath, dbCopy);
+      const config = padlockConfig({
+        kek: population.kek,
+        store: sqliteStore(dbCopy),
+        l1MaxEntries: Math.max(100000, S.users),
       });
-      const sweepS = (performance.now() - sweepStart) / 1000;
-      log(
-        `  warmed ${users} users in ${sweepS.toFixed(1)} s; RSS ${(samples.at(-1).rssBytes / 2 ** 20).toFixed(0)} MiB`,
-      );
-      if (!opts.profile) memoryFacts(samples, sweepS, users, population);
+      const server = await startPadlock('warm', config, { cpuProf: opts.profile });
+      run.facts.startupSqliteMs = Math.round(server.startupMs);
+      try {
+        const samples = [{ entries: 0, rssBytes: rssBytes(server.pid) }];
+        const sweepStart = performance.now();
+        const users = S.users;
+        await sweep(server, cred, users, async (n) => {
+          const m = await metrics(server);
+          samples.push({ entries: m['padlock_gauge{name="l1_entries"}'] ?? n, rssBytes: rssBytes(server.pid) });
+        });
+        const sweepS = (performance.now() - sweepStart) / 1000;
+        log(
+          `  warmed ${users} users in ${sweepS.toFixed(1)} s; RSS ${(samples.at(-1).rssBytes / 2 ** 20).toFixed(0)} MiB`,
+        );
+        if (!opts.profile) memoryFacts(samples, sweepS, users, population);
 
-      if (wants('warm')) {
-        const warm = await maxWithBare('warm', 'GET /v1/keys, warm L1 (SQLite)', server, workloads.get(cred, S.users));
-        run.facts.warmRps = warm.rps;
-        const rate = warm.bareRps * S.warmOpenShareOfBare;
-        if (opts.profile) {
-          profileWindow = warm.windows;
-        } else {
-          const bareRow = addRow(
-            'bare-open',
-            'bare node:http (baseline)',
-            await openRun(baseline, workloads.get(cred, S.users), rate),
-            {
-              extraNotes: [`offered = ${S.warmOpenShareOfBare}× bare`],
-            },
-          );
-          const row = await openRow(
-            'warm-open',
-            'GET /v1/keys, warm L1 (SQLite)',
-            server,
-            workloads.get(cred, S.users),
-            rate,
-            {
-              maxRps: warm.rps,
-              label: `offered = ${S.warmOpenShareOfBare}× bare`,
-            },
-          );
-          for (const share of full ? [0.25, 0.5, 0.75] : [0.5]) {
-            await openRow(
-              'warm-open',
+        if (wants('warm'))
+          await attempt('warm', async () => {
+            const warm = await maxWithBare(
+              'warm',
               'GET /v1/keys, warm L1 (SQLite)',
               server,
               workloads.get(cred, S.users),
-              warm.rps * share,
+            );
+            run.facts.warmRps = warm.rps;
+            const rate = warm.bareRps * S.warmOpenShareOfBare;
+            if (opts.profile) {
+              profileWindow = warm.windows;
+            } else {
+              const bareRow = addRow(
+                'bare-open',
+                'bare node:http (baseline)',
+                await openRun(baseline, workloads.get(cred, S.users), rate),
+                {
+                  extraNotes: [`offered = ${S.warmOpenShareOfBare}× bare`],
+                },
+              );
+              const row = await openRow(
+                'warm-open',
+                'GET /v1/keys, warm L1 (SQLite)',
+                server,
+                workloads.get(cred, S.users),
+                rate,
+                {
+                  maxRps: warm.rps,
+                  label: `offered = ${S.warmOpenShareOfBare}× bare`,
+                },
+              );
+              for (const share of full ? [0.25, 0.5, 0.75] : [0.5]) {
+                await openRow(
+                  'warm-open',
+                  'GET /v1/keys, warm L1 (SQLite)',
+                  server,
+                  workloads.get(cred, S.users),
+                  warm.rps * share,
+                  {
+                    label: `offered = ${share * 100}% of its max`,
+                  },
+                );
+              }
+              target(
+                'warm single lookups ≥ 0.8× bare req/s',
+                `${fmt(warm.rps)} vs ${fmt(warm.bareRps)} req/s = ${warm.ratio.toFixed(2)}×`,
+                warm.ratio >= 0.8,
+              );
+              target(
+                `warm p99 < 2 ms at half of 0.8× bare (= ${fmt(rate)} req/s offered, open loop)`,
+                row.overloaded === true
+                  ? `not reachable: ${fmt(rate)} req/s is above its max of ${fmt(warm.rps)} req/s; bare node:http at that rate: p99 ${bareRow.latency.p99Ms} ms`
+                  : `p99 ${row.latency.p99Ms} ms, ${fmt(row.errors)} errors; bare node:http at the same rate: p99 ${bareRow.latency.p99Ms} ms`,
+                row.overloaded !== true && row.latency.p99Ms < 2 && row.errors === 0,
+              );
+            }
+          });
+        if (wants('batch'))
+          await attempt('batch', async () => {
+            const batch = await maxWithBare(
+              'batch',
+              'batch-get ×100, warm L1 (SQLite)',
+              server,
+              workloads.batch(cred, S.users),
               {
-                label: `offered = ${share * 100}% of its max`,
+                connections: S.batchConnections,
+                keysPerRequest: 100,
               },
             );
-          }
-          target(
-            'warm single lookups ≥ 0.8× bare req/s',
-            `${fmt(warm.rps)} vs ${fmt(warm.bareRps)} req/s = ${warm.ratio.toFixed(2)}×`,
-            warm.ratio >= 0.8,
-          );
-          target(
-            `warm p99 < 2 ms at half of 0.8× bare (= ${fmt(rate)} req/s offered, open loop)`,
-            row.overloaded === true
-              ? `not reachable: ${fmt(rate)} req/s is above its max of ${fmt(warm.rps)} req/s; bare node:http at that rate: p99 ${bareRow.latency.p99Ms} ms`
-              : `p99 ${row.latency.p99Ms} ms, ${fmt(row.errors)} errors; bare node:http at the same rate: p99 ${bareRow.latency.p99Ms} ms`,
-            row.overloaded !== true && row.latency.p99Ms < 2 && row.errors === 0,
-          );
-        }
+            batch.notes.unshift(`keys/s = users/s; derived keys/s = ${fmt(batch.keysPerSecond * CATEGORIES.length)}`);
+            target(
+              'batch-get of 100 ≥ 10× bare req/s, counted in keys',
+              `${fmt(batch.keysPerSecond)} users/s (${fmt(batch.keysPerSecond * CATEGORIES.length)} derived keys/s) vs ${fmt(batch.bareRps)} bare req/s = ${batch.ratio.toFixed(2)}×`,
+              batch.ratio >= 10,
+            );
+            await openRow(
+              'batch-open',
+              'batch-get ×100, warm L1 (SQLite)',
+              server,
+              workloads.batch(cred, S.users),
+              batch.rps * 0.5,
+              {
+                label: 'offered = 50% of its max',
+              },
+            );
+          });
+        if (wants('mix'))
+          await attempt('mix', async () => {
+            const tag = `q${stamp.replace(/[^0-9]/g, '')}`;
+            const title = 'mix 99.9% GET / 0.1% create+shred, L1 (SQLite)';
+            const mixMax = await maxWithBare('mix', title, server, workloads.mix(cred, S.users, `${tag}m`));
+            kindNotes(mixMax);
+            const rate = mixMax.bareRps * S.warmOpenShareOfBare;
+            kindNotes(
+              await openRow('mix-open', title, server, workloads.mix(cred, S.users, `${tag}o`), rate, {
+                maxRps: mixMax.rps,
+                label: `offered = ${S.warmOpenShareOfBare}× bare`,
+              }),
+            );
+            kindNotes(
+              await openRow('mix-open', title, server, workloads.mix(cred, S.users, `${tag}p`), mixMax.rps * 0.5, {
+                label: 'offered = 50% of its max',
+              }),
+            );
+          });
+      } finally {
+        await stop(server);
       }
-      if (wants('batch')) {
-        const batch = await maxWithBare(
-          'batch',
-          'batch-get ×100, warm L1 (SQLite)',
+      if (opts.profile) await profileReport();
+    });
+
+  if (wants('l1-off'))
+    await attempt('l1-off', async () => {
+      const config = padlockConfig({ kek: small.kek, store: sqliteStore(small.dbPath), l1: false });
+      const server = await startPadlock('l1-off', config);
+      try {
+        const r = await maxWithBare(
+          'l1-off',
+          'GET /v1/keys, L1 off: SQLite read + unwrap',
           server,
-          workloads.batch(cred, S.users),
-          {
-            connections: S.batchConnections,
-            keysPerRequest: 100,
-          },
+          workloads.get(small.credential, S.smallUsers),
         );
-        batch.notes.unshift(`keys/s = users/s; derived keys/s = ${fmt(batch.keysPerSecond * CATEGORIES.length)}`);
         target(
-          'batch-get of 100 ≥ 10× bare req/s, counted in keys',
-          `${fmt(batch.keysPerSecond)} users/s (${fmt(batch.keysPerSecond * CATEGORIES.length)} derived keys/s) vs ${fmt(batch.bareRps)} bare req/s = ${batch.ratio.toFixed(2)}×`,
-          batch.ratio >= 10,
+          'SQLite with L1 off ≥ 0.5× bare',
+          `${fmt(r.rps)} vs ${fmt(r.bareRps)} req/s = ${r.ratio.toFixed(2)}×`,
+          r.ratio >= 0.5,
         );
-        await openRow(
-          'batch-open',
-          'batch-get ×100, warm L1 (SQLite)',
-          server,
-          workloads.batch(cred, S.users),
-          batch.rps * 0.5,
+        addRow(
+          'l1-off-open',
+          'GET /v1/keys, L1 off: SQLite read + unwrap',
+          await openRun(server, workloads.get(small.credential, S.smallUsers), r.rps * 0.5),
           {
-            label: 'offered = 50% of its max',
+            extraNotes: ['offered = 50% of its max'],
           },
         );
+      } finally {
+        await stop(server);
       }
-      if (wants('mix')) {
-        const tag = `q${stamp.replace(/[^0-9]/g, '')}`;
-        const title = 'mix 99.9% GET / 0.1% create+shred, L1 (SQLite)';
-        const mixMax = await maxWithBare('mix', title, server, workloads.mix(cred, S.users, `${tag}m`));
-        kindNotes(mixMax);
-        const rate = mixMax.bareRps * S.warmOpenShareOfBare;
-        kindNotes(
-          await openRow('mix-open', title, server, workloads.mix(cred, S.users, `${tag}o`), rate, {
-            maxRps: mixMax.rps,
-            label: `offered = ${S.warmOpenShareOfBare}× bare`,
-          }),
-        );
-        kindNotes(
-          await openRow('mix-open', title, server, workloads.mix(cred, S.users, `${tag}p`), mixMax.rps * 0.5, {
-            label: 'offered = 50% of its max',
-          }),
-        );
-      }
-    } finally {
-      await stop(server);
-    }
-    if (opts.profile) await profileReport();
-  }
+    });
 
-  if (wants('l1-off')) {
-    const config = padlockConfig({ kek: small.kek, store: sqliteStore(small.dbPath), l1: false });
-    const server = await startPadlock('l1-off', config);
-    try {
-      const r = await maxWithBare(
-        'l1-off',
-        'GET /v1/keys, L1 off: SQLite read + unwrap',
-        server,
-        workloads.get(small.credential, S.smallUsers),
-      );
-      target(
-        'SQLite with L1 off ≥ 0.5× bare',
-        `${fmt(r.rps)} vs ${fmt(r.bareRps)} req/s = ${r.ratio.toFixed(2)}×`,
-        r.ratio >= 0.5,
-      );
-      addRow(
-        'l1-off-open',
-        'GET /v1/keys, L1 off: SQLite read + unwrap',
-        await openRun(server, workloads.get(small.credential, S.smallUsers), r.rps * 0.5),
-        {
-          extraNotes: ['offered = 50% of its max'],
-        },
-      );
-    } finally {
-      await stop(server);
-    }
-  }
-
-  if (wants('memcached')) await memcachedScenario(small);
-  if (wants('workers')) await workersScenario(population);
-  if (['cassandra-memcached', 'cassandra', 'cassandra-mix'].some(wants)) await cassandraScenarios();
+  if (wants('memcached')) await attempt('memcached', () => memcachedScenario(small));
+  if (wants('workers')) await attempt('workers', () => workersScenario(population));
+  if (['cassandra-memcached', 'cassandra', 'cassandra-mix'].some(wants)) await attempt('cassandra', cassandraScenarios);
 }
 
 function memoryFacts(samples, sweepS, users, population) {

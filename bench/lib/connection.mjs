@@ -26,6 +26,7 @@ export class Connection {
     this.onClose = onClose;
     this.buffer = null;
     this.callback = null;
+    this.unsolicited = null;
     this.socket = connect({ host, port, noDelay: true });
     this.ready = new Promise((resolve, reject) => {
       this.socket.once('connect', () => {
@@ -78,6 +79,13 @@ export class Connection {
     const callback = this.callback;
     this.callback = null;
     this.busy = false;
+    if (callback === null) {
+      // A response to no request (e.g. a server's 408 on a connection it considers stalled):
+      // remember it for the report and drop the connection, whose state is now unknown.
+      this.unsolicited = status;
+      this.#shut();
+      return;
+    }
     if (closing) this.#shut();
     callback(null, status);
   }

@@ -61,7 +61,7 @@ export function markdown(run) {
       `(Zipf s=${run.settings.zipfS} over ranks, spread over ids by a fixed permutation). Max-throughput rows: ` +
       `closed loop, ${run.settings.connections} keep-alive connections unless noted, ${run.settings.maxS} s measured after ` +
       `${run.settings.warmupS} s warm-up. Open-loop rows: Poisson arrivals at the offered rate, latency from the ` +
-      `intended send time, ${run.settings.openS} s measured. "× bare" divides by the bare node:http server measured ` +
+      `intended send time, ${run.settings.openS} s measured. req/s counts 2xx answers only. "× bare" divides by the bare node:http server measured ` +
       `just before (same run, same request bytes).`,
   );
   out.push('');
