@@ -1,0 +1,213 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { captureCommand, onCleanup, runCommand } from './children.js';
+
+/*
+ * The suite's own three Cassandra nodes, through the repository's scripts, on
+ * 127.0.1.1-3 (other work on this machine uses 127.0.0.1-3): node dirs
+ * .cassandra/dirt1..3, JMX ports 7519/7529/7539, cluster name padlock-dirt-*,
+ * seeds 127.0.1.1 and 127.0.1.3. Two layouts, because a keyspace with
+ * replication factor 3 in one datacenter needs three nodes there, and a
+ * datacenter cut needs two datacenters:
+ *   rf3    dirt1, dirt2, dirt3 in dc1            keyspaces {'dc1': 3}
+ *   twodc  dirt1, dirt2 in dc1; dirt3 in dc2     keyspaces {'dc1': 2, 'dc2': 1}
+ * A node cannot change datacenter once started, so switching layouts wipes
+ * the three node dirs (only those three, by name).
+ */
+
+export type Layout = 'rf3' | 'twodc';
+
+export interface CassandraNode {
+  readonly index: 1 | 2 | 3;
+  readonly name: string;
+  readonly address: string;
+  readonly jmxPort: number;
+  readonly dc: string;
+}
+
+const SEEDS = '127.0.1.1,127.0.1.3';
+const KEEP = process.env['DIRT_KEEP_CLUSTER'] === '1';
+
+export function layoutNodes(layout: Layout): CassandraNode[] {
+  return ([1, 2, 3] as const).map((index) => ({
+    index,
+    name: `dirt${index}`,
+    address: `127.0.1.${index}`,
+    jmxPort: 7509 + 10 * index,
+    dc: layout === 'twodc' && index === 3 ? 'dc2' : 'dc1',
+  }));
+}
+
+export function replicationFor(layout: Layout): Record<string, number> {
+  return layout === 'rf3' ? { dc1: 3 } : { dc1: 2, dc2: 1 };
+}
+
+export class CassandraCluster {
+  readonly nodes: CassandraNode[];
+  readonly #scripts: string;
+  readonly #nodeRoot: string;
+  #removeCleanup: (() => void) | undefined;
+
+  constructor(
+    readonly layout: Layout,
+    readonly repo: string,
+    private readonly logFile: string,
+  ) {
+    this.nodes = layoutNodes(layout);
+    this.#scripts = join(repo, 'scripts', 'cassandra');
+    this.#nodeRoot = join(repo, '.cassandra');
+  }
+
+  get replication(): Record<string, number> {
+    return replicationFor(this.layout);
+  }
+
+  node(index: 1 | 2 | 3): CassandraNode {
+    return this.nodes[index - 1]!;
+  }
+
+  #env(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      CASS_CLUSTER_NAME: `padlock-dirt-${this.layout}`,
+      CASS_STOP_SECS: '30',
+      // Shorter young-generation pauses: on two shared cores the stock 300 ms target let G1 pause
+      // a node for over 200 ms, longer than Padlock's store timeout, every minute or so.
+      CASS_JVM_EXTRA: '-XX:MaxGCPauseMillis=50',
+    };
+  }
+
+  /**
+   * Wipes the three node dirs, then starts the nodes one after another and
+   * checks they see each other. With DIRT_KEEP_CLUSTER=1 (for working on the
+   * suite) a running cluster of the same layout is reused and left running.
+   */
+  async start(): Promise<void> {
+    const marker = join(this.#nodeRoot, 'dirt1', 'dirt-layout');
+    if (KEEP && this.nodes.every((n) => this.pid(n.index) !== undefined) && existsSync(marker)) {
+      if (readFileSync(marker, 'utf8') === this.layout) return;
+    }
+    await this.stopAll(true);
+    if (!KEEP) this.#removeCleanup = onCleanup(() => this.stopAll(true));
+    for (const node of this.nodes) await this.startNode(node.index);
+    writeFileSync(marker, this.layout);
+    for (const node of this.nodes) {
+      await captureCommand(
+        'python3',
+        [join(this.#scripts, 'cql.py'), '--wait', '90', '--wait-peers', '2', '--schema-agreement', node.address],
+        { logFile: this.logFile, timeoutMs: 120000 },
+      );
+    }
+  }
+
+  async startNode(index: 1 | 2 | 3): Promise<void> {
+    const node = this.node(index);
+    await runCommand(
+      `cassandra:${node.name}`,
+      'bash',
+      [
+        join(this.#scripts, 'start-node.sh'),
+        String(index),
+        '--addr',
+        node.address,
+        '--name',
+        node.name,
+        '--jmx-port',
+        String(node.jmxPort),
+        '--seeds',
+        SEEDS,
+        '--dc',
+        node.dc,
+      ],
+      { logFile: this.logFile, env: this.#env(), timeoutMs: 240000 },
+    );
+  }
+
+  /** SIGKILL through kill-node.sh: no drain, no flush. */
+  async killNode(index: 1 | 2 | 3): Promise<void> {
+    await runCommand('kill-node', 'bash', [join(this.#scripts, 'kill-node.sh'), this.node(index).name], {
+      logFile: this.logFile,
+      env: this.#env(),
+      timeoutMs: 30000,
+    });
+  }
+
+  /** The JVM's pid from its pid file, when it is alive. */
+  pid(index: 1 | 2 | 3): number | undefined {
+    const file = join(this.#nodeRoot, this.node(index).name, 'cassandra.pid');
+    if (!existsSync(file)) return undefined;
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmdline.includes(`-Dcassandra.storagedir=${join(this.#nodeRoot, this.node(index).name)}\0`)
+        ? pid
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** SIGSTOP (true) or SIGCONT (false) to a node's JVM: it stops answering anyone, like a cut link. */
+  pause(index: 1 | 2 | 3, paused: boolean): void {
+    const pid = this.pid(index);
+    if (pid === undefined) throw new Error(`${this.node(index).name} is not running`);
+    process.kill(pid, paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
+  /** Stops the three nodes (only these, by name); `wipe` deletes their dirs. */
+  async stopAll(wipe: boolean): Promise<void> {
+    for (const node of this.nodes) {
+      const pid = this.pid(node.index);
+      if (pid !== undefined) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // gone
+        }
+      }
+    }
+    await runCommand(
+      'stop-nodes',
+      'bash',
+      [join(this.#scripts, 'stop.sh'), ...(wipe ? ['--wipe'] : []), ...this.nodes.map((n) => n.name)],
+      { logFile: this.logFile, env: this.#env(), timeoutMs: 120000 },
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (KEEP) return;
+    this.#removeCleanup?.();
+    this.#removeCleanup = undefined;
+    await this.stopAll(true);
+  }
+
+  /** Runs CQL on one node with cql.py; returns its JSON output parsed (one array per statement). */
+  async cql(index: 1 | 2 | 3, ...statements: string[]): Promise<unknown[]> {
+    const out = await captureCommand(
+      'python3',
+      [join(this.#scripts, 'cql.py'), '--json', '--timeout', '30', this.node(index).address, ...statements],
+      { logFile: this.logFile, timeoutMs: 60000 },
+    );
+    return out
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as unknown);
+  }
+
+  /** Drops a keyspace (and waits for schema agreement), ignoring a missing one. */
+  async dropKeyspace(keyspace: string): Promise<void> {
+    await captureCommand(
+      'python3',
+      [
+        join(this.#scripts, 'cql.py'),
+        '--schema-agreement',
+        '--timeout',
+        '60',
+        this.node(1).address,
+        `DROP KEYSPACE IF EXISTS ${keyspace}`,
+      ],
+      { logFile: this.logFile, timeoutMs: 90000 },
+    );
+  }
+}

@@ -1,0 +1,241 @@
+import type { CassandraCluster } from './cassandra.js';
+import { now, phaseSummaries, recoveryMs, type OpenLoopLoad, type PhaseSummary } from './load.js';
+import { round } from './stats.js';
+
+/*
+ * A scenario: setup, steady load (recorded as "before"), the fault ("during"),
+ * recovery ("after"), then its figures checked. Each returns one report row.
+ */
+
+export type Infra = 'none' | 'rf3' | 'twodc';
+
+export interface Timing {
+  readonly beforeS: number;
+  readonly duringS: number;
+  readonly afterS: number;
+  /** Operations per second of the steady load. */
+  readonly rate: number;
+}
+
+export interface Figure {
+  readonly name: string;
+  readonly target: string;
+  readonly value: string;
+  readonly pass: boolean;
+}
+
+export interface Totals {
+  readonly sent: number;
+  readonly answered: number;
+  readonly ok: number;
+  readonly wrongKeys: number;
+  readonly stale: number;
+  readonly failed: number;
+  readonly byStatus: Record<string, number>;
+}
+
+export interface ScenarioReport {
+  readonly name: string;
+  readonly title: string;
+  readonly infra: Infra;
+  readonly status: 'pass' | 'fail' | 'error';
+  readonly error?: string;
+  readonly durationS: number;
+  readonly totals: Totals;
+  /** before, during, after (in that order when the scenario has them). */
+  readonly phases: readonly PhaseSummary[];
+  /** Per cent of operations answered correctly from the fault's start to the end. */
+  readonly availability: number | null;
+  readonly recoveryMs: number | null;
+  readonly figures: readonly Figure[];
+  readonly notes: readonly string[];
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+/** What a scenario hands back; the runner adds name, timing and status. */
+export interface ScenarioOutcome {
+  readonly totals: Totals;
+  readonly phases: readonly PhaseSummary[];
+  readonly availability: number | null;
+  readonly recoveryMs: number | null;
+  readonly figures: readonly Figure[];
+  readonly notes: readonly string[];
+  readonly details: Readonly<Record<string, unknown>>;
+}
+
+/** Things collected across the run for the final leak scan. */
+export class RunState {
+  readonly padlockLogs = new Set<string>();
+  readonly errorBodies = new Set<string>();
+  /** Derived keys (base64url text) of users whose shred was acknowledged. */
+  readonly shreddedKeys = new Set<string>();
+  /** A sample of every derived key served (base64url text). */
+  readonly servedKeys = new Set<string>();
+  static readonly LIMIT = 50000;
+
+  addErrorBody(text: string): void {
+    if (this.errorBodies.size < RunState.LIMIT) this.errorBodies.add(text);
+  }
+
+  addServedKey(key: string): void {
+    if (this.servedKeys.size < RunState.LIMIT) this.servedKeys.add(key);
+  }
+
+  addShreddedKey(key: string): void {
+    if (this.shreddedKeys.size < RunState.LIMIT) this.shreddedKeys.add(key);
+  }
+}
+
+export interface Context {
+  readonly name: string;
+  /** Scratch directory of this scenario (configs, logs, stores). */
+  readonly dir: string;
+  readonly ci: boolean;
+  readonly timing: Timing;
+  readonly cluster: CassandraCluster | undefined;
+  readonly run: RunState;
+  /** A fresh TCP port for a listener of this scenario. */
+  port(): number;
+  /** A fresh memcached port (11400 and up). */
+  memcachedPort(): number;
+  log(message: string): void;
+  /** Work to run when the scenario ends, however it ends (newest first). */
+  defer(work: () => Promise<void> | void): void;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly title: string;
+  readonly infra: Infra;
+  /** Part of the CI subset. */
+  readonly ci: boolean;
+  run(ctx: Context): Promise<ScenarioOutcome>;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function figure(name: string, target: string, value: string | number, pass: boolean): Figure {
+  return { name, target, value: typeof value === 'number' ? String(round(value)) : value, pass };
+}
+
+export function sumTotals(phases: readonly PhaseSummary[]): Totals {
+  const byStatus: Record<string, number> = {};
+  for (const p of phases) for (const [k, v] of Object.entries(p.byStatus)) byStatus[k] = (byStatus[k] ?? 0) + v;
+  return {
+    sent: phases.reduce((s, p) => s + p.sent, 0),
+    answered: phases.reduce((s, p) => s + p.answered, 0),
+    ok: phases.reduce((s, p) => s + p.ok, 0),
+    wrongKeys: phases.reduce((s, p) => s + p.wrong, 0),
+    stale: phases.reduce((s, p) => s + p.stale, 0),
+    failed: phases.reduce((s, p) => s + p.failed, 0),
+    byStatus,
+  };
+}
+
+/** Per cent answered correctly over the given phases (null when none were sent). */
+export function availabilityOf(phases: readonly PhaseSummary[]): number | null {
+  const sent = phases.reduce((s, p) => s + p.sent, 0);
+  if (sent === 0) return null;
+  return (100 * phases.reduce((s, p) => s + p.ok, 0)) / sent;
+}
+
+export interface FaultRun {
+  readonly load: OpenLoopLoad;
+  readonly timing: Timing;
+  /** Injects the fault (the "during" phase starts just before). */
+  inject(): Promise<void>;
+  /** Clears it; returns when the component is back (the "after" phase starts then). */
+  clear(): Promise<void>;
+  log(message: string): void;
+}
+
+export interface FaultRunResult {
+  readonly phases: PhaseSummary[];
+  readonly clearedAt: number;
+  readonly endAt: number;
+  /** How long clear() took (e.g. a restart). */
+  readonly clearMs: number;
+}
+
+/** before -> inject -> during -> clear -> after, with the load running throughout; stops the load. */
+export async function runFault(run: FaultRun): Promise<FaultRunResult> {
+  const { load, timing } = run;
+  load.start('before');
+  await sleep(timing.beforeS * 1000);
+  load.mark('during');
+  run.log('fault injected');
+  await run.inject();
+  await sleep(timing.duringS * 1000);
+  const clearing = now();
+  await run.clear();
+  const clearedAt = now();
+  run.log(`fault cleared in ${Math.round(clearedAt - clearing)} ms`);
+  load.mark('after');
+  await sleep(timing.afterS * 1000);
+  const endAt = now();
+  await load.stop();
+  return { phases: phaseSummaries(load, endAt), clearedAt, endAt, clearMs: clearedAt - clearing };
+}
+
+/** The standard figures of a single-component fault, and the outcome fields they come from. */
+export function faultOutcome(
+  result: FaultRunResult,
+  load: OpenLoopLoad,
+  options: {
+    readonly minAvailability?: number;
+    readonly p99DuringLimitMs?: number;
+    readonly extraFigures?: readonly Figure[];
+    readonly notes?: readonly string[];
+    readonly details?: Readonly<Record<string, unknown>>;
+  } = {},
+): ScenarioOutcome {
+  const [before, during, after] = result.phases as [PhaseSummary, PhaseSummary, PhaseSummary];
+  const totals = sumTotals(result.phases);
+  const availability = availabilityOf([during, after]);
+  const limit = Math.max(3 * before.p99, before.p99 + 10);
+  const recovery = recoveryMs(load.records, result.clearedAt, limit, result.endAt);
+  const figures: Figure[] = [
+    figure('wrong keys served', '0', totals.wrongKeys, totals.wrongKeys === 0),
+    figure('keys served past the deletion bound', '0', totals.stale, totals.stale === 0),
+  ];
+  if (options.minAvailability !== undefined) {
+    figures.push(
+      figure(
+        'answered correctly from fault to end',
+        `>= ${options.minAvailability} %`,
+        availability === null ? 'n/a' : `${availability.toFixed(3)} %`,
+        availability !== null && availability >= options.minAvailability,
+      ),
+    );
+  }
+  if (options.p99DuringLimitMs !== undefined) {
+    figures.push(
+      figure(
+        'p99 during the fault',
+        `<= ${options.p99DuringLimitMs} ms`,
+        `${during.p99} ms`,
+        during.p99 <= options.p99DuringLimitMs,
+      ),
+    );
+  }
+  figures.push(
+    figure(
+      'recovers by itself',
+      `healthy again (no errors, p99 <= ${round(limit)} ms)`,
+      recovery === null ? 'not recovered' : `${recovery} ms`,
+      recovery !== null,
+    ),
+  );
+  const notes = [...(options.notes ?? [])];
+  const notSent = result.phases.reduce((s, p) => s + p.notSent, 0);
+  if (notSent > 0) notes.push(`${notSent} operations could not be sent (too many outstanding): counted as failed`);
+  return {
+    totals,
+    phases: [before, during, after],
+    availability,
+    recoveryMs: recovery,
+    figures: [...figures, ...(options.extraFigures ?? [])],
+    notes,
+    details: { clearMs: Math.round(result.clearMs), maxOutstanding: load.maxOutstandingSeen, ...options.details },
+  };
+}

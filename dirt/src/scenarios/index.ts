@@ -1,0 +1,28 @@
+import type { Scenario } from '../lib/scenario.js';
+import { cassandraNodeKill, datacenterCut } from './cassandra.js';
+import { crashCassandra, crashSqlite } from './crash.js';
+import { groupKill, sigtermDrain } from './groups.js';
+import { hostileInput } from './hostile.js';
+import { leakScan } from './leak.js';
+import { memcachedCorrupt, memcachedKill, memcachedPause } from './memcached.js';
+import { overload } from './overload.js';
+import { storeBlackhole, storeReset, storeSlow } from './store.js';
+
+/** Every scenario, in report order. The leak scan comes last: it scans what the others left. */
+export const SCENARIOS: readonly Scenario[] = [
+  memcachedKill,
+  memcachedPause,
+  memcachedCorrupt,
+  cassandraNodeKill,
+  datacenterCut,
+  storeSlow,
+  storeBlackhole,
+  storeReset,
+  groupKill,
+  sigtermDrain,
+  crashSqlite,
+  crashCassandra,
+  overload,
+  hostileInput,
+  leakScan,
+];
