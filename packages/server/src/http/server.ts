@@ -75,6 +75,9 @@ function errorCodeForBody(error: ErrorObject | undefined): ErrorCode {
   return 'INVALID_REQUEST';
 }
 
+/** Timer turns in a row that must come late before the event loop counts as overloaded. */
+const LATE_TURNS_TO_SHED = 2;
+
 export class PadlockHttpServer {
   readonly server: Server;
   readonly #routes: CompiledRoute[];
@@ -82,7 +85,7 @@ export class PadlockHttpServer {
   #draining = false;
   /** When the loop last ran its timers: how long it has been busy since is how late a request is seen. */
   #loopSeenAt = performance.now();
-  /** How many timer turns in a row came late (by half of maxLoopBusyMs or more). */
+  /** How many timer turns in a row came late (by three quarters of maxLoopBusyMs or more). */
   #lateTurns = 0;
   readonly #loopTimer: NodeJS.Timeout;
   readonly #maxLoopBusyMs: number;
@@ -127,13 +130,14 @@ export class PadlockHttpServer {
     // A CPU-bound server never reaches maxInFlight (each request finishes within its turn of the
     // loop); its queue is in the sockets instead, where no deadline sees it. The DiRT overload
     // scenario measured that: at twice the capacity nothing was shed and the p99 grew past 1.5 s.
-    // Only a loop that stays behind sheds: one long pause (a GC, the process descheduled) is not
-    // overload, and shedding after it turned machine hiccups into 503s at a tenth of capacity.
+    // Only a loop that stays behind sheds: a pause (a GC, the process descheduled) and the short
+    // backlog after it are not overload, and shedding after them turned machine hiccups into 503s
+    // at a tenth of capacity; a loop late LATE_TURNS_TO_SHED turns in a row is.
     this.#maxLoopBusyMs = options.maxLoopBusyMs ?? Math.max(10, options.deadlineMs / 10);
     const tickMs = 5;
     this.#loopTimer = setInterval(() => {
       const now = performance.now();
-      const late = now - this.#loopSeenAt - tickMs >= this.#maxLoopBusyMs / 2;
+      const late = now - this.#loopSeenAt - tickMs >= this.#maxLoopBusyMs * 0.75;
       this.#lateTurns = late ? this.#lateTurns + 1 : 0;
       this.#loopSeenAt = now;
     }, tickMs);
@@ -222,7 +226,7 @@ export class PadlockHttpServer {
     const overloaded =
       this.#inFlight >= this.options.maxInFlight
         ? 'inflight'
-        : this.#lateTurns >= 2 && performance.now() - this.#loopSeenAt > this.#maxLoopBusyMs
+        : this.#lateTurns >= LATE_TURNS_TO_SHED && performance.now() - this.#loopSeenAt > this.#maxLoopBusyMs
           ? 'event_loop'
           : undefined;
     if (overloaded !== undefined) {
