@@ -31,8 +31,9 @@ const HELP = `usage: node bench/run.mjs [options]   (npm run bench -- [options])
   --profile            only the warm-cache scenario, with the server under node --cpu-prof; top self-time
                        functions go into the results (bench/results/<time>-profile.*, latest-profile.md)
   --only LIST          comma-separated scenarios: bare,warm,batch,mix,l1-off,memcached,workers,derive,
-                       cassandra-memcached,cassandra,cassandra-mix,wrk
-  --users N            population size (default 100000 quick, 1000000 full)
+                       memory,cassandra-memcached,cassandra,cassandra-mix,wrk
+  --users N            population for the throughput scenarios (default 100000)
+  --memory-users N     population for the memory scenario (default 1000000, full runs only)
   --duration S         measured seconds per max-throughput round (default 3 quick, 5 full)
   --rounds N           bare/Padlock rounds per max-throughput row (default 3)
   --connections N      connections for max-throughput runs (default 32)
@@ -50,6 +51,7 @@ const { values: opts } = parseArgs({
     profile: { type: 'boolean', default: false },
     only: { type: 'string' },
     users: { type: 'string' },
+    'memory-users': { type: 'string' },
     duration: { type: 'string' },
     rounds: { type: 'string' },
     connections: { type: 'string', default: '32' },
@@ -79,9 +81,12 @@ mkdirSync(runDir, { recursive: true });
 mkdirSync(cacheDir, { recursive: true });
 
 const S = {
-  users: Number(opts.users ?? (full ? 1_000_000 : 100_000)),
-  // memcached (64 MB from scripts/memcached/start.sh) and Cassandra use a population that fits / loads quickly.
-  smallUsers: Math.min(Number(opts.users ?? 100_000), 100_000),
+  // The population every throughput scenario draws from; memcached from scripts/memcached/start.sh
+  // (64 MB) holds all of it, and so does L1 at its default size (100,000 entries).
+  users: Number(opts.users ?? 100_000),
+  // The population the memory scenario fills L1 with (full runs only; quick runs measure memory while
+  // the warm-cache server fills up).
+  memoryUsers: Number(opts['memory-users'] ?? (full ? 1_000_000 : 0)),
   cassandraUsers: full ? 20_000 : 10_000,
   doomed: full ? 5000 : 2000,
   zipfS: 0.99,
@@ -113,11 +118,11 @@ const allScenarios = [
   'l1-off',
   'memcached',
   'workers',
-  ...(full ? ['wrk', 'cassandra-memcached', 'cassandra', 'cassandra-mix'] : []),
+  ...(full ? ['wrk', 'memory', 'cassandra-memcached', 'cassandra', 'cassandra-mix'] : []),
 ];
 const only = opts.profile ? ['bare', 'warm'] : (opts.only?.split(',').map((s) => s.trim()) ?? allScenarios);
 for (const s of only)
-  if (![...allScenarios, 'wrk', 'cassandra-memcached', 'cassandra', 'cassandra-mix'].includes(s)) {
+  if (![...allScenarios, 'wrk', 'memory', 'cassandra-memcached', 'cassandra', 'cassandra-mix'].includes(s)) {
     process.stderr.write(`unknown scenario "${s}"\n${HELP}`);
     process.exit(2);
   }
@@ -152,7 +157,9 @@ async function startBaseline() {
   const server = await startNode([join(root, 'bench/baseline-server.mjs')], {
     ready: (line) => (line.startsWith('listening ') ? Number(line.split(' ')[1]) : undefined),
   });
-  return { ...server, port: server.value, name: 'bare node:http', tree: false };
+  const up = { ...server, port: server.value, name: 'bare node:http', tree: false };
+  upServers.add(up);
+  return up;
 }
 
 /** `padlock serve -c <config> --workers N`, ready once every worker logged "padlock listening". */
@@ -168,7 +175,9 @@ async function startPadlock(name, config, { workers = 1, cpuProf = false } = {})
     },
   });
   log(`${name}: listening on ${server.value} after ${Math.round(server.startupMs)} ms (pid ${server.pid})`);
-  return { ...server, port: server.value, name, tree: workers > 1, workers };
+  const up = { ...server, port: server.value, name, tree: workers > 1, workers };
+  upServers.add(up);
+  return up;
 }
 
 /** Padlock's /metrics as { 'name{labels}': value }. */
@@ -203,34 +212,37 @@ function trouble(before, after) {
 }
 
 /**
- * Reads every user once through batch-get (500 per call, one category) so
- * the caches hold the whole population; `onStage` runs after each quarter.
+ * Reads every user once through batch-get (100 per call, one category, one call at a time) so
+ * the caches hold the whole population; `onStage` runs after each quarter. A call the server
+ * sheds (503) is retried after a pause: the sweep is set-up, not a measurement.
  */
 async function sweep(server, credential, users, onStage = async () => {}) {
   const stages = [0.25, 0.5, 0.75, 1].map((f) => Math.round(users * f));
   let done = 0;
+  let shed = 0;
   for (const upTo of stages) {
-    const chunks = [];
-    for (let i = done; i < upTo; i += 500) chunks.push([i, Math.min(upTo, i + 500)]);
-    let next = 0;
-    const worker = async () => {
-      while (next < chunks.length) {
-        const [from, to] = chunks[next++];
-        const ids = [];
-        for (let i = from; i < to; i++) ids.push(userId(i));
+    for (let from = done; from < upTo; from += 100) {
+      const ids = [];
+      for (let i = from; i < Math.min(upTo, from + 100); i++) ids.push(userId(i));
+      for (let attempt = 0; ; attempt++) {
         const res = await fetch(`http://127.0.0.1:${server.port}/v1/keys/batch-get`, {
           method: 'POST',
           headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' },
           body: JSON.stringify({ userIds: ids, categories: ['profile'] }),
         });
         const body = await res.text();
-        if (res.status !== 200) throw new Error(`warm-up batch-get answered ${res.status}: ${body.slice(0, 300)}`);
+        if (res.status === 200) break;
+        if (res.status !== 503 || attempt === 100) {
+          throw new Error(`warm-up batch-get answered ${res.status}: ${body.slice(0, 300)}`);
+        }
+        shed += 1;
+        await new Promise((r) => setTimeout(r, 20));
       }
-    };
-    await Promise.all([worker(), worker()]);
+    }
     done = upTo;
     await onStage(done);
   }
+  if (shed > 0) log(`  (the server shed ${shed} warm-up calls; retried)`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,18 +279,30 @@ function statusNotes(r) {
 }
 
 /** One load job against `server`, with the server's CPU use over the job. */
-/** Waits (at most 5 s) until the server is idle, so one run's backlog does not spill into the next. */
-async function settle(server) {
+/** Servers of this run that are up: the baseline and the Padlock configuration under test. */
+const upServers = new Set();
+
+function stopServer(server) {
+  upServers.delete(server);
+  return stop(server);
+}
+
+/**
+ * Waits (at most 5 s) until every server of the run is idle, so neither one run's backlog nor
+ * the other server's garbage collection (seconds, with a million cached keychains) spills into
+ * the next measurement.
+ */
+async function settle() {
   for (let i = 0; i < 25; i++) {
-    const before = cpuSeconds(server.pid, server.tree);
+    const busy = [...upServers].map((s) => cpuSeconds(s.pid, s.tree));
     await new Promise((r) => setTimeout(r, 200));
-    const after = cpuSeconds(server.pid, server.tree);
-    if (before === null || after === null || after - before < 0.04) return;
+    const after = [...upServers].map((s) => cpuSeconds(s.pid, s.tree));
+    if (busy.every((b, j) => b === null || after[j] === null || after[j] - b < 0.04)) return;
   }
 }
 
 async function load(server, job) {
-  await settle(server);
+  await settle();
   const padlock = server !== baseline;
   const before = padlock ? await metrics(server).catch(() => ({})) : {};
   const cpu0 = cpuSeconds(server.pid, server.tree);
@@ -533,8 +557,6 @@ async function main() {
   if (population.built !== null) {
     log(`  built at ${fmt(population.built.usersPerSecond)} users/s in ${population.built.seconds.toFixed(0)} s`);
   }
-  const needsSmall = ['l1-off', 'memcached'].some(wants) && S.smallUsers !== S.users;
-  const small = needsSmall ? await sqlitePopulation(root, cacheDir, S.smallUsers, S.doomed, log) : population;
   if (!opts.profile && wants('warm')) {
     log(`preload sample on disk: ${S.preloadSample} keychains`);
     run.facts.preloadDisk = await sqlitePreloadSample(runDir, S.preloadSample);
@@ -543,9 +565,9 @@ async function main() {
 
   baseline = await startBaseline();
   try {
-    await scenarios(population, small);
+    await scenarios(population);
   } finally {
-    await stop(baseline);
+    await stopServer(baseline);
   }
   run.elapsedS = (performance.now() - t0) / 1000;
 }
@@ -560,7 +582,7 @@ async function attempt(name, scenario) {
   }
 }
 
-async function scenarios(population, small) {
+async function scenarios(population) {
   const cred = population.credential;
   const sqliteStore = (path) => ({ kind: 'sqlite', sqlite: { path } });
 
@@ -597,7 +619,8 @@ async function scenarios(population, small) {
         log(
           `  warmed ${users} users in ${sweepS.toFixed(1)} s; RSS ${(samples.at(-1).rssBytes / 2 ** 20).toFixed(0)} MiB`,
         );
-        if (!opts.profile) memoryFacts(samples, sweepS, users, population);
+        run.facts.startupSqliteMs = Math.round(server.startupMs);
+        if (!opts.profile && S.memoryUsers === 0) memoryFacts(samples, sweepS, population, server.startupMs);
 
         if (wants('warm'))
           await attempt('warm', async () => {
@@ -706,21 +729,21 @@ async function scenarios(population, small) {
             );
           });
       } finally {
-        await stop(server);
+        await stopServer(server);
       }
       if (opts.profile) await profileReport();
     });
 
   if (wants('l1-off'))
     await attempt('l1-off', async () => {
-      const config = padlockConfig({ kek: small.kek, store: sqliteStore(small.dbPath), l1: false });
+      const config = padlockConfig({ kek: population.kek, store: sqliteStore(population.dbPath), l1: false });
       const server = await startPadlock('l1-off', config);
       try {
         const r = await maxWithBare(
           'l1-off',
           'GET /v1/keys, L1 off: SQLite read + unwrap',
           server,
-          workloads.get(small.credential, S.smallUsers),
+          workloads.get(population.credential, S.users),
         );
         target(
           'SQLite with L1 off ≥ 0.5× bare',
@@ -730,32 +753,35 @@ async function scenarios(population, small) {
         addRow(
           'l1-off-open',
           'GET /v1/keys, L1 off: SQLite read + unwrap',
-          await openRun(server, workloads.get(small.credential, S.smallUsers), r.rps * 0.5),
+          await openRun(server, workloads.get(population.credential, S.users), r.rps * 0.5),
           {
             extraNotes: ['offered = 50% of its max'],
           },
         );
       } finally {
-        await stop(server);
+        await stopServer(server);
       }
     });
 
-  if (wants('memcached')) await attempt('memcached', () => memcachedScenario(small));
+  if (wants('memcached')) await attempt('memcached', () => memcachedScenario(population));
   if (wants('workers')) await attempt('workers', () => workersScenario(population));
+  if (wants('memory')) await attempt('memory', memoryScenario);
   if (['cassandra-memcached', 'cassandra', 'cassandra-mix'].some(wants)) await attempt('cassandra', cassandraScenarios);
 }
 
-function memoryFacts(samples, sweepS, users, population) {
+function memoryFacts(samples, sweepS, population, startupMs) {
+  const users = population.users;
   const first = samples[0];
   const last = samples.at(-1);
   // Slope from the first quarter to the full cache: leaves out what the first requests cost
   // once (JIT code, buffers, the HTTP machinery), which is not per entry.
   const from = samples[1] ?? first;
   const perEntry = (last.rssBytes - from.rssBytes) / Math.max(1, last.entries - from.entries);
-  const dbPerUser = population.bytes / (S.users + S.doomed);
+  const dbPerUser = population.bytes / (population.users + population.doomed);
   const tenM = 10_000_000;
   const disk = run.facts.preloadDisk?.usersPerSecond;
   const tmpfs = population.built?.usersPerSecond;
+  const tenMRss = first.rssBytes + tenM * perEntry;
   run.memory = {
     samples,
     bytesPerEntry: Math.round(perEntry),
@@ -763,9 +789,9 @@ function memoryFacts(samples, sweepS, users, population) {
       `RSS grows by about ${fmt(perEntry)} bytes per cached keychain (${CATEGORIES.length} categories, one version each): ` +
         `(RSS at ${fmt(last.entries)} − RSS at ${fmt(from.entries)} entries) / ${fmt(last.entries - from.entries)}, read ` +
         `right after filling, so it includes garbage not yet collected and V8 heap slack: an upper bound.`,
-      `Start-up (spawn of \`padlock serve\` to "listening", SQLite store of ${fmt(S.users)} users): ${run.facts.startupSqliteMs} ms. ` +
-        `Warming ${fmt(users)} users through batch-get (500 per call): ${sweepS.toFixed(1)} s (${fmt(users / sweepS)} users/s).`,
-      `SQLite file: ${(population.bytes / 2 ** 20).toFixed(0)} MiB for ${fmt(S.users + S.doomed)} users = ${fmt(dbPerUser)} bytes per user.`,
+      `Start-up (spawn of \`padlock serve\` to "listening", SQLite store of ${fmt(users)} users): ${Math.round(startupMs)} ms. ` +
+        `Filling L1 with ${fmt(users)} users through batch-get (100 per call): ${sweepS.toFixed(1)} s (${fmt(users / sweepS)} users/s).`,
+      `SQLite file: ${(population.bytes / 2 ** 20).toFixed(0)} MiB for ${fmt(users + population.doomed)} users = ${fmt(dbPerUser)} bytes per user.`,
       disk === undefined
         ? 'Preload sample on disk: not measured this run.'
         : `Preload through SqliteKeyStore.insertKeys on disk (synchronous=FULL, one transaction per keychain): ${fmt(disk)} users/s.`,
@@ -775,18 +801,68 @@ function memoryFacts(samples, sweepS, users, population) {
       `**Extrapolated to 10 M users (not measured):** SQLite file ≈ ${((tenM * dbPerUser) / 2 ** 30).toFixed(1)} GiB; ` +
         (disk === undefined ? '' : `preload ≈ ${(tenM / disk / 60).toFixed(0)} min on disk, `) +
         (tmpfs === undefined ? '' : `≈ ${(tenM / tmpfs / 60).toFixed(0)} min without fsync; `) +
-        `RSS with all 10 M in L1 ≈ ${((first.rssBytes + tenM * perEntry) / 2 ** 30).toFixed(1)} GiB ` +
-        `(start RSS + 10 M × bytes per entry); start-up does not depend on the store's size (no scan at start).`,
+        `RSS with all 10 M in L1 ≈ ${(tenMRss / 2 ** 30).toFixed(1)} GiB (start RSS + 10 M × bytes per entry); ` +
+        `start-up does not depend on the store's size (no scan at start).`,
     ],
   };
   target(
     'memory: RSS vs L1 size, 10 M users',
-    `${fmt(perEntry)} B per L1 entry; 10 M entries ≈ ${((first.rssBytes + tenM * perEntry) / 2 ** 30).toFixed(1)} GiB RSS (extrapolated); start-up ${run.facts.startupSqliteMs} ms`,
+    `${fmt(perEntry)} B per L1 entry (filled to ${fmt(last.entries)}); 10 M entries ≈ ${(tenMRss / 2 ** 30).toFixed(1)} GiB RSS ` +
+      `(extrapolated); start-up ${Math.round(startupMs)} ms`,
     null,
   );
 }
 
-async function memcachedScenario(small) {
+/**
+ * Full runs: L1 filled with a large population (1 M by default) for RSS per entry, then lookups
+ * against that heap; and L1 at its default size (100,000) over the same population, where Zipf
+ * decides the hit ratio.
+ */
+async function memoryScenario() {
+  const big = await sqlitePopulation(root, cacheDir, S.memoryUsers, S.doomed, log);
+  if (big.built !== null) {
+    log(`  built at ${fmt(big.built.usersPerSecond)} users/s in ${big.built.seconds.toFixed(0)} s`);
+  }
+  const store = { kind: 'sqlite', sqlite: { path: big.dbPath } };
+  const server = await startPadlock('memory', padlockConfig({ kek: big.kek, store, l1MaxEntries: S.memoryUsers }));
+  try {
+    const samples = [{ entries: 0, rssBytes: rssBytes(server.pid) }];
+    const started = performance.now();
+    await sweep(server, big.credential, S.memoryUsers, async (n) => {
+      const m = await metrics(server);
+      samples.push({ entries: m['padlock_gauge{name="l1_entries"}'] ?? n, rssBytes: rssBytes(server.pid) });
+    });
+    const sweepS = (performance.now() - started) / 1000;
+    log(
+      `  filled L1 with ${S.memoryUsers} users in ${sweepS.toFixed(1)} s; RSS ${(samples.at(-1).rssBytes / 2 ** 20).toFixed(0)} MiB`,
+    );
+    memoryFacts(samples, sweepS, big, server.startupMs);
+    const row = await maxWithBare(
+      'memory',
+      `GET /v1/keys, L1 holding ${fmt(S.memoryUsers)} keychains`,
+      server,
+      workloads.get(big.credential, S.memoryUsers),
+    );
+    row.notes.unshift(`RSS ${(rssBytes(server.pid) / 2 ** 20).toFixed(0)} MiB`);
+  } finally {
+    await stopServer(server);
+  }
+  const partial = await startPadlock('l1-default', padlockConfig({ kek: big.kek, store }));
+  try {
+    const row = await maxWithBare(
+      'l1-default',
+      `GET /v1/keys, L1 at its default 100,000 entries, ${fmt(S.memoryUsers)} users`,
+      partial,
+      workloads.get(big.credential, S.memoryUsers),
+      { warmupS: 8 },
+    );
+    row.notes.unshift('warmed by 8 s of the same load');
+  } finally {
+    await stopServer(partial);
+  }
+}
+
+async function memcachedScenario(population) {
   const port = 11411;
   const haveBinary = spawnSync('bash', ['-c', 'command -v memcached']).status === 0;
   if (!haveBinary && !full) {
@@ -803,31 +879,31 @@ async function memcachedScenario(small) {
   const forget = ours ? atExit(stopMemcached) : () => {};
   try {
     const config = padlockConfig({
-      kek: small.kek,
-      store: { kind: 'sqlite', sqlite: { path: small.dbPath } },
+      kek: population.kek,
+      store: { kind: 'sqlite', sqlite: { path: population.dbPath } },
       l1: false,
       memcached: [`127.0.0.1:${port}`],
     });
     config.cache.memcached.keyPrefix = `bench-${stamp.replace(/[^0-9]/g, '')}:`;
     const server = await startPadlock('memcached', config);
     try {
-      await sweep(server, small.credential, S.smallUsers);
+      await sweep(server, population.credential, S.users);
       const r = await maxWithBare(
         'memcached',
         'GET /v1/keys, L1 off, memcached hit (SQLite below)',
         server,
-        workloads.get(small.credential, S.smallUsers),
+        workloads.get(population.credential, S.users),
       );
       addRow(
         'memcached-open',
         'GET /v1/keys, L1 off, memcached hit (SQLite below)',
-        await openRun(server, workloads.get(small.credential, S.smallUsers), r.rps * 0.5),
+        await openRun(server, workloads.get(population.credential, S.users), r.rps * 0.5),
         {
           extraNotes: ['offered = 50% of its max'],
         },
       );
     } finally {
-      await stop(server);
+      await stopServer(server);
     }
   } finally {
     forget();
@@ -857,7 +933,7 @@ async function workersScenario(population) {
       );
       results[workers].notes.unshift('warmed by 4-8 s of the same load, not a sweep');
     } finally {
-      await stop(server);
+      await stopServer(server);
     }
   }
   target(
@@ -872,8 +948,10 @@ async function cassandraScenarios() {
   const running = () => spawnSync('pgrep', ['-f', 'CassandraDaemon']).status === 0;
   const waitS = Number(opts['cassandra-wait']);
   const deadline = Date.now() + waitS * 1000;
+  let waited = 0;
   while (running() && Date.now() < deadline) {
-    log('a Cassandra node this run did not start is running; waiting');
+    if (waited % 6 === 0) log(`a Cassandra node this run did not start is running; waiting (up to ${waitS} s)`);
+    waited += 1;
     await new Promise((r) => setTimeout(r, 10000));
   }
   if (running()) {
@@ -955,7 +1033,7 @@ async function cassandraScenarios() {
             best !== undefined,
           );
         } finally {
-          await stop(server);
+          await stopServer(server);
         }
       } else if (wants('cassandra-memcached')) {
         run.skipped.push(`Cassandra + memcached: memcached did not start: ${mc.stderr.trim()}`);
@@ -982,7 +1060,7 @@ async function cassandraScenarios() {
             );
           }
         } finally {
-          await stop(server);
+          await stopServer(server);
         }
       }
       if (wants('cassandra-mix') && mc.status === 0) {
@@ -1010,7 +1088,7 @@ async function cassandraScenarios() {
             );
           }
         } finally {
-          await stop(server);
+          await stopServer(server);
         }
       }
     } finally {

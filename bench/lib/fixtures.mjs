@@ -77,10 +77,19 @@ async function addService(store, kek) {
 export async function insertUsers(store, kek, idOf, first, last, concurrency = 1, onProgress = () => {}) {
   const started = performance.now();
   let next = first;
+  const insert = async (i, attempt = 0) => {
+    try {
+      await store.insertKeys(idOf(i), rowsFor(kek, idOf(i), Date.now()));
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      await insert(i, attempt + 1);
+    }
+  };
   const worker = async () => {
     while (next < last) {
       const i = next++;
-      await store.insertKeys(idOf(i), rowsFor(kek, idOf(i), Date.now()));
+      await insert(i);
       if (i % 50000 === 0 && i > first) onProgress(i);
     }
   };
@@ -159,7 +168,8 @@ export async function cassandraPopulation(cacheDir, cassandra, users, doomed, lo
   const dir = join(cacheDir, `cassandra-${cassandra.keyspace}-${users}-${doomed}`);
   mkdirSync(dir, { recursive: true });
   const meta = join(dir, 'population.json');
-  const store = await CassandraKeyStore.open({ ...cassandra, createSchema: true });
+  // The preload is set-up, not a measurement: generous timeouts, and a failed insert is tried again.
+  const store = await CassandraKeyStore.open({ ...cassandra, readTimeoutMs: 10000, createSchema: true });
   try {
     if (existsSync(meta)) {
       const saved = JSON.parse(readFileSync(meta, 'utf8'));
