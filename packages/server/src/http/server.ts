@@ -19,7 +19,7 @@ export interface PipelineOptions {
   readonly deadlineMs: number;
   /**
    * Shed a request when the event loop has been busy this long without a break (its handler would
-   * start that late); default deadlineMs / 10, at least 10 ms.
+   * start that late), two turns of the loop in a row; default deadlineMs / 5, at least 10 ms.
    */
   readonly maxLoopBusyMs?: number;
   readonly drainTimeoutMs: number;
@@ -133,7 +133,7 @@ export class PadlockHttpServer {
     // Only a loop that stays behind sheds: a pause (a GC, the process descheduled) and the short
     // backlog after it are not overload, and shedding after them turned machine hiccups into 503s
     // at a tenth of capacity; a loop late LATE_TURNS_TO_SHED turns in a row is.
-    this.#maxLoopBusyMs = options.maxLoopBusyMs ?? Math.max(10, options.deadlineMs / 10);
+    this.#maxLoopBusyMs = options.maxLoopBusyMs ?? Math.max(10, options.deadlineMs / 5);
     const tickMs = 5;
     this.#loopTimer = setInterval(() => {
       const now = performance.now();
