@@ -93,6 +93,8 @@ export function rawExchange(
   target: Target,
   bytes: Buffer,
   timeoutMs: number,
+  /** End our side after writing (the default); false leaves it open, as a client still sending would. */
+  halfClose = true,
 ): Promise<{ reply: Buffer; closed: boolean; error?: string }> {
   return new Promise((resolve) => {
     const socket = new Socket();
@@ -120,7 +122,8 @@ export function rawExchange(
     socket.on('close', () => finish(true));
     socket.on('error', (error: NodeJS.ErrnoException) => finish(true, error.code ?? 'SOCKET_ERROR'));
     socket.connect(target.port, target.host, () => {
-      socket.end(bytes);
+      if (halfClose) socket.end(bytes);
+      else socket.write(bytes);
     });
   });
 }

@@ -59,6 +59,7 @@ const OPCODES: Record<number, string> = {
 class CqlFrameCounter {
   #buffer: Buffer = Buffer.alloc(0);
   #broken = false;
+  #frames = 0;
 
   constructor(private readonly counts: Map<string, number>) {}
 
@@ -68,11 +69,14 @@ class CqlFrameCounter {
     while (this.#buffer.length >= 9) {
       const version = this.#buffer[0]! & 0x7f;
       if (version < 3 || version > 4) {
-        // v5 framing (or not CQL): stop counting rather than count wrong.
+        // The driver opens with a version the server refuses, then reconnects with v4: a first frame
+        // of another version is that probe. Later (v5 framing, or not CQL), stop rather than count wrong.
         this.#broken = true;
-        this.counts.set('unparsed', (this.counts.get('unparsed') ?? 0) + 1);
+        const kind = this.#frames === 0 ? 'version_probe' : 'unparsed';
+        this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
         return;
       }
+      this.#frames++;
       const length = this.#buffer.readUInt32BE(5);
       if (this.#buffer.length < 9 + length) return;
       const name = OPCODES[this.#buffer[4]!] ?? 'other';

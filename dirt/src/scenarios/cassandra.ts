@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { newAgent } from '../lib/http.js';
 import { OpenLoopLoad, phaseSummaries } from '../lib/load.js';
 import { KeyOracle } from '../lib/oracle.js';
@@ -49,6 +50,7 @@ export const cassandraNodeKill: Scenario = {
     const timing = { ...ctx.timing, duringS: Math.max(ctx.timing.duringS, 25) };
     const result = await runFault({
       load,
+      recordsFile: join(ctx.dir, 'ops.csv'),
       timing,
       log: (m) => ctx.log(m),
       inject: () => cluster.killNode(2),
@@ -108,6 +110,7 @@ export const datacenterCut: Scenario = {
     let remoteMarks = 0;
     const result = await runFault({
       load,
+      recordsFile: join(ctx.dir, 'ops.csv'),
       timing: ctx.timing,
       log: (m) => ctx.log(m),
       inject: () => {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { call, CallError, newAgent, type HttpReply, type Target } from '../lib/http.js';
-import { now, OpenLoopLoad, summarizeRecords, type Operation, type OpResult } from '../lib/load.js';
+import { now, OpenLoopLoad, summarizeRecords, writeRecords, type Operation, type OpResult } from '../lib/load.js';
 import { KeyOracle, servedKeys, type KeysJson } from '../lib/oracle.js';
 import { CATEGORIES } from '../lib/padlock.js';
 import { figure, sleep, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
@@ -272,7 +272,8 @@ function crashScenario(store: 'sqlite' | 'cassandra'): Scenario {
       await process.start();
       const oracle = new KeyOracle();
       const workload = new CrashWorkload(process.target, credential, oracle, `${ctx.name}-u`);
-      const rate = store === 'sqlite' ? 300 : 100;
+      // More than Padlock can take: requests are in flight at every kill.
+      const rate = store === 'sqlite' ? 1500 : 300;
       const rounds = ctx.ci ? 2 : 4;
       const load = new OpenLoopLoad({
         rate,
@@ -295,6 +296,7 @@ function crashScenario(store: 'sqlite' | 'cassandra'): Scenario {
       }
       await sleep(3000);
       await load.stop();
+      writeRecords(join(ctx.dir, 'ops.csv'), load);
       // A clean restart: nothing cached, every answer from the store.
       await process.stop();
       await process.start();

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { PadlockClient } from '@padlock/client';
 import { call, CallError, newAgent } from '../lib/http.js';
 import { now } from '../lib/load.js';
@@ -96,6 +97,7 @@ export const groupKill: Scenario = {
     const load = openLoad(ctx, () => groups.workload.next());
     const result = await runFault({
       load,
+      recordsFile: join(ctx.dir, 'ops.csv'),
       timing: ctx.timing,
       log: (m) => ctx.log(m),
       inject: async () => {
@@ -171,6 +173,7 @@ export const sigtermDrain: Scenario = {
     const load = openLoad(ctx, () => groups.workload.next());
     const result = await runFault({
       load,
+      recordsFile: join(ctx.dir, 'ops.csv'),
       timing: ctx.timing,
       log: (m) => ctx.log(m),
       inject: async () => {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { call, newAgent } from '../lib/http.js';
-import { now, OpenLoopLoad, phaseSummaries, recoveryMs, type Operation } from '../lib/load.js';
+import { now, OpenLoopLoad, phaseSummaries, recoveryMs, writeRecords, type Operation } from '../lib/load.js';
 import { KeyOracle } from '../lib/oracle.js';
 import { figure, sleep, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
 import { round, summarize } from '../lib/stats.js';
@@ -20,8 +20,8 @@ import { ALL_RIGHTS, harvest, MAX_STALENESS_S, padlock, signUp, userIds, warm } 
 const USERS = 2000;
 /** Users per batch lookup; with L1 off each costs 150 key derivations in Padlock, and little to the load generator. */
 const BATCH = 50;
-/** What "shed quickly" and "bounded" mean here (ms, from sending): well under, and at most, the 500 ms deadline. */
-const SHED_P99_LIMIT_MS = 200;
+/** What "shed quickly" and "bounded" mean here (ms, from sending): half of, and at most, the 500 ms deadline. */
+const SHED_P99_LIMIT_MS = 250;
 const ACCEPTED_P99_LIMIT_MS = 500;
 
 async function measureCapacity(ctx: Context, workload: KeyWorkload, seconds: number): Promise<number> {
@@ -82,6 +82,14 @@ export const overload: Scenario = {
     );
     await measureCapacity(ctx, workload, 2); // warm-up of JIT and connections
     const capacity = await measureCapacity(ctx, workload, ctx.ci ? 4 : 6);
+    // Open the connections the load will use now (keep-alive, used in turn): clients of a loaded
+    // service hold connection pools, and a storm of new connections at the onset would measure the
+    // load generator's TCP handshakes, not Padlock's shedding.
+    await Promise.all(
+      Array.from({ length: 512 }, () =>
+        call(process.target, { method: 'GET', path: '/healthz', agent, timeoutMs: 10000 }).catch(() => undefined),
+      ),
+    );
     const low = Math.max(10, Math.round(capacity / 2));
     const high = Math.round(capacity * 2);
     const timing = ctx.timing;
@@ -111,6 +119,7 @@ export const overload: Scenario = {
     await sleep(timing.afterS * 1000);
     const endAt = now();
     await load.stop();
+    writeRecords(join(ctx.dir, 'ops.csv'), load);
     sampling = false;
     await sampler;
     agent.destroy();
@@ -126,7 +135,7 @@ export const overload: Scenario = {
     const rssBefore = Math.max(...rss.filter((s) => s.phase === 'before').map((s) => s.mib), 0);
     const rssDuring = Math.max(...rss.filter((s) => s.phase === 'during').map((s) => s.mib), 0);
     const rssLimit = Math.max(rssBefore * 1.5, rssBefore + 150);
-    const recovery = recoveryMs(load.records, clearedAt, Math.max(3 * before.p99, before.p99 + 10), endAt);
+    const recovery = recoveryMs(load.records, clearedAt, endAt);
     const other = duringRecords.filter((r) => r.label !== '200' && !/^(429|503)/.test(r.label)).length;
     return {
       totals: sumTotals(phases),
@@ -162,9 +171,9 @@ export const overload: Scenario = {
         ),
         figure(
           'throughput recovers when the load drops',
-          `after: >= 99 % of ${low}/s answered, p99 back to normal`,
-          `${after.goodput}/s, recovered in ${recovery ?? '-'} ms`,
-          after.goodput >= low * 0.99 * (after.durationS > 0 ? 1 : 0) && recovery !== null,
+          `after: >= 99 % of ${low}/s answered, p99 <= ${round(Math.max(3 * before.p99, before.p99 + 50))} ms`,
+          `${after.goodput}/s, p99 ${after.p99} ms, last shed ${recovery ?? '-'} ms after the drop`,
+          after.goodput >= low * 0.99 && recovery !== null && after.p99 <= Math.max(3 * before.p99, before.p99 + 50),
         ),
       ],
       notes: [
