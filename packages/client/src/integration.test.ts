@@ -213,11 +213,22 @@ void describe('client against two real Padlock groups', { timeout: 120_000 }, ()
     let failures = 0;
     let killedAt = -1;
     const started = Date.now();
-    const kill = sleep(300).then(async () => {
-      killedAt = operations;
-      await doomed.kill('SIGKILL');
-    });
-    while (Date.now() - started < 1500) {
+    // Counted, not timed: on a loaded machine a fixed 300 ms may hold no operation at all.
+    // The kill lands between rounds of 400 operations in flight at once; bounded at 60 s.
+    while (operations < killedAt + 800 || killedAt < 0) {
+      assert.ok(Date.now() - started < 60_000, `only ${operations} operations in 60 s`);
+      if (killedAt < 0 && operations >= 400) {
+        killedAt = operations;
+        const round = users.map((user, i) => padlock.encrypt(user, 'profile', `in flight ${i}`));
+        await doomed.kill('SIGKILL');
+        for (const result of await Promise.allSettled(round)) {
+          if (result.status === 'fulfilled') operations++;
+          else {
+            failures++;
+            t.diagnostic(`failed during the kill: ${String(result.reason)}`);
+          }
+        }
+      }
       const round = users.map(async (user, i) => {
         try {
           const sealed = await padlock.encrypt(user, 'profile', `round data ${i}`);
@@ -230,7 +241,6 @@ void describe('client against two real Padlock groups', { timeout: 120_000 }, ()
       });
       await Promise.all(round);
     }
-    await kill;
     const stats = padlock.stats();
     t.diagnostic(`${operations} operations, kill after ${killedAt}, ${failures} failed; ${JSON.stringify(stats)}`);
     assert.equal(failures, 0);
