@@ -39,7 +39,7 @@ export interface CallOptions {
 }
 
 export function newAgent(maxSockets: number): Agent {
-  return new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'fifo' });
+  return new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
 }
 
 /** One HTTP request; rejects with a CallError whose label names the failure. */
