@@ -147,6 +147,7 @@ const run = {
   rows: [],
   targets: [],
   skipped: [],
+  lines: [],
   facts: {},
 };
 
@@ -191,22 +192,39 @@ async function metrics(server) {
   return values;
 }
 
-function hitRatio(before, after, cache) {
-  const d = (k) =>
-    (after[`padlock_cache_${k}_total{cache="${cache}"}`] ?? 0) -
-    (before[`padlock_cache_${k}_total{cache="${cache}"}`] ?? 0);
-  const hits = d('hits');
-  const misses = d('misses');
-  return hits + misses === 0 ? null : hits / (hits + misses);
+/**
+ * What moved in /metrics between two readings: cache hits and misses by layer, cache failures
+ * and shed requests. Deltas of several runs add up (see combine).
+ */
+function metricsDelta(before, after) {
+  const delta = {};
+  for (const [key, value] of Object.entries(after)) {
+    if (!/^padlock_(cache_(hits|misses|errors)|requests_shed)_total/.test(key)) continue;
+    const d = value - (before[key] ?? 0);
+    if (d > 0) delta[key] = d;
+  }
+  return delta;
 }
 
-/** Cache failures and shed requests between two /metrics readings, as notes. */
-function trouble(before, after) {
+function addDeltas(deltas) {
+  const sum = {};
+  for (const d of deltas) for (const [k, v] of Object.entries(d)) sum[k] = (sum[k] ?? 0) + v;
+  return sum;
+}
+
+/** Notes from a metrics delta: hit ratio per cache layer, then every failure count. */
+function deltaNotes(delta, tree) {
   const notes = [];
-  for (const [key, value] of Object.entries(after)) {
-    if (!key.startsWith('padlock_cache_errors_total') && !key.startsWith('padlock_requests_shed_total')) continue;
-    const delta = value - (before[key] ?? 0);
-    if (delta > 0) notes.push(`${key.replace('padlock_', '').replace('_total', '')} ${delta}`);
+  for (const cache of ['l1', 'memcached']) {
+    const hits = delta[`padlock_cache_hits_total{cache="${cache}"}`] ?? 0;
+    const misses = delta[`padlock_cache_misses_total{cache="${cache}"}`] ?? 0;
+    // With several workers /metrics answers for one of them only.
+    if (hits + misses > 0 && !tree) notes.push(`${cache} hit ${((hits / (hits + misses)) * 100).toFixed(1)}%`);
+  }
+  for (const [key, value] of Object.entries(delta)) {
+    if (/^padlock_(cache_errors|requests_shed)_total/.test(key)) {
+      notes.push(`${key.replace('padlock_', '').replace('_total', '')} ${value}`);
+    }
   }
   return notes;
 }
@@ -263,10 +281,13 @@ const workloads = {
   }),
 };
 
+// A response on a connection with no request outstanding is the server's doing, not a failed request.
+const isUnsolicited = (kind) => kind.startsWith('unsolicited');
+
 function errorCount(r) {
   let n = 0;
   for (const [status, count] of Object.entries(r.statuses)) if (!status.startsWith('2')) n += count;
-  for (const count of Object.values(r.errors)) n += count;
+  for (const [kind, count] of Object.entries(r.errors)) if (!isUnsolicited(kind)) n += count;
   return n;
 }
 
@@ -274,7 +295,9 @@ function statusNotes(r) {
   const notes = [];
   const odd = Object.entries(r.statuses).filter(([s]) => !s.startsWith('2'));
   if (odd.length > 0) notes.push(`statuses ${odd.map(([s, n]) => `${s}×${n}`).join(', ')}`);
-  for (const [e, n] of Object.entries(r.errors)) notes.push(`${e}×${n}`);
+  for (const [e, n] of Object.entries(r.errors)) {
+    notes.push(isUnsolicited(e) ? `${e}×${n} on idle connections (not counted as errors)` : `${e}×${n}`);
+  }
   return notes;
 }
 
@@ -331,16 +354,8 @@ async function load(server, job) {
   result.cpuPressurePercent =
     pressure0 === null || pressure1 === null ? null : Math.round((pressure1 - pressure0) / 1e4 / wall);
   result.window = window;
-  result.cacheNotes = [];
-  if (padlock) {
-    const after = await metrics(server).catch(() => ({}));
-    for (const cache of ['l1', 'memcached']) {
-      const h = hitRatio(before, after, cache);
-      // With several workers /metrics answers for one of them only.
-      if (h !== null && !server.tree) result.cacheNotes.push(`${cache} hit ${(h * 100).toFixed(1)}%`);
-    }
-    result.cacheNotes.push(...trouble(before, after));
-  }
+  result.metricsDelta = padlock ? metricsDelta(before, await metrics(server).catch(() => ({}))) : {};
+  result.tree = server.tree;
   return result;
 }
 
@@ -403,7 +418,7 @@ function addRow(id, title, r, extra = {}) {
   row.notes.push(`loadgen CPU ${r.loadgenCpuPercent.join('+')}%`);
   if (r.otherCpuPercent !== undefined) row.notes.push(`other processes ${r.otherCpuPercent}% CPU`);
   if (r.cpuPressurePercent !== null) row.notes.push(`CPU pressure ${r.cpuPressurePercent}%`);
-  row.notes.push(...statusNotes(r), ...r.cacheNotes);
+  row.notes.push(...statusNotes(r), ...deltaNotes(r.metricsDelta, r.tree));
   row.notes.push(...(extra.extraNotes ?? []));
   delete row.extraNotes;
   run.rows.push(row);
@@ -441,17 +456,21 @@ function combine(results) {
   out.otherCpuPercent = mean(results.map((r) => r.otherCpuPercent));
   out.cpuPressurePercent = mean(results.map((r) => r.cpuPressurePercent));
   out.loadgenCpuPercent = results[0].loadgenCpuPercent.map((_, i) => mean(results.map((r) => r.loadgenCpuPercent[i])));
-  out.cacheNotes = [...new Set(results.flatMap((r) => r.cacheNotes))];
+  out.metricsDelta = addDeltas(results.map((r) => r.metricsDelta));
   out.rps = out.ok / out.windowS;
   out.window = { startUs: results[0].window.startUs, endUs: results.at(-1).window.endUs };
   return out;
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 
 /**
  * Max throughput of `server`, alternating with the bare server `S.rounds` times. The row's ratio
- * is the median of the rounds' ratios; its req/s and latencies are over all rounds.
+ * and req/s are the medians of the rounds'; its latencies are over all rounds.
  */
 async function maxWithBare(id, title, server, workload, { keysPerRequest, warmupS = S.warmupS, ...options } = {}) {
   const bares = [];
@@ -466,6 +485,10 @@ async function maxWithBare(id, title, server, workload, { keysPerRequest, warmup
   const ratios = runs.map((r, i) => (r.rps * per) / bares[i].rps);
   const r = combine(runs);
   const bare = combine(bares);
+  // Throughput: the median round (one slow round, e.g. a burst of load from other processes, or
+  // a first round still settling, does not drag it); latencies: every round's, tails included.
+  r.rps = median(runs.map((x) => x.rps));
+  bare.rps = median(bares.map((x) => x.rps));
   log(`  rounds: ${runs.map((x, i) => `${Math.round(x.rps)} / bare ${Math.round(bares[i].rps)}`).join(', ')}`);
   const row = addRow(id, title, r, {
     windows: runs.map((x) => x.window),
@@ -473,7 +496,7 @@ async function maxWithBare(id, title, server, workload, { keysPerRequest, warmup
     ratio: median(ratios),
     ratios,
     keysPerSecond: keysPerRequest === undefined ? undefined : r.rps * keysPerRequest,
-    extraNotes: [`× bare per round ${ratios.map((x) => x.toFixed(2)).join(' / ')} (median shown)`],
+    extraNotes: [`× bare per round ${ratios.map((x) => x.toFixed(2)).join(' / ')}`],
   });
   return row;
 }
@@ -554,7 +577,7 @@ async function main() {
 
   const population = await sqlitePopulation(root, cacheDir, S.users, S.doomed, log);
   run.facts.population = { users: S.users, dbBytes: population.bytes, built: population.built };
-  if (population.built !== null) {
+  if (!population.reused) {
     log(`  built at ${fmt(population.built.usersPerSecond)} users/s in ${population.built.seconds.toFixed(0)} s`);
   }
   if (!opts.profile && wants('warm')) {
@@ -796,8 +819,9 @@ function memoryFacts(samples, sweepS, population, startupMs) {
         ? 'Preload sample on disk: not measured this run.'
         : `Preload through SqliteKeyStore.insertKeys on disk (synchronous=FULL, one transaction per keychain): ${fmt(disk)} users/s.`,
       tmpfs === undefined
-        ? 'Population reused from an earlier run (its build speed is in that run).'
-        : `Population build this run, same calls into a store on tmpfs (no fsync cost): ${fmt(tmpfs)} users/s.`,
+        ? 'Population build speed: not recorded (population built by an older version of the bench).'
+        : `Population build ${population.reused ? `(cached; measured when it was built, ${population.built.at.slice(0, 16)})` : 'this run'}, ` +
+          `same calls into a store on tmpfs (no fsync cost): ${fmt(tmpfs)} users/s.`,
       `**Extrapolated to 10 M users (not measured):** SQLite file ≈ ${((tenM * dbPerUser) / 2 ** 30).toFixed(1)} GiB; ` +
         (disk === undefined ? '' : `preload ≈ ${(tenM / disk / 60).toFixed(0)} min on disk, `) +
         (tmpfs === undefined ? '' : `≈ ${(tenM / tmpfs / 60).toFixed(0)} min without fsync; `) +
@@ -820,7 +844,7 @@ function memoryFacts(samples, sweepS, population, startupMs) {
  */
 async function memoryScenario() {
   const big = await sqlitePopulation(root, cacheDir, S.memoryUsers, S.doomed, log);
-  if (big.built !== null) {
+  if (!big.reused) {
     log(`  built at ${fmt(big.built.usersPerSecond)} users/s in ${big.built.seconds.toFixed(0)} s`);
   }
   const store = { kind: 'sqlite', sqlite: { path: big.dbPath } };
@@ -931,7 +955,7 @@ async function workersScenario(population) {
           warmupS: full ? 8 : 4,
         },
       );
-      results[workers].notes.unshift('warmed by 4-8 s of the same load, not a sweep');
+      results[workers].notes.unshift(`warmed by ${full ? 8 : 4} s of the same load, not a sweep`);
     } finally {
       await stopServer(server);
     }
@@ -979,6 +1003,9 @@ async function cassandraScenarios() {
     return;
   }
   run.facts.cassandraStartS = (performance.now() - t) / 1000;
+  run.lines.push(
+    `Cassandra node start (scripts/cassandra/start-single.sh until CQL answers): ${run.facts.cassandraStartS.toFixed(0)} s.`,
+  );
   try {
     const cassandra = {
       contactPoints: ['127.0.0.1:9042'],
@@ -989,7 +1016,13 @@ async function cassandraScenarios() {
       readTimeoutMs: 200,
     };
     const pop = await cassandraPopulation(cacheDir, cassandra, S.cassandraUsers, S.doomed, log);
-    if (pop.built !== null) run.facts.cassandraPreload = pop.built;
+    if (pop.built !== null) {
+      run.facts.cassandraPreload = pop.built;
+      run.lines.push(
+        `Cassandra preload through CassandraKeyStore.insertKeys (one LWT batch per keychain, 64 in flight): ` +
+          `${fmt(pop.built.usersPerSecond)} users/s.`,
+      );
+    }
     const store = { kind: 'cassandra', cassandra: { ...cassandra, createSchema: false } };
     const users = S.cassandraUsers;
     const memcachedPort = 11412;
@@ -1005,6 +1038,9 @@ async function cassandraScenarios() {
         config.cache.memcached.keyPrefix = `bench-${stamp.replace(/[^0-9]/g, '')}:`;
         const server = await startPadlock('cassandra-memcached', config);
         run.facts.startupCassandraMs = Math.round(server.startupMs);
+        run.lines.push(
+          `Start-up of \`padlock serve\` on the Cassandra store (connect, load services): ${run.facts.startupCassandraMs} ms.`,
+        );
         try {
           await sweep(server, pop.credential, users);
           const r = await maxWithBare(
@@ -1014,7 +1050,7 @@ async function cassandraScenarios() {
             workloads.get(pop.credential, users),
           );
           let best;
-          for (const share of [0.25, 0.5]) {
+          for (const share of [0.1, 0.25, 0.5]) {
             const row = addRow(
               'cassandra-memcached-open',
               'GET /v1/keys, Cassandra, L1 off, memcached hit',
@@ -1028,7 +1064,7 @@ async function cassandraScenarios() {
           target(
             'Cassandra + memcached: p99 within 15 ms at a stated rate',
             best === undefined
-              ? `p99 above 15 ms (or errors) at 25% and 50% of its max ${fmt(r.rps)} req/s`
+              ? `p99 above 15 ms (or errors) at 10%, 25% and 50% of its max ${fmt(r.rps)} req/s`
               : `p99 ${best.latency.p99Ms} ms at ${fmt(best.offeredRate)} req/s offered (open loop; max ${fmt(r.rps)} req/s)`,
             best !== undefined,
           );

@@ -110,7 +110,7 @@ function codeHash(root) {
  * A SQLite store with `users` readers and `doomed` users for the mix's shreds,
  * built in tmpfs (one fsync-free transaction per keychain through the store)
  * and copied to disk, or reused from an earlier run.
- * Returns { dbPath, kek, credential, built: { usersPerSecond, seconds } | null }.
+ * Returns { dbPath, kek, credential, users, doomed, bytes, built: { usersPerSecond, seconds, at } | null, reused }.
  */
 export async function sqlitePopulation(root, cacheDir, users, doomed, log) {
   const name = `sqlite-${users}-${doomed}-${codeHash(root)}`;
@@ -118,7 +118,7 @@ export async function sqlitePopulation(root, cacheDir, users, doomed, log) {
   const meta = join(dir, 'population.json');
   if (existsSync(meta)) {
     const saved = JSON.parse(readFileSync(meta, 'utf8'));
-    if (existsSync(saved.dbPath)) return { ...saved, built: null };
+    if (existsSync(saved.dbPath)) return { built: null, ...saved, reused: true };
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -137,9 +137,10 @@ export async function sqlitePopulation(root, cacheDir, users, doomed, log) {
     const dbPath = join(dir, 'population.db');
     copyFileSync(scratch, dbPath);
     const seconds = (performance.now() - started) / 1000;
-    const saved = { dbPath, kek: kekFile, credential, users, doomed, bytes: statSync(dbPath).size };
+    const built = { usersPerSecond: Math.round(usersPerSecond), seconds, scratchDir, at: new Date().toISOString() };
+    const saved = { dbPath, kek: kekFile, credential, users, doomed, bytes: statSync(dbPath).size, built };
     writeFileSync(meta, JSON.stringify(saved));
-    return { ...saved, built: { usersPerSecond: Math.round(usersPerSecond), seconds, scratchDir } };
+    return { ...saved, reused: false };
   } finally {
     for (const suffix of ['', '-wal', '-shm']) rmSync(scratch + suffix, { force: true });
   }

@@ -59,10 +59,12 @@ export function markdown(run) {
   out.push(
     `Population: ${num(run.settings.users)} users with ${run.settings.categories} categories each ` +
       `(Zipf s=${run.settings.zipfS} over ranks, spread over ids by a fixed permutation). Max-throughput rows: ` +
-      `closed loop, ${run.settings.connections} keep-alive connections unless noted, ${run.settings.maxS} s measured after ` +
-      `${run.settings.warmupS} s warm-up. Open-loop rows: Poisson arrivals at the offered rate, latency from the ` +
-      `intended send time, ${run.settings.openS} s measured. req/s counts 2xx answers only. "× bare" divides by the bare node:http server measured ` +
-      `just before (same run, same request bytes).`,
+      `closed loop, ${run.settings.connections} keep-alive connections unless noted, ${run.settings.rounds} rounds of ` +
+      `${run.settings.maxS} s, each right after ${run.settings.bareS} s of the bare node:http server on the same request ` +
+      `bytes; req/s and "× bare" are the medians of the rounds, latencies are over all rounds. Open-loop rows: Poisson ` +
+      `arrivals at the offered rate, latency from the intended send time, ${run.settings.openS} s measured after ` +
+      `${run.settings.openWarmupS} s. req/s counts 2xx answers only. The notes give each run's noise: CPU used by ` +
+      `other processes and CPU pressure (share of the time some task waited for a CPU).`,
   );
   out.push('');
   out.push('## Throughput and latency');
@@ -127,6 +129,12 @@ export function markdown(run) {
     );
     out.push('');
     for (const line of mem.lines) out.push(`- ${line}`);
+  }
+  if (run.lines.length > 0) {
+    out.push('');
+    out.push('## Other measurements');
+    out.push('');
+    for (const line of run.lines) out.push(`- ${line}`);
   }
   if (run.targets.length > 0) {
     out.push('');
