@@ -103,7 +103,11 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
       try {
         const user = freshUser();
         const attempts = Array.from({ length: 64 }, (_, i) => ({ rows: newRows(), via: i % 2 === 0 ? store : peer }));
-        const results = await Promise.all(attempts.map((a) => a.via.insertKeys(user, a.rows)));
+        // A store that fails fast may refuse some of them (Cassandra: Paxos contention past
+        // cas_contention_timeout); a refused create must write nothing, and the rest must agree.
+        const settled = await Promise.allSettled(attempts.map((a) => a.via.insertKeys(user, a.rows)));
+        const results = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+        assert.ok(results.length > 0, 'every one of 64 creates failed');
         const winners = new Map<string, Buffer>();
         for (const inserted of results) {
           for (const row of inserted) {
@@ -111,14 +115,22 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
             winners.set(row.category, Buffer.from(row.wrapped));
           }
         }
-        assert.equal(winners.size, CATEGORIES.length);
         for (const via of [store, peer]) {
           const read = await via.getKeychain(user, { fresh: true });
-          assert.equal(read.length, CATEGORIES.length);
+          assert.equal(read.length, CATEGORIES.length, 'exactly one root key per category');
           for (const row of read) {
-            assert.ok(row.wrapped && Buffer.from(row.wrapped).equals(winners.get(row.category) ?? Buffer.alloc(0)));
+            const written = attempts.find((a) =>
+              a.rows.some(
+                (r) => r.category === row.category && Buffer.from(r.wrapped).equals(Buffer.from(row.wrapped ?? [])),
+              ),
+            );
+            assert.ok(written, `${row.category} holds bytes no create wrote`);
+            const winner = winners.get(row.category);
+            if (winner !== undefined)
+              assert.ok(winner.equals(Buffer.from(row.wrapped ?? [])), `${row.category} is not the winner's key`);
           }
         }
+        if (target.store.kind === 'sqlite') assert.equal(results.length, 64, 'SQLite refuses no create');
       } finally {
         await peer.close();
       }
