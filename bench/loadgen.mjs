@@ -223,10 +223,13 @@ async function runOpen(job) {
     else start(conn, item);
   };
 
+  // A request still queued timeoutMs after its intended time is given up unsent; one on the wire
+  // gets timeoutMs from its send. Timing sent requests from their intended time instead would kill
+  // every answer about to arrive once the queue is deep, and the run would never recover.
   const watchdog = setInterval(() => {
     const t = now();
     for (const item of inflight) {
-      if (t - item.intended > job.timeoutMs) {
+      if (item.sentAt > 0 && t - item.sentAt > job.timeoutMs) {
         item.timedOut = true;
         item.conn.close();
       }
