@@ -75,8 +75,8 @@ function errorCodeForBody(error: ErrorObject | undefined): ErrorCode {
   return 'INVALID_REQUEST';
 }
 
-/** Timer turns in a row that must come late before the event loop counts as overloaded. */
-const LATE_TURNS_TO_SHED = 2;
+/** How long, in busy-limits, the loop must have stayed behind before it counts as overloaded. */
+const BEHIND_FOR_BUSY_LIMITS = 2.5;
 
 export class PadlockHttpServer {
   readonly server: Server;
@@ -85,8 +85,8 @@ export class PadlockHttpServer {
   #draining = false;
   /** When the loop last ran its timers: how long it has been busy since is how late a request is seen. */
   #loopSeenAt = performance.now();
-  /** How many timer turns in a row came late (by three quarters of maxLoopBusyMs or more). */
-  #lateTurns = 0;
+  /** Since when every turn of the loop has come late (by three quarters of maxLoopBusyMs or more). */
+  #behindSince: number | undefined;
   readonly #loopTimer: NodeJS.Timeout;
   readonly #maxLoopBusyMs: number;
 
@@ -130,18 +130,29 @@ export class PadlockHttpServer {
     // A CPU-bound server never reaches maxInFlight (each request finishes within its turn of the
     // loop); its queue is in the sockets instead, where no deadline sees it. The DiRT overload
     // scenario measured that: at twice the capacity nothing was shed and the p99 grew past 1.5 s.
-    // Only a loop that stays behind sheds: a pause (a GC, the process descheduled) and the short
-    // backlog after it are not overload, and shedding after them turned machine hiccups into 503s
-    // at a tenth of capacity; a loop late LATE_TURNS_TO_SHED turns in a row is.
+    // Only a loop that stays behind sheds: a pause (a GC, the process descheduled) and the backlog
+    // after it are not overload, and shedding after them turned machine hiccups into 503s at a
+    // tenth of capacity (or on the group taking over from a failed one); a loop whose every turn
+    // has come late for BEHIND_FOR_BUSY_LIMITS busy-limits (250 ms by default) is.
     this.#maxLoopBusyMs = options.maxLoopBusyMs ?? Math.max(10, options.deadlineMs / 5);
     const tickMs = 5;
     this.#loopTimer = setInterval(() => {
       const now = performance.now();
       const late = now - this.#loopSeenAt - tickMs >= this.#maxLoopBusyMs * 0.75;
-      this.#lateTurns = late ? this.#lateTurns + 1 : 0;
+      this.#behindSince = late ? (this.#behindSince ?? now) : undefined;
       this.#loopSeenAt = now;
     }, tickMs);
     this.#loopTimer.unref();
+  }
+
+  /** True when the loop has stayed behind long enough to count as overloaded, and is busy now. */
+  #behindLongEnough(): boolean {
+    const now = performance.now();
+    return (
+      this.#behindSince !== undefined &&
+      now - this.#behindSince >= BEHIND_FOR_BUSY_LIMITS * this.#maxLoopBusyMs &&
+      now - this.#loopSeenAt > this.#maxLoopBusyMs
+    );
   }
 
   get draining(): boolean {
@@ -236,11 +247,7 @@ export class PadlockHttpServer {
     let label = 'unmatched';
     if (this.#draining) res.setHeader('Connection', 'close');
     const overloaded =
-      this.#inFlight >= this.options.maxInFlight
-        ? 'inflight'
-        : this.#lateTurns >= LATE_TURNS_TO_SHED && performance.now() - this.#loopSeenAt > this.#maxLoopBusyMs
-          ? 'event_loop'
-          : undefined;
+      this.#inFlight >= this.options.maxInFlight ? 'inflight' : this.#behindLongEnough() ? 'event_loop' : undefined;
     if (overloaded !== undefined) {
       this.app.metrics.shed.inc({ reason: overloaded });
       this.#send(res, errorReply(new PadlockError('OVERLOADED')), label, req.method ?? '', started);
