@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 /*
  * Every process the suite starts is registered here, so that it is stopped on
@@ -27,10 +28,18 @@ let registryFile: string | undefined;
  * SIGKILL (no handler runs) leaves a list the next run can clean up: a pid is
  * only signalled when its command line is still the one recorded.
  */
+interface Registry {
+  readonly runner: { pid: number; cmdline: string };
+  readonly children: { pid: number; cmdline: string }[];
+}
+
 function saveRegistry(): void {
   if (registryFile === undefined) return;
-  const entries = [...live].map((c) => ({ pid: c.pid, cmdline: cmdlineOf(c.pid) }));
-  writeFileSync(registryFile, JSON.stringify(entries));
+  const registry: Registry = {
+    runner: { pid: process.pid, cmdline: cmdlineOf(process.pid) },
+    children: [...live].map((c) => ({ pid: c.pid, cmdline: cmdlineOf(c.pid) })),
+  };
+  writeFileSync(registryFile, JSON.stringify(registry));
 }
 
 function cmdlineOf(pid: number): string {
@@ -41,13 +50,30 @@ function cmdlineOf(pid: number): string {
   }
 }
 
-/** Kills what a previous, interrupted run left running (from its registry file), then records ours there. */
+/**
+ * Kills what a previous, interrupted run left running (from its registry file), then records ours
+ * there. Throws when the run that wrote the file is still going: two runs would share ports and nodes.
+ */
 export function useRegistry(file: string): string[] {
   const killed: string[] = [];
   if (existsSync(file)) {
+    let registry: Registry | undefined;
     try {
-      const entries = JSON.parse(readFileSync(file, 'utf8')) as { pid: number; cmdline: string }[];
-      for (const { pid, cmdline } of entries) {
+      registry = JSON.parse(readFileSync(file, 'utf8')) as Registry;
+    } catch {
+      registry = undefined;
+    }
+    const runner = registry?.runner;
+    if (
+      runner !== undefined &&
+      runner.pid !== process.pid &&
+      runner.cmdline !== '' &&
+      cmdlineOf(runner.pid) === runner.cmdline
+    ) {
+      throw new Error(`another DiRT run (pid ${runner.pid}) is still running; wait for it, or stop it`);
+    }
+    try {
+      for (const { pid, cmdline } of registry?.children ?? []) {
         if (cmdline !== '' && cmdlineOf(pid) === cmdline) {
           process.kill(pid, 'SIGKILL');
           killed.push(`${pid} ${cmdline.replaceAll('\0', ' ').slice(0, 120)}`);
@@ -200,7 +226,6 @@ export function installExitHandlers(): void {
 /** Resident set size of a pid in MiB, or 0 when it is gone. */
 export async function rssMiB(pid: number): Promise<number> {
   try {
-    const { readFile } = await import('node:fs/promises');
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
     return match === null ? 0 : Number(match[1]) / 1024;

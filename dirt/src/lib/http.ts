@@ -38,8 +38,13 @@ export interface CallOptions {
   readonly timeoutMs?: number;
 }
 
+/**
+ * Keep-alive, most recently used socket first, and idle sockets closed after 4 s, before Padlock
+ * closes them (keepAliveTimeout 5 s): a request written on a socket the server is closing meets a
+ * reset, which would count against Padlock here.
+ */
 export function newAgent(maxSockets: number): Agent {
-  return new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' });
+  return new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo', timeout: 4000 });
 }
 
 /** One HTTP request; rejects with a CallError whose label names the failure. */

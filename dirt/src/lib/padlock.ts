@@ -173,7 +173,12 @@ export class PadlockProcess {
     return pid === undefined ? 0 : rssMiB(pid);
   }
 
-  /** Registers a service through the CLI on this config's store; returns its credential. */
+  /**
+   * Registers a service through the CLI on this config's store; returns its credential. A fresh
+   * cluster can time the first writes out: then, since the service may exist already (the write
+   * that timed out may have applied), a credential is added to it instead, or the create is tried
+   * again.
+   */
   async createService(
     serviceId: string,
     rights: { read: readonly string[]; create?: boolean; rotate?: boolean; shred?: boolean },
@@ -183,13 +188,27 @@ export class PadlockProcess {
     if (rights.create === true) args.push('--create');
     if (rights.rotate === true) args.push('--rotate');
     if (rights.shred === true) args.push('--shred');
-    const out = await captureCommand(process.execPath, args, {
-      logFile: join(this.spec.dir, 'cli.log'),
-      timeoutMs: 120000,
-    });
-    const credential = (JSON.parse(out) as { credential?: unknown }).credential;
-    if (typeof credential !== 'string') throw new Error(`service create ${serviceId} printed no credential`);
-    return credential;
+    const cli = async (cliArgs: string[]): Promise<string> => {
+      const out = await captureCommand(process.execPath, cliArgs, {
+        logFile: join(this.spec.dir, 'cli.log'),
+        timeoutMs: 120000,
+      });
+      const credential = (JSON.parse(out) as { credential?: unknown }).credential;
+      if (typeof credential !== 'string') throw new Error(`${cliArgs.slice(1, 4).join(' ')} printed no credential`);
+      return credential;
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await cli(args);
+      } catch (error) {
+        try {
+          return await cli([CLI, 'service', 'credential-add', serviceId, '-c', this.configFile]);
+        } catch {
+          if (attempt >= 4) throw error;
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+    }
   }
 
   /** GET /metrics as text. */

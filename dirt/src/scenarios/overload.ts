@@ -82,14 +82,6 @@ export const overload: Scenario = {
     );
     await measureCapacity(ctx, workload, 2); // warm-up of JIT and connections
     const capacity = await measureCapacity(ctx, workload, ctx.ci ? 4 : 6);
-    // Open the connections the load will use now (keep-alive, used in turn): clients of a loaded
-    // service hold connection pools, and a storm of new connections at the onset would measure the
-    // load generator's TCP handshakes, not Padlock's shedding.
-    await Promise.all(
-      Array.from({ length: 512 }, () =>
-        call(process.target, { method: 'GET', path: '/healthz', agent, timeoutMs: 10000 }).catch(() => undefined),
-      ),
-    );
     const low = Math.max(10, Math.round(capacity / 2));
     const high = Math.round(capacity * 2);
     const timing = ctx.timing;
@@ -110,6 +102,14 @@ export const overload: Scenario = {
     })();
     load.start('before');
     await sleep(timing.beforeS * 1000);
+    // Open the connections the overload will use now (keep-alive): clients of a loaded service hold
+    // connection pools, and a storm of new connections at the onset would measure the load
+    // generator's TCP handshakes, not Padlock's shedding.
+    await Promise.all(
+      Array.from({ length: 512 }, () =>
+        call(process.target, { method: 'GET', path: '/healthz', agent, timeoutMs: 10000 }).catch(() => undefined),
+      ),
+    );
     load.mark('during');
     load.setRate(high);
     await sleep(timing.duringS * 1000);
