@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { captureCommand, onCleanup, runCommand } from './children.js';
 
@@ -101,9 +101,10 @@ export class CassandraCluster {
   }
 
   /**
-   * Starts (or restarts) one node at nice 10: on two cores shared with Padlock and the load, a
-   * starting JVM otherwise takes both for seconds and starves Padlock, which has machines of its
-   * own in production. The other work on this machine keeps its share too.
+   * Starts (or restarts) one node at nice 10, then puts its threads back to nice 0 once it
+   * answers: on two cores shared with Padlock and the load, a starting JVM takes both for seconds
+   * and starved Padlock (which has machines of its own in production), while a running node at
+   * nice 10 would lose the CPU to any other work on this machine.
    */
   async startNode(index: 1 | 2 | 3): Promise<void> {
     const node = this.node(index);
@@ -129,6 +130,15 @@ export class CassandraCluster {
       ],
       { logFile: this.logFile, env: this.#env(), timeoutMs: 240000 },
     );
+    const pid = this.pid(index);
+    if (pid !== undefined) {
+      const threads = readdirSync(`/proc/${pid}/task`);
+      // A thread may end meanwhile (renice then fails for it alone): not a reason to stop.
+      await runCommand('renice', 'renice', ['-n', '0', '-p', ...threads], {
+        logFile: this.logFile,
+        timeoutMs: 10000,
+      }).catch(() => undefined);
+    }
   }
 
   /** SIGKILL through kill-node.sh: no drain, no flush. */
