@@ -101,10 +101,10 @@ export class CassandraCluster {
   }
 
   /**
-   * Starts (or restarts) one node at nice 10, then puts its threads back to nice 0 once it
-   * answers: on two cores shared with Padlock and the load, a starting JVM takes both for seconds
-   * and starved Padlock (which has machines of its own in production), while a running node at
-   * nice 10 would lose the CPU to any other work on this machine.
+   * Starts (or restarts) one node at nice 10, and puts its threads back to nice 0 a minute after
+   * it answers: on two cores shared with Padlock and the load, a starting JVM and its catch-up take
+   * both for seconds and starved Padlock (which has machines of its own in production), while a
+   * running node at nice 10 would lose the CPU to any other work on this machine.
    */
   async startNode(index: 1 | 2 | 3): Promise<void> {
     const node = this.node(index);
@@ -130,14 +130,23 @@ export class CassandraCluster {
       ],
       { logFile: this.logFile, env: this.#env(), timeoutMs: 240000 },
     );
+    // A minute later, when the catch-up after a restart (hints, compactions, a cold JIT) is over.
     const pid = this.pid(index);
     if (pid !== undefined) {
-      const threads = readdirSync(`/proc/${pid}/task`);
-      // A thread may end meanwhile (renice then fails for it alone): not a reason to stop.
-      await runCommand('renice', 'renice', ['-n', '0', '-p', ...threads], {
-        logFile: this.logFile,
-        timeoutMs: 10000,
-      }).catch(() => undefined);
+      setTimeout(() => {
+        if (this.pid(index) !== pid) return;
+        let threads: string[];
+        try {
+          threads = readdirSync(`/proc/${pid}/task`);
+        } catch {
+          return;
+        }
+        // A thread may end meanwhile (renice then fails for it alone): not a reason to stop.
+        void runCommand('renice', 'renice', ['-n', '0', '-p', ...threads], {
+          logFile: this.logFile,
+          timeoutMs: 10000,
+        }).catch(() => undefined);
+      }, 60000).unref();
     }
   }
 
