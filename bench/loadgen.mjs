@@ -7,10 +7,12 @@ import { makeWorkload } from './lib/workload.mjs';
  * runs it, sends back the result and exits. Two modes:
  *
  * - open: requests are sent on a schedule fixed in advance (Poisson or evenly
- *   spaced arrivals at `rate` per second), whatever the server does. By default
- *   the sender polls (setImmediate) when the next send is less than 2 ms away,
- *   so sends leave within microseconds of their time; `spin: false` sleeps on
- *   timers instead (about 1 ms late, and a core left to the server). A slow
+ *   spaced arrivals at `rate` per second), whatever the server does. Sends go
+ *   out on every response event and on a timer (Node's timers tick in whole
+ *   milliseconds, so a send can leave up to ~1 ms late: reported as generator
+ *   lag, and counted in latency). `spin: true` polls with setImmediate instead:
+ *   sends leave within microseconds, but the generator then keeps a core busy,
+ *   which on a 2-core machine starves the server it measures. A slow
  *   response delays no later request: when every connection is busy a new one
  *   is opened (up to maxConnections), beyond that requests wait in a queue,
  *   and their latency still counts from the intended send time. That is what
@@ -258,7 +260,7 @@ async function runOpen(job) {
         return;
       }
       const wait = next - now();
-      if (job.spin !== false) {
+      if (job.spin === true) {
         // Yield to I/O and come straight back: sends leave within microseconds of their time,
         // at the price of a core kept busy, which the server would otherwise get.
         if (wait > 2) setTimeout(pump, wait - 1);

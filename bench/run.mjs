@@ -41,8 +41,8 @@ const HELP = `usage: node bench/run.mjs [options]   (npm run bench -- [options])
   --cassandra-wait S   when a Cassandra node this run did not start is running, wait up to S seconds
                        for it to go away before skipping the Cassandra scenarios (default 0)
   --keep-cassandra     leave the Cassandra node this run started running at the end
-  --lazy-sender        open loop: sleep on 1 ms timers between sends instead of polling (frees a core,
-                       adds up to ~1 ms of generator lag to every latency)
+  --spin-sender        open loop: poll between sends instead of sleeping on 1 ms timers (sends leave within
+                       microseconds, but the generator keeps a core busy that the server would otherwise get)
 `;
 
 const { values: opts } = parseArgs({
@@ -58,7 +58,7 @@ const { values: opts } = parseArgs({
     'loadgen-procs': { type: 'string', default: '1' },
     'cassandra-wait': { type: 'string', default: '0' },
     'keep-cassandra': { type: 'boolean', default: false },
-    'lazy-sender': { type: 'boolean', default: false },
+    'spin-sender': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -369,7 +369,7 @@ async function openRun(server, workload, rate, { durationS = S.openS, warmupS = 
   const r = await load(server, {
     mode: 'open',
     rate,
-    spin: !opts['lazy-sender'],
+    spin: opts['spin-sender'],
     connections: Math.min(64, S.connections * 2),
     durationS,
     warmupS,
@@ -569,11 +569,12 @@ async function derivation() {
   log(`  deriveKey ${fmt(d.perSecond)}/s, hkdfSync ${fmt(cases['crypto.hkdfSync sha256 (L=32)'].perSecond)}/s`);
 }
 
+const runStarted = performance.now();
+
 async function main() {
-  const t0 = performance.now();
   if (!existsSync(cli)) throw new Error('packages/cli/dist/main.js is missing: run `npm run build` first');
   log(`run ${stamp}: ${opts.profile ? 'profile' : full ? 'full' : 'quick'}; scenarios ${only.join(', ')}`);
-  if (wants('derive')) await derivation();
+  if (wants('derive')) await attempt('derive', derivation);
 
   const population = await sqlitePopulation(root, cacheDir, S.users, S.doomed, log);
   run.facts.population = { users: S.users, dbBytes: population.bytes, built: population.built };
@@ -592,7 +593,6 @@ async function main() {
   } finally {
     await stopServer(baseline);
   }
-  run.elapsedS = (performance.now() - t0) / 1000;
 }
 
 /** Runs one scenario; a failure is reported and the run goes on with the next one. */
@@ -603,6 +603,7 @@ async function attempt(name, scenario) {
     log(`${name} failed: ${error?.stack ?? error}`);
     run.skipped.push(`${name}: failed: ${String(error?.message ?? error).split('\n')[0]}`);
   }
+  writeResults();
 }
 
 async function scenarios(population) {
@@ -1183,7 +1184,13 @@ async function profileReport() {
   run.cpuProfile = { file: `bench/results/${stamp}-server.cpuprofile`, ...result };
 }
 
-async function writeResults() {
+/**
+ * Writes the results so far; called after every scenario, so a run that is killed (this machine
+ * is shared) still leaves what it measured, marked partial.
+ */
+function writeResults(final = false) {
+  run.partial = !final;
+  run.elapsedS = (performance.now() - runStarted) / 1000;
   const json = JSON.stringify(run, null, 2);
   const suffix = opts.profile ? '-profile' : '';
   writeFileSync(join(resultsDir, `${stamp}${suffix}.json`), `${json}\n`);
@@ -1191,12 +1198,14 @@ async function writeResults() {
   writeFileSync(join(resultsDir, `${stamp}${suffix}.md`), md);
   writeFileSync(join(resultsDir, `latest${suffix}.md`), md);
   writeFileSync(join(resultsDir, `latest${suffix}.json`), `${json}\n`);
-  log(`results: bench/results/${stamp}${suffix}.json, .md and latest${suffix}.md`);
-  process.stdout.write(md);
+  if (final) {
+    log(`results: bench/results/${stamp}${suffix}.json, .md and latest${suffix}.md`);
+    process.stdout.write(md);
+  }
 }
 
 main()
-  .then(writeResults)
+  .then(() => writeResults(true))
   .then(
     () => {
       rmSync(runDir, { recursive: true, force: true });
@@ -1204,7 +1213,7 @@ main()
     },
     (error) => {
       process.stderr.write(`bench failed: ${error?.stack ?? error}\n`);
-      if (run.rows.length > 0) writeResults().catch(() => {});
+      if (run.rows.length > 0) writeResults(true);
       process.exit(1);
     },
   );

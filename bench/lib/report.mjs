@@ -45,6 +45,10 @@ export function markdown(run) {
   const out = [];
   out.push(`# Padlock benchmark, ${run.startedAt}`);
   out.push('');
+  if (run.partial) {
+    out.push('**Partial: the run stopped (or is still running) before its last scenario.**');
+    out.push('');
+  }
   out.push(
     `Command: \`${run.command}\` (${run.profile ? 'profile run' : run.full ? 'full run' : 'quick run'}, ` +
       `${num(run.elapsedS)} s). Commit ${m.commit}${m.uncommittedChanges ? ' with uncommitted changes under packages/' : ''}.`,
