@@ -17,6 +17,7 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },
   KEYCHAIN_NOT_FOUND: { status: 404, message: 'The user has no keychain' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'The method is not allowed on this route' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time' },
   CONCURRENT_UPDATE: {
     status: 409,
     message: 'Another request changed this keychain at the same time; retry if still needed',

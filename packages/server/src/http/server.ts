@@ -1,14 +1,13 @@
 import { PadlockError, type ErrorCode } from '@padlock/core';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Service, ServiceRegistry } from '../services.js';
 import type { AppContext, Reply, Route } from './route.js';
+import { WireServer, type WireRequest } from './wire.js';
 
 /*
- * The request pipeline on bare node:http: shed, route, authenticate, read and
- * validate the body, run the handler against a deadline, answer. Every failure
+ * The request pipeline on Padlock's HTTP/1.1 layer (wire.ts): shed, route,
+ * authenticate, validate the body, run the handler against a deadline, answer. Every failure
  * is a PadlockError with a stable code; anything else is logged and answered
  * as a plain 500 without details.
  */
@@ -25,8 +24,6 @@ export interface PipelineOptions {
   readonly drainTimeoutMs: number;
   readonly logRequests: boolean;
 }
-
-const VERDICT = Symbol('padlock.verdict');
 
 interface Verdict {
   readonly header: string;
@@ -78,11 +75,26 @@ function errorCodeForBody(error: ErrorObject | undefined): ErrorCode {
 /** How long, in busy-limits, the loop must have stayed behind before it counts as overloaded. */
 const BEHIND_FOR_BUSY_LIMITS = 2.5;
 
+/** A request between its arrival and its answer. */
+interface Pending {
+  readonly request: WireRequest;
+  readonly started: number;
+  readonly deadlineAt: number;
+  label: string;
+  answered: boolean;
+  /** Counted in #inFlight until answered (by its handler or its deadline). */
+  counted: boolean;
+}
+
+const EMPTY_QUERY = new URLSearchParams();
+
 export class PadlockHttpServer {
-  readonly server: Server;
+  readonly #wire: WireServer;
   readonly #routes: CompiledRoute[];
   #inFlight = 0;
   #draining = false;
+  /** Requests not answered yet, in arrival order: with one deadline for all, also in deadline order. */
+  readonly #pending = new Set<Pending>();
   /** When the loop last ran its timers: how long it has been busy since is how late a request is seen. */
   #loopSeenAt = performance.now();
   /** Since when every turn of the loop has come late (by three quarters of maxLoopBusyMs or more). */
@@ -103,29 +115,29 @@ export class PadlockHttpServer {
       validate: route.body === undefined ? undefined : ajv.compile(route.body),
       label: route.path,
     }));
-    this.server = createServer({ keepAliveTimeout: 5000, headersTimeout: 10000, requestTimeout: 30000 }, (req, res) => {
-      void this.#handle(req, res);
-    });
-    // Requests node:http cannot parse never reach #handle: answer them in the
-    // same error shape instead of Node's bare 400, then close the connection.
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      app.metrics.shed.inc({ reason: 'unparsable' });
-      if (!socket.writable || error.code === 'ECONNRESET') {
-        socket.destroy();
-        return;
-      }
-      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-      const body = JSON.stringify({
-        error: {
-          code: 'INVALID_REQUEST',
-          message: tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP/1.1',
+    this.#wire = new WireServer(
+      {
+        maxHeadBytes: 16384,
+        maxBodyBytes: options.maxBodyBytes,
+        headersTimeoutMs: 10000,
+        requestTimeoutMs: 30000,
+        keepAliveTimeoutMs: 5000,
+      },
+      {
+        onRequest: (request) => this.#handle(request),
+        // Requests that cannot be framed never reach #handle: answered in the error shape, then closed.
+        onBadRequest: (connection, error) => {
+          app.metrics.shed.inc({ reason: error.status === 408 ? 'timeout' : 'unparsable' });
+          const code = error.status === 408 ? 'REQUEST_TIMEOUT' : 'INVALID_REQUEST';
+          connection.respond({
+            status: error.status,
+            contentType: 'application/json',
+            body: JSON.stringify({ error: { code, message: error.message } }),
+            close: true,
+          });
         },
-      });
-      socket.end(
-        `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\n` +
-          `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
-    });
+      },
+    );
     app.metrics.gauges.track(() => this.#inFlight, { name: 'inflight_requests' });
     // A CPU-bound server never reaches maxInFlight (each request finishes within its turn of the
     // loop); its queue is in the sockets instead, where no deadline sees it. The DiRT overload
@@ -141,6 +153,11 @@ export class PadlockHttpServer {
       const late = now - this.#loopSeenAt - tickMs >= this.#maxLoopBusyMs * 0.75;
       this.#behindSince = late ? (this.#behindSince ?? now) : undefined;
       this.#loopSeenAt = now;
+      // Deadlines: the oldest requests come first; stop at the first one still within its time.
+      for (const pending of this.#pending) {
+        if (pending.deadlineAt > now) break;
+        this.#answer(pending, errorReply(new PadlockError('DEADLINE_EXCEEDED')));
+      }
     }, tickMs);
     this.#loopTimer.unref();
   }
@@ -164,14 +181,7 @@ export class PadlockHttpServer {
   }
 
   listen(port: number, host: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const address = this.server.address();
-        resolve(typeof address === 'object' && address !== null ? address.port : port);
-      });
-    });
+    return this.#wire.listen(port, host);
   }
 
   /**
@@ -181,18 +191,17 @@ export class PadlockHttpServer {
    */
   async drain(): Promise<void> {
     this.#draining = true;
-    // Stop accepting at once, but close idle connections only after a moment: one whose request
-    // has arrived and is not read yet counts as idle, and closing it resets a request its client
-    // sent before the drain (the DiRT sigterm-drain scenario: 29 of 32 sent 15 ms before SIGTERM
-    // to a busy server). Meanwhile what is read gets an answer (503 SHUTTING_DOWN, Connection:
-    // close). node:http's close() would close idle connections itself, hence net's.
-    const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(this.server, () => resolve()));
-    const timer = setTimeout(() => this.server.closeAllConnections(), this.options.drainTimeoutMs);
+    // Stop accepting at once, but close idle connections only after a moment: a request its
+    // client sent just before the drain may not have been read yet, and closing its connection
+    // would reset it (the DiRT sigterm-drain scenario: 29 of 32 sent 15 ms before SIGTERM to a
+    // busy server). Meanwhile what is read gets an answer (503 SHUTTING_DOWN, Connection: close).
+    const closed = this.#wire.stopAccepting();
+    const timer = setTimeout(() => this.#wire.closeAllConnections(), this.options.drainTimeoutMs);
     let idle: NodeJS.Timeout | undefined;
     const grace = setTimeout(
       () => {
-        this.server.closeIdleConnections();
-        idle = setInterval(() => this.server.closeIdleConnections(), 50);
+        this.#wire.closeIdleConnections();
+        idle = setInterval(() => this.#wire.closeIdleConnections(), 50);
       },
       Math.min(2 * this.#maxLoopBusyMs, this.options.drainTimeoutMs),
     );
@@ -242,91 +251,92 @@ export class PadlockHttpServer {
     return methodMismatch ? 'method' : undefined;
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = process.hrtime.bigint();
-    let label = 'unmatched';
-    if (this.#draining) res.setHeader('Connection', 'close');
+  #handle(request: WireRequest): void {
+    const started = performance.now();
+    const pending: Pending = {
+      request,
+      started,
+      deadlineAt: started + this.options.deadlineMs,
+      label: 'unmatched',
+      answered: false,
+      counted: false,
+    };
     const overloaded =
       this.#inFlight >= this.options.maxInFlight ? 'inflight' : this.#behindLongEnough() ? 'event_loop' : undefined;
     if (overloaded !== undefined) {
       this.app.metrics.shed.inc({ reason: overloaded });
-      this.#send(res, errorReply(new PadlockError('OVERLOADED')), label, req.method ?? '', started);
-      req.resume();
+      this.#answer(pending, errorReply(new PadlockError('OVERLOADED')));
       return;
     }
     this.#inFlight++;
-    let timer: NodeJS.Timeout | undefined;
+    pending.counted = true;
+    this.#pending.add(pending);
+    let reply: Reply | Promise<Reply>;
     try {
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new PadlockError('DEADLINE_EXCEEDED')), this.options.deadlineMs);
-      });
-      const reply = await Promise.race([
-        this.#dispatch(req, (l) => {
-          label = l;
-        }),
-        deadline,
-      ]);
-      this.#send(res, reply, label, req.method ?? '', started);
+      reply = this.#dispatch(request, pending);
     } catch (error) {
-      if (!(error instanceof PadlockError)) {
-        this.log.error('request failed', {
-          route: label,
-          error: error instanceof Error ? error.name : 'unknown',
-          detail: error instanceof Error ? error.message : undefined,
-        });
-      } else if (error.status >= 500 && error.cause !== undefined) {
-        this.log.warn('request failed in a backend', {
-          route: label,
-          code: error.code,
-          cause: error.cause instanceof Error ? `${error.cause.name}: ${error.cause.message}` : 'unknown',
-        });
-      }
-      if (!req.complete) res.setHeader('Connection', 'close');
-      this.#send(res, errorReply(error), label, req.method ?? '', started);
-    } finally {
-      clearTimeout(timer);
-      this.#inFlight--;
+      this.#answer(pending, this.#failed(error, pending));
+      return;
     }
+    if (!(reply instanceof Promise)) {
+      this.#answer(pending, reply);
+      return;
+    }
+    reply.then(
+      (value) => this.#answer(pending, value),
+      (error: unknown) => this.#answer(pending, this.#failed(error, pending)),
+    );
   }
 
-  async #dispatch(req: IncomingMessage, setLabel: (label: string) => void): Promise<Reply> {
-    const url = req.url ?? '/';
+  #failed(error: unknown, pending: Pending): Reply {
+    if (!(error instanceof PadlockError)) {
+      this.log.error('request failed', {
+        route: pending.label,
+        error: error instanceof Error ? error.name : 'unknown',
+        detail: error instanceof Error ? error.message : undefined,
+      });
+    } else if (error.status >= 500 && error.cause !== undefined) {
+      this.log.warn('request failed in a backend', {
+        route: pending.label,
+        code: error.code,
+        cause: error.cause instanceof Error ? `${error.cause.name}: ${error.cause.message}` : 'unknown',
+      });
+    }
+    return errorReply(error);
+  }
+
+  #dispatch(request: WireRequest, pending: Pending): Reply | Promise<Reply> {
+    const url = request.target;
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-    const method = req.method ?? 'GET';
+    const query = q === -1 ? EMPTY_QUERY : new URLSearchParams(url.slice(q + 1));
+    const method = request.method;
     const match = this.#match(method, path);
     if (match === undefined) {
-      req.resume();
       throw new PadlockError(
         'ROUTE_NOT_FOUND',
         `no route for ${path.length > 200 ? `${path.slice(0, 200)}...` : path}`,
       );
     }
     if (match === 'method') {
-      req.resume();
       throw new PadlockError('METHOD_NOT_ALLOWED', `${method} is not allowed on this path`);
     }
     const { compiled, params } = match;
-    setLabel(compiled.label);
-    if (this.#draining && compiled.route.auth) {
-      req.resume();
-      throw new PadlockError('SHUTTING_DOWN');
-    }
-    const service = compiled.route.auth ? this.#authenticate(req) : undefined;
-    if (compiled.route.auth && service === undefined) {
-      req.resume();
-      throw new PadlockError('UNAUTHENTICATED');
-    }
+    pending.label = compiled.label;
+    if (this.#draining && compiled.route.auth) throw new PadlockError('SHUTTING_DOWN');
+    const service = compiled.route.auth ? this.#authenticate(request) : undefined;
+    if (compiled.route.auth && service === undefined) throw new PadlockError('UNAUTHENTICATED');
     let body: unknown;
     if (compiled.validate !== undefined) {
-      body = await this.#readJson(req);
+      body = this.#json(request);
       if (!compiled.validate(body)) {
         const first = compiled.validate.errors?.[0];
         throw new PadlockError(errorCodeForBody(first), bodyMessage(first));
       }
-    } else {
-      await this.#refuseBody(req);
+    } else if (request.bodyTooLarge) {
+      throw new PadlockError('BODY_TOO_LARGE', `the body may be at most ${this.options.maxBodyBytes} bytes`);
+    } else if (request.body.length > 0) {
+      throw new PadlockError('INVALID_REQUEST', 'this route takes no request body');
     }
     if (compiled.route.query === undefined && query.size > 0) {
       throw new PadlockError('INVALID_QUERY', 'this route takes no query parameters');
@@ -341,29 +351,30 @@ export class PadlockHttpServer {
    * with what this connection itself sent before, so it reveals nothing about
    * anyone else's credential; a refresh (revocation) invalidates the verdict.
    */
-  #authenticate(req: IncomingMessage): Service | undefined {
-    const header = req.headers.authorization;
-    const socket = req.socket as Socket & { [VERDICT]?: Verdict | undefined };
-    const cached = socket[VERDICT];
+  #authenticate(request: WireRequest): Service | undefined {
+    const header = request.headers.get('authorization');
+    const connection = request.connection;
+    const cached = connection.note as Verdict | undefined;
     if (cached !== undefined && cached.header === header && cached.generation === this.registry.generation) {
       return cached.service;
     }
     const service = this.registry.authenticate(header);
-    if (service !== undefined && header !== undefined) {
-      socket[VERDICT] = { header, service, generation: this.registry.generation };
-    } else {
-      socket[VERDICT] = undefined;
-    }
+    connection.note =
+      service !== undefined && header !== undefined
+        ? ({ header, service, generation: this.registry.generation } satisfies Verdict)
+        : undefined;
     return service;
   }
 
-  async #readJson(req: IncomingMessage): Promise<unknown> {
-    const type = req.headers['content-type'];
+  #json(request: WireRequest): unknown {
+    const type = request.headers.get('content-type');
     if (type === undefined || !/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(type)) {
-      req.resume();
       throw new PadlockError('UNSUPPORTED_MEDIA_TYPE', 'content-type must be application/json');
     }
-    const text = await this.#readBody(req);
+    if (request.bodyTooLarge) {
+      throw new PadlockError('BODY_TOO_LARGE', `the body may be at most ${this.options.maxBodyBytes} bytes`);
+    }
+    const text = request.body.toString('utf8');
     if (text.length === 0) throw new PadlockError('INVALID_JSON', 'the request body is empty');
     try {
       return JSON.parse(text) as unknown;
@@ -372,59 +383,28 @@ export class PadlockHttpServer {
     }
   }
 
-  async #refuseBody(req: IncomingMessage): Promise<void> {
-    // No Content-Length and no Transfer-Encoding: HTTP/1.1 framing says there is no body (RFC 9112 section 6.3).
-    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
-      req.resume();
-      return;
-    }
-    const text = await this.#readBody(req);
-    if (text.length > 0) throw new PadlockError('INVALID_REQUEST', 'this route takes no request body');
-  }
-
-  #readBody(req: IncomingMessage): Promise<string> {
-    const limit = this.options.maxBodyBytes;
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      req.resume();
-      return Promise.reject(new PadlockError('BODY_TOO_LARGE', `the body may be at most ${limit} bytes`));
-    }
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let failed = false;
-      req.on('data', (chunk: Buffer) => {
-        if (failed) return;
-        size += chunk.length;
-        if (size > limit) {
-          failed = true;
-          reject(new PadlockError('BODY_TOO_LARGE', `the body may be at most ${limit} bytes`));
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.on('end', () => {
-        if (!failed) resolve(Buffer.concat(chunks).toString('utf8'));
-      });
-      req.on('error', () => {
-        if (!failed) reject(new PadlockError('INVALID_REQUEST', 'the request body could not be read'));
-        failed = true;
-      });
-    });
-  }
-
-  #send(res: ServerResponse, reply: Reply, label: string, method: string, started: bigint): void {
-    if (res.headersSent || res.destroyed) return;
-    const text =
-      typeof reply.body === 'string' && reply.contentType !== undefined ? reply.body : JSON.stringify(reply.body);
-    res.writeHead(reply.status, {
-      'content-type': reply.contentType ?? 'application/json',
-      'content-length': Buffer.byteLength(text),
-      'cache-control': 'no-store',
-    });
-    res.end(text);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  /** Sends the answer of a request once: a deadline may have answered it already. */
+  #answer(pending: Pending, reply: Reply): void {
+    if (pending.answered) return;
+    pending.answered = true;
+    this.#pending.delete(pending);
+    // The slot frees when the request is answered, by its deadline if need be: a store that
+    // stopped answering must not keep every slot taken.
+    if (pending.counted) this.#inFlight--;
+    const { request } = pending;
+    const contentType = reply.contentType ?? 'application/json';
+    const body =
+      Buffer.isBuffer(reply.body) || (typeof reply.body === 'string' && reply.contentType !== undefined)
+        ? reply.body
+        : JSON.stringify(reply.body);
+    request.connection.respond(
+      { status: reply.status, contentType, body, close: this.#draining },
+      request.method === 'HEAD',
+    );
+    const seconds = (performance.now() - pending.started) / 1000;
     const status = String(reply.status);
+    const method = request.method;
+    const label = pending.label;
     this.app.metrics.requests.inc({ route: label, method, status });
     this.app.metrics.requestDuration.observe({ route: label }, seconds);
     if (this.options.logRequests) {

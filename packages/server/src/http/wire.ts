@@ -1,0 +1,538 @@
+import { createServer, type Server, type Socket } from 'node:net';
+
+/*
+ * HTTP/1.1 on a plain TCP socket: Padlock's own server side of the protocol,
+ * because node:http costs more CPU per request than everything else a warm
+ * lookup does (bench/: a bare node:http server answers about half as many
+ * requests per second as a bare socket does on the same machine).
+ *
+ * It is strict on purpose, since a key service gains nothing from leniency:
+ * - origin-form targets only, HTTP/1.0 and 1.1, CRLF line ends only (a bare
+ *   LF or CR is an error), no obs-fold, no whitespace between a field name and
+ *   its colon, no control characters in values;
+ * - framing as RFC 9112 section 6: Transfer-Encoding (only "chunked", only on
+ *   1.1) or Content-Length (digits; repeats must agree), never both;
+ * - one request at a time per connection: pipelined requests wait in the
+ *   buffer (which stops being read past a bound) and are answered in order;
+ * - limits: head size (431), body size (413, then the connection closes since
+ *   the rest of the body is never read), head and whole-request timeouts (408),
+ *   idle keep-alive timeout (the connection is closed).
+ * Anything it cannot frame is answered once with 400 and the connection closed.
+ */
+
+export interface WireOptions {
+  /** Request line plus header fields plus the blank line, in bytes (431 above it). */
+  readonly maxHeadBytes: number;
+  /** Body bytes after de-chunking; a larger body is flagged and the connection closed after the answer. */
+  readonly maxBodyBytes: number;
+  /** From a request's first byte to the end of its head. */
+  readonly headersTimeoutMs: number;
+  /** From a request's first byte to the end of its body. */
+  readonly requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open. */
+  readonly keepAliveTimeoutMs: number;
+}
+
+export interface WireRequest {
+  readonly method: string;
+  /** The request target as sent (origin-form: path and query). */
+  readonly target: string;
+  /** Header fields by lower-case name; repeats of a list field are joined with ", ". */
+  readonly headers: ReadonlyMap<string, string>;
+  /** The de-chunked body; empty when there is none or it was too large. */
+  readonly body: Buffer;
+  /** True when the request declared a body (Content-Length or Transfer-Encoding). */
+  readonly framed: boolean;
+  /** True when the body exceeded maxBodyBytes: the answer closes the connection. */
+  readonly bodyTooLarge: boolean;
+  readonly connection: WireConnection;
+}
+
+export interface WireReply {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: Buffer | string;
+  /** Close the connection after this answer. */
+  readonly close?: boolean;
+}
+
+/** Why a request could not be framed: answered by the server's `onBadRequest`. */
+export interface WireError {
+  readonly status: 400 | 408 | 431;
+  readonly message: string;
+}
+
+const REASONS: Readonly<Record<number, string>> = {
+  100: 'Continue',
+  200: 'OK',
+  201: 'Created',
+  204: 'No Content',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  410: 'Gone',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\/[\x21-\x7e]*) HTTP\/1\.([01])$/;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A field value: visible characters, spaces and tabs, obs-text; no control characters (so no CR or LF). */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const DIGITS = /^[0-9]{1,15}$/;
+const CHUNK_SIZE = /^([0-9A-Fa-f]{1,8})(?:[\t ]*;[\t\x20-\x7e\x80-\xff]*)?$/;
+/** Fields that must not repeat: a second value would make the request ambiguous. */
+const SINGLE = new Set(['host', 'authorization', 'content-type', 'content-length']);
+
+class BadRequest extends Error {
+  constructor(
+    readonly status: 400 | 431,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** `name: value` with optional whitespace around the value (none before the colon), or undefined. */
+function parseField(line: string): { name: string; value: string } | undefined {
+  const colon = line.indexOf(':');
+  if (colon <= 0) return undefined;
+  const name = line.slice(0, colon);
+  if (!TOKEN.test(name)) return undefined;
+  let start = colon + 1;
+  let end = line.length;
+  while (start < end && (line.charCodeAt(start) === 32 || line.charCodeAt(start) === 9)) start++;
+  while (end > start && (line.charCodeAt(end - 1) === 32 || line.charCodeAt(end - 1) === 9)) end--;
+  const value = line.slice(start, end);
+  return FIELD_VALUE.test(value) ? { name, value } : undefined;
+}
+
+let dateSecond = 0;
+let dateText = '';
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+type State = 'idle' | 'head' | 'body' | 'busy' | 'closing' | 'closed';
+
+export class WireConnection {
+  /** Free for the server's use: state that lives as long as this connection (its credential verdict). */
+  note: unknown;
+  #state: State = 'idle';
+  #buffer: Buffer | undefined;
+  /** Where to resume the search for the end of the head. */
+  #scanFrom = 0;
+  /** When the current state times out (performance.now() ms); Infinity while busy. */
+  #deadline: number;
+  #requestStarted = 0;
+  #http10 = false;
+  #closeAfter = false;
+  #blocked = false;
+  #paused = false;
+  // The request whose body is being read.
+  #method = '';
+  #target = '';
+  #headers: Map<string, string> = new Map();
+  #remaining = 0;
+  #chunked = false;
+  #chunks: Buffer[] = [];
+  #bodySize = 0;
+  /** Chunked decoding: 'size' (a size line), 'data' (#remaining bytes), 'data-end' (CRLF), 'trailer'. */
+  #chunkState: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
+
+  constructor(
+    readonly socket: Socket,
+    private readonly server: WireServer,
+  ) {
+    this.#deadline = performance.now() + server.options.keepAliveTimeoutMs;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.#state = 'closed';
+      this.#buffer = undefined;
+      this.#chunks = [];
+      this.note = undefined;
+      server.connections.delete(this);
+    });
+  }
+
+  /** No request is being read or answered, and none is waiting in the buffer. */
+  get idle(): boolean {
+    return this.#state === 'idle' && this.#buffer === undefined;
+  }
+
+  get closed(): boolean {
+    return this.#state === 'closed' || this.#state === 'closing';
+  }
+
+  /** Called by the server's sweep; closes what has outlived its timeout. */
+  sweep(now: number): void {
+    if (now < this.#deadline) return;
+    switch (this.#state) {
+      case 'idle':
+        this.socket.destroy();
+        return;
+      case 'head':
+      case 'body':
+        this.#fail({ status: 408, message: 'the request was not received in time' });
+        return;
+      case 'closing':
+        this.socket.destroy();
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Answers the request being handled; the next pipelined request, if any, is read after it. */
+  respond(reply: WireReply, headOnly = false): void {
+    if (this.#state !== 'busy') return;
+    const close = reply.close === true || this.#closeAfter || this.#http10 || this.server.closing;
+    const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
+    const head =
+      `HTTP/1.1 ${reply.status} ${REASONS[reply.status] ?? 'Unknown'}\r\n` +
+      `content-type: ${reply.contentType}\r\ncontent-length: ${body.length}\r\n` +
+      `cache-control: no-store\r\ndate: ${httpDate()}\r\n` +
+      (close ? 'connection: close\r\n\r\n' : this.server.keepAliveHeader);
+    const size = head.length + (headOnly ? 0 : body.length);
+    const out = Buffer.allocUnsafe(size);
+    out.write(head, 0, 'latin1');
+    if (!headOnly) body.copy(out, head.length);
+    const flushed = this.socket.write(out);
+    if (close) {
+      this.#close();
+      return;
+    }
+    this.#state = 'idle';
+    this.#deadline = performance.now() + this.server.options.keepAliveTimeoutMs;
+    if (!flushed) {
+      // The client is not reading its answers: read no more of its requests until it does.
+      this.#blocked = true;
+      this.socket.once('drain', () => {
+        this.#blocked = false;
+        this.#advance();
+      });
+      return;
+    }
+    if (this.#buffer !== undefined) this.#advance();
+  }
+
+  /** Closes the connection once what was written is flushed; drops whatever else arrives. */
+  #close(): void {
+    this.#state = 'closing';
+    this.#buffer = undefined;
+    this.#chunks = [];
+    this.#deadline = performance.now() + this.server.options.keepAliveTimeoutMs;
+    this.socket.end();
+    if (this.#paused) this.socket.resume();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.#buffer = this.#buffer === undefined ? chunk : Buffer.concat([this.#buffer, chunk]);
+    if (this.#state === 'busy' || this.#blocked) {
+      // Pipelined: keep what came, but stop reading once one more whole request could be buffered.
+      if (this.#buffer.length > this.server.options.maxHeadBytes + this.server.options.maxBodyBytes && !this.#paused) {
+        this.#paused = true;
+        this.socket.pause();
+      }
+      return;
+    }
+    this.#advance();
+  }
+
+  #advance(): void {
+    if (this.#paused && this.#state !== 'busy' && !this.#blocked) {
+      this.#paused = false;
+      this.socket.resume();
+    }
+    try {
+      while (this.#buffer !== undefined && !this.#blocked) {
+        if (this.#state === 'idle' || this.#state === 'head') {
+          if (!this.#readHead()) return;
+        } else if (this.#state === 'body') {
+          if (!(this.#chunked ? this.#readChunks() : this.#readLength())) return;
+        } else {
+          return;
+        }
+      }
+    } catch (error) {
+      if (error instanceof BadRequest) this.#fail({ status: error.status, message: error.message });
+      else throw error;
+    }
+  }
+
+  /** Reads a head from the buffer; false when more bytes are needed or the request was dispatched busy. */
+  #readHead(): boolean {
+    let buffer = this.#buffer!;
+    if (this.#state === 'idle') {
+      // RFC 9112 section 2.2: ignore empty lines before a request line.
+      let start = 0;
+      while (start + 1 < buffer.length && buffer[start] === 13 && buffer[start + 1] === 10) start += 2;
+      if (start > 0) buffer = this.#consume(start) ?? Buffer.alloc(0);
+      if (buffer.length === 0 || (buffer.length === 1 && buffer[0] === 13)) return false;
+      this.#state = 'head';
+      this.#scanFrom = 0;
+      this.#requestStarted = performance.now();
+      this.#deadline = this.#requestStarted + this.server.options.headersTimeoutMs;
+    }
+    const end = buffer.indexOf(HEAD_END, this.#scanFrom);
+    const max = this.server.options.maxHeadBytes;
+    if (end === -1) {
+      if (buffer.length > max) throw new BadRequest(431, 'the request headers are too large');
+      this.#scanFrom = Math.max(0, buffer.length - 3);
+      return false;
+    }
+    if (end + 4 > max) throw new BadRequest(431, 'the request headers are too large');
+    const head = buffer.toString('latin1', 0, end);
+    this.#consume(end + 4);
+    this.#parseHead(head);
+    return this.#state !== 'busy';
+  }
+
+  #parseHead(head: string): void {
+    const lines = head.split('\r\n');
+    const line = REQUEST_LINE.exec(lines[0]!);
+    if (line === null) throw new BadRequest(400, 'the request line is not valid HTTP/1.1');
+    this.#method = line[1]!;
+    this.#target = line[2]!;
+    this.#http10 = line[3] === '0';
+    const headers = new Map<string, string>();
+    for (let i = 1; i < lines.length; i++) {
+      const field = parseField(lines[i]!);
+      if (field === undefined) throw new BadRequest(400, 'a header field is not valid HTTP/1.1');
+      const name = field.name.toLowerCase();
+      const value = field.value;
+      const seen = headers.get(name);
+      if (seen === undefined) headers.set(name, value);
+      else if (SINGLE.has(name)) {
+        if (name !== 'content-length' || seen !== value) throw new BadRequest(400, `the ${name} header is repeated`);
+      } else headers.set(name, `${seen}, ${value}`);
+    }
+    this.#headers = headers;
+    if (!this.#http10 && !headers.has('host')) throw new BadRequest(400, 'the host header is missing');
+    const connection = headers.get('connection');
+    this.#closeAfter = connection !== undefined && /(?:^|,)[\t ]*close[\t ]*(?:,|$)/i.test(connection);
+    const encoding = headers.get('transfer-encoding');
+    const length = headers.get('content-length');
+    this.#chunks = [];
+    this.#bodySize = 0;
+    if (encoding !== undefined) {
+      if (length !== undefined) throw new BadRequest(400, 'content-length and transfer-encoding are both set');
+      if (this.#http10) throw new BadRequest(400, 'transfer-encoding is not allowed in HTTP/1.0');
+      if (encoding.toLowerCase() !== 'chunked')
+        throw new BadRequest(400, 'the only transfer-encoding accepted is chunked');
+      this.#chunked = true;
+      this.#chunkState = 'size';
+      this.#startBody();
+      return;
+    }
+    this.#chunked = false;
+    if (length === undefined) {
+      this.#dispatch(false, false);
+      return;
+    }
+    if (!DIGITS.test(length)) throw new BadRequest(400, 'content-length is not a number');
+    const declared = Number(length);
+    if (declared > this.server.options.maxBodyBytes) {
+      this.#closeAfter = true;
+      this.#dispatch(true, true);
+      return;
+    }
+    if (declared === 0) {
+      this.#dispatch(true, false);
+      return;
+    }
+    this.#remaining = declared;
+    this.#startBody();
+  }
+
+  #startBody(): void {
+    this.#state = 'body';
+    this.#deadline = this.#requestStarted + this.server.options.requestTimeoutMs;
+    const expect = this.#headers.get('expect');
+    if (expect !== undefined && expect.toLowerCase() === '100-continue' && !this.#http10) this.socket.write(CONTINUE);
+  }
+
+  #readLength(): boolean {
+    const buffer = this.#buffer!;
+    if (buffer.length < this.#remaining) {
+      this.#chunks.push(buffer);
+      this.#remaining -= buffer.length;
+      this.#buffer = undefined;
+      return false;
+    }
+    this.#chunks.push(buffer.subarray(0, this.#remaining));
+    this.#consume(this.#remaining);
+    this.#remaining = 0;
+    this.#dispatch(true, false);
+    return this.#state !== 'busy';
+  }
+
+  #readChunks(): boolean {
+    for (;;) {
+      const buffer = this.#buffer;
+      if (buffer === undefined) return false;
+      if (this.#chunkState === 'data') {
+        const take = Math.min(this.#remaining, buffer.length);
+        this.#bodySize += take;
+        if (this.#bodySize > this.server.options.maxBodyBytes) {
+          this.#closeAfter = true;
+          this.#chunks = [];
+          this.#dispatch(true, true);
+          return false;
+        }
+        this.#chunks.push(buffer.subarray(0, take));
+        this.#consume(take);
+        this.#remaining -= take;
+        if (this.#remaining > 0) return false;
+        this.#chunkState = 'data-end';
+        continue;
+      }
+      const eol = buffer.indexOf('\r\n', 0, 'latin1');
+      if (eol === -1) {
+        if (buffer.length > 1024) throw new BadRequest(400, 'a chunk line is too long');
+        return false;
+      }
+      const line = buffer.toString('latin1', 0, eol);
+      this.#consume(eol + 2);
+      if (this.#chunkState === 'data-end') {
+        if (line !== '') throw new BadRequest(400, 'a chunk does not end with CRLF');
+        this.#chunkState = 'size';
+      } else if (this.#chunkState === 'size') {
+        const size = CHUNK_SIZE.exec(line);
+        if (size === null) throw new BadRequest(400, 'a chunk size is not valid');
+        this.#remaining = parseInt(size[1]!, 16);
+        this.#chunkState = this.#remaining === 0 ? 'trailer' : 'data';
+      } else if (line === '') {
+        this.#dispatch(true, false);
+        return this.#state !== 'busy';
+      } else if (parseField(line) === undefined) {
+        throw new BadRequest(400, 'a trailer field is not valid HTTP/1.1');
+      }
+    }
+  }
+
+  /** Drops `count` bytes from the front of the buffer; returns what is left. */
+  #consume(count: number): Buffer | undefined {
+    const buffer = this.#buffer!;
+    this.#buffer = count >= buffer.length ? undefined : buffer.subarray(count);
+    return this.#buffer;
+  }
+
+  #dispatch(framed: boolean, tooLarge: boolean): void {
+    this.#state = 'busy';
+    this.#deadline = Infinity;
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    const body = tooLarge || chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    if (tooLarge) {
+      // The rest of the body is never read: nothing after it can be framed.
+      this.#buffer = undefined;
+    }
+    this.server.onRequest({
+      method: this.#method,
+      target: this.#target,
+      headers: this.#headers,
+      body,
+      framed,
+      bodyTooLarge: tooLarge,
+      connection: this,
+    });
+  }
+
+  #fail(error: WireError): void {
+    this.#state = 'busy';
+    this.#closeAfter = true;
+    this.server.onBadRequest(this, error);
+    if (this.#state === 'busy') this.#close();
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export interface WireHandlers {
+  onRequest(request: WireRequest): void;
+  /** Answer a request that could not be framed (call connection.respond); the connection then closes. */
+  onBadRequest(connection: WireConnection, error: WireError): void;
+}
+
+/** The listening socket and its connections. */
+export class WireServer {
+  readonly net: Server;
+  readonly connections = new Set<WireConnection>();
+  readonly keepAliveHeader: string;
+  /** Set by closeGracefully(): every answer from now on closes its connection. */
+  closing = false;
+  readonly #sweep: NodeJS.Timeout;
+
+  constructor(
+    readonly options: WireOptions,
+    private readonly handlers: WireHandlers,
+  ) {
+    this.keepAliveHeader = `connection: keep-alive\r\nkeep-alive: timeout=${Math.max(1, Math.floor(options.keepAliveTimeoutMs / 1000))}\r\n\r\n`;
+    this.net = createServer({ noDelay: true }, (socket) => {
+      this.connections.add(new WireConnection(socket, this));
+    });
+    this.#sweep = setInterval(() => {
+      const now = performance.now();
+      for (const connection of this.connections) connection.sweep(now);
+    }, 250);
+    this.#sweep.unref();
+  }
+
+  onRequest(request: WireRequest): void {
+    this.handlers.onRequest(request);
+  }
+
+  onBadRequest(connection: WireConnection, error: WireError): void {
+    this.handlers.onBadRequest(connection, error);
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.net.once('error', reject);
+      this.net.listen(port, host, () => {
+        this.net.off('error', reject);
+        const address = this.net.address();
+        resolve(typeof address === 'object' && address !== null ? address.port : port);
+      });
+    });
+  }
+
+  /** Stops accepting; resolves once every connection has closed. */
+  stopAccepting(): Promise<void> {
+    this.closing = true;
+    return new Promise((resolve) => {
+      this.net.close(() => {
+        clearInterval(this.#sweep);
+        resolve();
+      });
+    });
+  }
+
+  closeIdleConnections(): void {
+    for (const connection of this.connections) if (connection.idle) connection.socket.destroy();
+  }
+
+  closeAllConnections(): void {
+    for (const connection of this.connections) connection.socket.destroy();
+  }
+}
