@@ -45,6 +45,18 @@ export interface Keychain {
    * live exactly as long as the keychain object, so the cache bounds them too.
    */
   readonly derived: Map<string, SecretBytes>;
+  /** Answers already rendered from this keychain, by service and categories (see http/serialize.ts). */
+  readonly rendered: Map<string, RenderedKeys>;
+}
+
+/**
+ * One service's answer for some categories of a keychain, as JSON bytes with
+ * the maxAgeSeconds value (which changes every second) cut out at `split`.
+ */
+export interface RenderedKeys {
+  readonly status: 'ok' | 'shredded' | 'not_found';
+  readonly bytes: Buffer;
+  readonly split: number;
 }
 
 export interface KeychainSource {
@@ -148,5 +160,5 @@ export function toKeychain(keks: KekRing, userId: string, read: RowsRead): Keych
     }
   }
   for (const entry of categories.values()) entry.versions.sort((a, b) => a.version - b.version);
-  return { userId, readAt: read.readAt, categories, derived: new Map() };
+  return { userId, readAt: read.readAt, categories, derived: new Map(), rendered: new Map() };
 }

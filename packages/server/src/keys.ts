@@ -130,12 +130,11 @@ export class KeyService {
     }
     if (derivedNow > 0) this.metrics.keysDerived.inc({}, derivedNow);
     const status: CategoryStatus = anyLive ? 'ok' : anyShredded ? 'shredded' : 'not_found';
-    const age = Date.now() - keychain.readAt;
-    return {
-      userId,
-      status,
-      categories: result,
-      maxAgeSeconds: Math.max(0, Math.floor((this.maxStalenessMs - age) / 1000)),
-    };
+    return { userId, status, categories: result, maxAgeSeconds: this.maxAgeSeconds(keychain) };
+  }
+
+  /** Seconds a caller may cache keys derived from this keychain: maxStaleness less the age of its rows. */
+  maxAgeSeconds(keychain: Keychain): number {
+    return Math.max(0, Math.floor((this.maxStalenessMs - (Date.now() - keychain.readAt)) / 1000));
   }
 }

@@ -24,7 +24,7 @@ export interface RouteRequest {
 
 export interface Reply {
   readonly status: number;
-  /** Serialized with JSON.stringify, or sent as is when a string (with `contentType`). */
+  /** Sent as is when a Buffer, or a string with `contentType`; anything else is serialized with JSON.stringify. */
   readonly body: unknown;
   readonly contentType?: string;
 }

@@ -1,4 +1,6 @@
-import type { DerivedKeychain } from '../keys.js';
+import type { Keychain, RenderedKeys } from '../keychain.js';
+import type { DerivedKeychain, KeyService } from '../keys.js';
+import type { Service } from '../services.js';
 
 /*
  * The one place key bytes become text: base64url in a response body. The
@@ -35,4 +37,104 @@ export function keychainJson(derived: DerivedKeychain): KeysJson {
         : { category: c.category, status: c.status },
     ),
   };
+}
+
+const BASE64URL = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', 'latin1');
+
+/** Length of the unpadded base64url form of `n` bytes. */
+export function base64urlLength(n: number): number {
+  return Math.floor(n / 3) * 4 + (n % 3 === 0 ? 0 : (n % 3) + 1);
+}
+
+/**
+ * Writes the unpadded base64url form of `bytes` into `out` at `offset`;
+ * returns the offset after it. Key bytes go straight from one buffer to
+ * another, so no string of them is left for the garbage collector to keep.
+ */
+export function writeBase64url(bytes: Uint8Array, out: Buffer, offset: number): number {
+  let at = offset;
+  let i = 0;
+  for (; i + 2 < bytes.length; i += 3) {
+    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out[at++] = BASE64URL[n >>> 18]!;
+    out[at++] = BASE64URL[(n >>> 12) & 63]!;
+    out[at++] = BASE64URL[(n >>> 6) & 63]!;
+    out[at++] = BASE64URL[n & 63]!;
+  }
+  const left = bytes.length - i;
+  if (left > 0) {
+    const n = (bytes[i]! << 16) | (left === 2 ? bytes[i + 1]! << 8 : 0);
+    out[at++] = BASE64URL[n >>> 18]!;
+    out[at++] = BASE64URL[(n >>> 12) & 63]!;
+    if (left === 2) out[at++] = BASE64URL[(n >>> 6) & 63]!;
+  }
+  return at;
+}
+
+export function renderKeys(derived: DerivedKeychain): RenderedKeys {
+  // Texts and keys alternate: texts[i] is followed by keys[i] when there is one. Everything but the
+  // keys is ASCII from validated grammars; JSON.stringify quotes it all the same.
+  const head = `{"userId":${JSON.stringify(derived.userId)},"status":${JSON.stringify(derived.status)},"maxAgeSeconds":`;
+  const texts: string[] = [];
+  const keys: Uint8Array[] = [];
+  let text = ',"categories":[';
+  derived.categories.forEach((c, i) => {
+    text += `${i === 0 ? '' : ','}{"category":${JSON.stringify(c.category)},"status":${JSON.stringify(c.status)}`;
+    if (c.status !== 'ok') {
+      text += '}';
+      return;
+    }
+    text += `,"current":${c.keys[c.keys.length - 1]?.version ?? 0},"keys":[`;
+    c.keys.forEach((k, j) => {
+      texts.push(`${text}${j === 0 ? '' : '"},'}{"version":${k.version},"key":"`);
+      keys.push(k.key.expose());
+      text = '';
+    });
+    text = '"}]}';
+  });
+  texts.push(`${text}]}`);
+  let size = head.length;
+  for (const t of texts) size += t.length;
+  for (const k of keys) size += base64urlLength(k.length);
+  // Its own memory, not a slice of Node's shared pool: a cached slice would keep a whole pool alive.
+  const out = Buffer.allocUnsafeSlow(size);
+  let at = out.write(head, 0, 'latin1');
+  const split = at;
+  texts.forEach((t, i) => {
+    at += out.write(t, at, 'latin1');
+    const key = keys[i];
+    if (key !== undefined) at = writeBase64url(key, out, at);
+  });
+  if (at !== size) throw new Error(`rendered ${at} bytes of ${size}`);
+  return { status: derived.status, bytes: out, split };
+}
+
+/** The rendered answer with its maxAgeSeconds filled in. */
+export function renderedBody(rendered: RenderedKeys, maxAgeSeconds: number): Buffer {
+  const age = String(maxAgeSeconds);
+  const out = Buffer.allocUnsafe(rendered.bytes.length + age.length);
+  rendered.bytes.copy(out, 0, 0, rendered.split);
+  out.write(age, rendered.split, 'latin1');
+  rendered.bytes.copy(out, rendered.split + age.length, rendered.split);
+  return out;
+}
+
+/**
+ * The caller's answer for `categories` of a keychain, rendered on the first
+ * lookup and kept with the keychain (so the cache that bounds the keychain
+ * bounds it too, and a shred or rotate, which replaces the keychain, drops it).
+ */
+export function renderedKeys(
+  keys: KeyService,
+  service: Service,
+  keychain: Keychain,
+  categories: readonly string[],
+): RenderedKeys {
+  const id = `${service.serviceId}\n${categories.join(',')}`;
+  let rendered = keychain.rendered.get(id);
+  if (rendered === undefined) {
+    rendered = renderKeys(keys.derive(service, keychain.userId, keychain, categories));
+    keychain.rendered.set(id, rendered);
+  }
+  return rendered;
 }

@@ -1,6 +1,10 @@
 import { PadlockError } from '@padlock/core';
 import { CATEGORY_SCHEMA, readableCategories, userIdFrom, USER_ID_SCHEMA, type Route } from '../http/route.js';
-import { keychainJson } from '../http/serialize.js';
+import { renderedBody, renderedKeys } from '../http/serialize.js';
+
+const RESULTS_OPEN = Buffer.from('{"results":[');
+const COMMA = Buffer.from(',');
+const RESULTS_CLOSE = Buffer.from(']}');
 
 export const batchGet: Route = {
   method: 'POST',
@@ -37,9 +41,20 @@ export const batchGet: Route = {
     const ids = userIds.map((id, i) => userIdFrom(id, `userIds[${i}]`));
     const categories = readableCategories(service!, named, app.keys.categories, 'categories');
     const keychains = await app.keys.getMany(ids);
-    const derived = ids.map((id) => app.keys.derive(service!, id, keychains.get(id) ?? null, categories));
-    const results = derived.map((d) => (d.status === 'ok' ? keychainJson(d) : { userId: d.userId, status: d.status }));
-    const text = JSON.stringify({ results });
-    return { status: 200, body: text, contentType: 'application/json' };
+    // {"results":[...]}: each ok user's rendered answer, or its id and status.
+    const parts: Buffer[] = [RESULTS_OPEN];
+    ids.forEach((id, i) => {
+      if (i > 0) parts.push(COMMA);
+      const keychain = keychains.get(id) ?? null;
+      const rendered = keychain === null ? undefined : renderedKeys(app.keys, service!, keychain, categories);
+      if (keychain !== null && rendered?.status === 'ok') {
+        parts.push(renderedBody(rendered, app.keys.maxAgeSeconds(keychain)));
+      } else {
+        const status = rendered?.status ?? 'not_found';
+        parts.push(Buffer.from(`{"userId":${JSON.stringify(id)},"status":"${status}"}`, 'latin1'));
+      }
+    });
+    parts.push(RESULTS_CLOSE);
+    return { status: 200, body: Buffer.concat(parts), contentType: 'application/json' };
   },
 };

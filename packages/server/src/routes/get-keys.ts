@@ -1,6 +1,6 @@
 import { PadlockError } from '@padlock/core';
 import { categoriesQuery, readableCategories, userIdFrom, type Route } from '../http/route.js';
-import { keychainJson } from '../http/serialize.js';
+import { renderedBody, renderedKeys } from '../http/serialize.js';
 
 export const getKeys: Route = {
   method: 'GET',
@@ -35,10 +35,13 @@ export const getKeys: Route = {
     }
     const categories = readableCategories(service!, categoriesQuery(query), app.keys.categories, 'categories');
     const keychain = await app.keys.get(userId);
-    const derived = app.keys.derive(service!, userId, keychain, categories);
-    if (derived.status === 'not_found' && keychain === null) throw new PadlockError('KEYCHAIN_NOT_FOUND');
-    if (derived.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
-    const body = JSON.stringify(keychainJson(derived));
-    return { status: 200, body, contentType: 'application/json' };
+    if (keychain === null) throw new PadlockError('KEYCHAIN_NOT_FOUND');
+    const rendered = renderedKeys(app.keys, service!, keychain, categories);
+    if (rendered.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
+    return {
+      status: 200,
+      body: renderedBody(rendered, app.keys.maxAgeSeconds(keychain)),
+      contentType: 'application/json',
+    };
   },
 };
