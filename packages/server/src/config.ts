@@ -155,7 +155,7 @@ export const CONFIG_SCHEMA = {
           default: {},
           properties: {
             servers: { type: 'array', items: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' }, default: [] },
-            timeoutMs: { ...POSITIVE, maximum: 10000, default: 20 },
+            timeoutMs: { ...POSITIVE, maximum: 10000, default: 10 },
             downMs: { ...POSITIVE, maximum: 60000, default: 1000 },
             keyPrefix: { type: 'string', pattern: '^[\\x21-\\x7e]{0,64}$', default: 'padlock:' },
           },

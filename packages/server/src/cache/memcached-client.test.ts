@@ -262,16 +262,23 @@ describe('MemcachedClient faults (private memcached processes)', privateMemcache
       assert.equal(down.error.kind, 'down');
       assert.ok(down.ms < 200, `a down server took ${down.ms.toFixed(1)} ms to refuse`);
 
-      // After downMs, one new attempt; still paused, so it times out again and the server is down again.
-      await sleep(downMs + 20);
-      assert.equal(client.healthyServers, 1);
-      const probe = await failure(client.getMany(['k']).then(throwFirst));
-      assert.equal(probe.error.kind, 'timeout');
-      assert.ok(probe.ms < timeoutMs + 1000, `probe took ${probe.ms.toFixed(1)} ms`);
-      assert.equal((await failure(client.delete('k'))).error.kind, 'down');
+      // Still paused: the background probe (every downMs) times out, and no request waits for it.
+      // Requests over three probe periods are all refused at once.
+      const until = performance.now() + 3 * downMs + timeoutMs;
+      let refused = 0;
+      while (performance.now() < until) {
+        const attempt = await failure(client.getMany(['k']).then(throwFirst));
+        assert.equal(attempt.error.kind, 'down');
+        assert.ok(attempt.ms < 200, `a request to a paused server took ${attempt.ms.toFixed(1)} ms while it was down`);
+        refused++;
+        await sleep(5);
+      }
+      assert.ok(refused > 10, `only ${refused} requests in ${3 * downMs} ms`);
+      assert.equal(client.healthyServers, 0);
 
+      // Resumed: the next probe is answered and requests reach the server again.
       server.resume();
-      await sleep(downMs + 20);
+      await waitFor(() => client.healthyServers === 1, 2 * downMs + 1000, 'the server was not probed back up');
       const { value, ms } = await timed(client.getMany(['k']));
       assert.deepEqual(value.failures, []);
       assert.equal(value.values.get('k')?.toString(), 'v', 'the server did not recover');
@@ -306,11 +313,12 @@ describe('MemcachedClient faults (private memcached processes)', privateMemcache
       assert.equal(await client.set(onB[0]!, Buffer.from('still'), 60), true);
       assert.equal(client.healthyServers, 1);
 
-      // After downMs a new attempt is made; nothing listens, so it fails fast with a connection error.
+      // Past downMs the background probe has found nothing listening: still down, still refused at once.
       await sleep(520);
       const retry = await failure(client.getMany([onA[0]!]).then(throwFirst));
-      assert.equal(retry.error.kind, 'connection');
+      assert.equal(retry.error.kind, 'down');
       assert.ok(retry.ms < 50, `${retry.ms.toFixed(1)} ms`);
+      assert.equal(client.healthyServers, 1);
     } finally {
       client.close();
     }
@@ -330,7 +338,7 @@ describe('MemcachedClient faults (private memcached processes)', privateMemcache
     }
   });
 
-  it('a server restarted on the same port is used again after downMs', async () => {
+  it('a server restarted on the same port is used again once a probe finds it', async () => {
     const server = await spawn();
     const client = new MemcachedClient({ servers: [server.address], timeoutMs: 50, downMs: 200 });
     try {
@@ -338,8 +346,9 @@ describe('MemcachedClient faults (private memcached processes)', privateMemcache
       await server.kill();
       await sleep(20);
       await failure(client.getMany(['k']).then(throwFirst));
+      assert.equal(client.healthyServers, 0);
       spawned.push(await spawnMemcached({ port: server.port }));
-      await sleep(220);
+      await waitFor(() => client.healthyServers === 1, 1500, 'the restarted server was not probed back up');
       assert.equal(await client.set('k', Buffer.from('new'), 60), true);
       assert.equal((await client.getMany(['k'])).values.get('k')?.toString(), 'new');
     } finally {
@@ -347,6 +356,15 @@ describe('MemcachedClient faults (private memcached processes)', privateMemcache
     }
   });
 });
+
+/** Polls `condition` every 10 ms; fails with `message` after `withinMs`. */
+async function waitFor(condition: () => boolean, withinMs: number, message: string): Promise<void> {
+  const until = performance.now() + withinMs;
+  while (!condition()) {
+    assert.ok(performance.now() < until, `${message} within ${withinMs} ms`);
+    await sleep(10);
+  }
+}
 
 /** getMany reports failures instead of rejecting; this turns the first one into a rejection. */
 function throwFirst(result: { failures: MemcachedError[] }): void {

@@ -12,8 +12,11 @@ import { Socket } from 'node:net';
  *   - never retries; every request has a deadline, and a request that misses
  *     it destroys its connection (the reply stream is then out of step), failing
  *     every request queued on it;
- *   - after a failure, refuses requests to that server for `downMs` instead of
- *     reconnecting on every request, so a dead server costs nothing per request;
+ *   - after a failure, refuses requests to that server at once, without
+ *     touching the network, until a health probe (`version`, sent every
+ *     `downMs` in the background) is answered: a dead or paused server costs
+ *     requests nothing once marked down, and no request of a caller is ever
+ *     the one that finds out whether it is back;
  *   - spreads keys over servers by consistent hashing (160 points per server on
  *     an MD5 ring), so adding or removing a server moves about 1/n of the keys.
  */
@@ -23,7 +26,7 @@ export interface MemcachedOptions {
   readonly servers: readonly string[];
   /** Deadline of one request, connecting included. */
   readonly timeoutMs: number;
-  /** How long a failed server is skipped before one new attempt. */
+  /** How often a server marked down is probed in the background (requests skip it until one probe is answered). */
   readonly downMs: number;
 }
 
@@ -38,7 +41,7 @@ export class MemcachedError extends Error {
 }
 
 interface Pending {
-  readonly kind: 'get' | 'store' | 'delete';
+  readonly kind: 'get' | 'store' | 'delete' | 'version';
   readonly resolve: (value: Map<string, Buffer> | boolean) => void;
   readonly reject: (error: MemcachedError) => void;
   readonly timer: NodeJS.Timeout;
@@ -49,7 +52,9 @@ class Connection {
   #socket: Socket | undefined;
   #queue: Pending[] = [];
   #buffer: Buffer = Buffer.alloc(0);
-  #downUntil = 0;
+  #down = false;
+  #probeTimer: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(
     readonly address: string,
@@ -57,11 +62,16 @@ class Connection {
   ) {}
 
   get healthy(): boolean {
-    return Date.now() >= this.#downUntil;
+    return !this.#down;
   }
 
   request<T extends Map<string, Buffer> | boolean>(kind: Pending['kind'], command: Buffer): Promise<T> {
-    if (!this.healthy) return Promise.reject(new MemcachedError(`memcached ${this.address} is marked down`, 'down'));
+    if (this.#closed) return Promise.reject(new MemcachedError('client closed', 'connection'));
+    if (this.#down) return Promise.reject(new MemcachedError(`memcached ${this.address} is marked down`, 'down'));
+    return this.#send<T>(kind, command);
+  }
+
+  #send<T extends Map<string, Buffer> | boolean>(kind: Pending['kind'], command: Buffer): Promise<T> {
     const socket = this.#connect();
     return new Promise<T>((resolve, reject) => {
       const pending: Pending = {
@@ -87,7 +97,30 @@ class Connection {
   }
 
   close(): void {
+    this.#closed = true;
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = undefined;
     this.#fail(new MemcachedError('client closed', 'connection'), false);
+  }
+
+  /**
+   * While marked down, one `version` request every downMs, alone on a fresh connection (requests
+   * are refused meanwhile, so none queue behind it): answered, the server takes requests again;
+   * refused or timed out, #fail keeps it down and schedules the next probe.
+   */
+  #scheduleProbe(): void {
+    if (this.#closed || this.#probeTimer !== undefined) return;
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined;
+      if (this.#closed || !this.#down) return;
+      this.#send<boolean>('version', VERSION).then(
+        () => {
+          this.#down = false;
+        },
+        () => undefined,
+      );
+    }, this.options.downMs);
+    this.#probeTimer.unref();
   }
 
   #connect(): Socket {
@@ -107,14 +140,17 @@ class Connection {
     return socket;
   }
 
-  /** Fails every queued request and drops the connection; the server is skipped for downMs. */
+  /** Fails every queued request and drops the connection; the server is skipped until a probe is answered. */
   #fail(error: MemcachedError, markDown = true): void {
     const socket = this.#socket;
     this.#socket = undefined;
     this.#buffer = Buffer.alloc(0);
     const queue = this.#queue;
     this.#queue = [];
-    if (markDown) this.#downUntil = Date.now() + this.options.downMs;
+    if (markDown && !this.#closed) {
+      this.#down = true;
+      this.#scheduleProbe();
+    }
     socket?.removeAllListeners('close');
     socket?.destroy();
     for (const pending of queue) {
@@ -155,6 +191,7 @@ class Connection {
         pending.resolve(line === 'STORED');
       else if (pending.kind === 'delete' && (line === 'DELETED' || line === 'NOT_FOUND'))
         pending.resolve(line === 'DELETED');
+      else if (pending.kind === 'version' && line.startsWith('VERSION ')) pending.resolve(true);
       else {
         pending.reject(new MemcachedError(`memcached answered "${line.slice(0, 80)}"`, 'protocol'));
         this.#fail(new MemcachedError('memcached protocol error', 'protocol'));
@@ -255,6 +292,7 @@ export class MemcachedClient {
 }
 
 const CRLF = Buffer.from('\r\n');
+const VERSION = Buffer.from('version\r\n', 'latin1');
 
 function ringPoint(text: string): number {
   return hash('md5', text, 'buffer').readUInt32BE(0);

@@ -177,7 +177,7 @@ function backendConfig(dir: string): Plain {
       },
     },
     // A loaded CI machine stalls the event loop for tens of milliseconds: the
-    // production default of 20 ms would time out healthy servers.
+    // production default of 10 ms would time out healthy servers.
     cache: { memcached: { servers: env('PADLOCK_TEST_MEMCACHED'), keyPrefix: `${keyspace}:`, timeoutMs: 500 } },
   };
 }
