@@ -62,6 +62,8 @@ export interface RenderedKeys {
 export interface KeychainSource {
   /** The user's keychain, or null when the user has none. */
   get(userId: string, fresh?: boolean): Promise<Keychain | null>;
+  /** The user's keychain when a cache holds it right now, without waiting; undefined otherwise. */
+  peek?(userId: string): Keychain | undefined;
   getMany(userIds: readonly string[]): Promise<Map<string, Keychain | null>>;
   invalidate(userId: string): Promise<void>;
 }

@@ -93,6 +93,11 @@ export class KeyService {
     return this.keychains.get(userId);
   }
 
+  /** The keychain if the in-process cache holds it now (no waiting), else undefined: then use get(). */
+  peek(userId: string): Keychain | undefined {
+    return this.keychains.peek?.(userId);
+  }
+
   getMany(userIds: readonly string[]): Promise<Map<string, Keychain | null>> {
     return this.keychains.getMany(userIds);
   }

@@ -82,6 +82,12 @@ export class L1Cache implements KeychainSource {
     return entry;
   }
 
+  peek(userId: string): Keychain | undefined {
+    const hit = this.#lookup(userId, Date.now());
+    if (hit !== undefined) this.metrics.cacheHits.inc({ cache: 'l1' });
+    return hit;
+  }
+
   async get(userId: string, fresh = false): Promise<Keychain | null> {
     if (!fresh) {
       const hit = this.#lookup(userId, Date.now());

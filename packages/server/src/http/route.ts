@@ -80,6 +80,12 @@ export function categoryFrom(value: unknown, where: string, configured: readonly
 }
 
 /**
+ * Every category a service may read, in configured order, computed once per
+ * service object (a registry reload makes new ones): most reads name none.
+ */
+const everyReadable = new WeakMap<Service, readonly string[]>();
+
+/**
  * The categories a read asks for: those named (each validated, no repeats) or,
  * when none are named, every category the service may read. Asking for one it
  * may not read fails the whole request, so no key bytes leave for any category.
@@ -89,9 +95,13 @@ export function readableCategories(
   named: readonly unknown[] | undefined,
   configured: readonly string[],
   where: string,
-): string[] {
+): readonly string[] {
   if (named === undefined) {
-    const all = configured.filter((c) => service.readable.has(c));
+    let all = everyReadable.get(service);
+    if (all === undefined) {
+      all = configured.filter((c) => service.readable.has(c));
+      everyReadable.set(service, all);
+    }
     if (all.length === 0) throw new PadlockError('PERMISSION_DENIED', 'the service may not read any category');
     return all;
   }

@@ -119,6 +119,9 @@ export function renderedBody(rendered: RenderedKeys, maxAgeSeconds: number): Buf
   return out;
 }
 
+/** The cache id of a categories list (the same list object for every read that names none). */
+const renderIds = new WeakMap<readonly string[], { readonly serviceId: string; readonly id: string }>();
+
 /**
  * The caller's answer for `categories` of a keychain, rendered on the first
  * lookup and kept with the keychain (so the cache that bounds the keychain
@@ -130,7 +133,12 @@ export function renderedKeys(
   keychain: Keychain,
   categories: readonly string[],
 ): RenderedKeys {
-  const id = `${service.serviceId}\n${categories.join(',')}`;
+  let memo = renderIds.get(categories);
+  if (memo?.serviceId !== service.serviceId) {
+    memo = { serviceId: service.serviceId, id: `${service.serviceId}\n${categories.join(',')}` };
+    renderIds.set(categories, memo);
+  }
+  const id = memo.id;
   let rendered = keychain.rendered.get(id);
   if (rendered === undefined) {
     rendered = renderKeys(keys.derive(service, keychain.userId, keychain, categories));

@@ -1,5 +1,6 @@
 import { PadlockError } from '@padlock/core';
-import { categoriesQuery, readableCategories, userIdFrom, type Route } from '../http/route.js';
+import { categoriesQuery, readableCategories, userIdFrom, type Reply, type Route } from '../http/route.js';
+import type { Keychain } from '../keychain.js';
 import { renderedBody, renderedKeys } from '../http/serialize.js';
 
 export const getKeys: Route = {
@@ -28,20 +29,24 @@ export const getKeys: Route = {
     404: 'No keychain',
     410: 'Every requested category is shredded',
   },
-  async handle({ params, query, service, app }) {
+  handle({ params, query, service, app }) {
     const userId = userIdFrom(params['userId'], 'userId');
     for (const name of query.keys()) {
       if (name !== 'categories') throw new PadlockError('INVALID_QUERY', `unknown query parameter "${name}"`);
     }
     const categories = readableCategories(service!, categoriesQuery(query), app.keys.categories, 'categories');
-    const keychain = await app.keys.get(userId);
-    if (keychain === null) throw new PadlockError('KEYCHAIN_NOT_FOUND');
-    const rendered = renderedKeys(app.keys, service!, keychain, categories);
-    if (rendered.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
-    return {
-      status: 200,
-      body: renderedBody(rendered, app.keys.maxAgeSeconds(keychain)),
-      contentType: 'application/json',
+    const answer = (keychain: Keychain | null): Reply => {
+      if (keychain === null) throw new PadlockError('KEYCHAIN_NOT_FOUND');
+      const rendered = renderedKeys(app.keys, service!, keychain, categories);
+      if (rendered.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
+      return {
+        status: 200,
+        body: renderedBody(rendered, app.keys.maxAgeSeconds(keychain)),
+        contentType: 'application/json',
+      };
     };
+    // A cache hit answers in this turn of the loop, without a promise.
+    const cached = app.keys.peek(userId);
+    return cached !== undefined ? answer(cached) : app.keys.get(userId).then(answer);
   },
 };
