@@ -21,7 +21,8 @@ function canonicalKey(labels: Labels): string {
  */
 const memo = new Map<string, string>();
 
-function labelKey(labels: Labels): string {
+/** The series key of a label set: compute it once for labels used on every request, then incKey/observeKey. */
+export function labelKey(labels: Labels): string {
   let quick = '';
   for (const name in labels) quick += `${name}\u0000${labels[name]}\u0001`;
   let key = memo.get(quick);
@@ -48,7 +49,10 @@ export class Counter implements Metric {
   ) {}
 
   inc(labels: Labels = {}, by = 1): void {
-    const key = labelKey(labels);
+    this.incKey(labelKey(labels), by);
+  }
+
+  incKey(key: string, by = 1): void {
     this.#values.set(key, (this.#values.get(key) ?? 0) + by);
   }
 
@@ -102,7 +106,10 @@ export class Histogram implements Metric {
   ) {}
 
   observe(labels: Labels, value: number): void {
-    const key = labelKey(labels);
+    this.observeKey(labelKey(labels), value);
+  }
+
+  observeKey(key: string, value: number): void {
     let series = this.#series.get(key);
     if (series === undefined) {
       series = { counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 };

@@ -24,7 +24,10 @@ export interface RouteRequest {
 
 export interface Reply {
   readonly status: number;
-  /** Sent as is when a Buffer, or a string with `contentType`; anything else is serialized with JSON.stringify. */
+  /**
+   * Sent as is when a Buffer or BodyParts (wire.ts), or a string with `contentType`; anything else is
+   * serialized with JSON.stringify.
+   */
   readonly body: unknown;
   readonly contentType?: string;
 }
@@ -83,7 +86,17 @@ export function categoryFrom(value: unknown, where: string, configured: readonly
  * Every category a service may read, in configured order, computed once per
  * service object (a registry reload makes new ones): most reads name none.
  */
-const everyReadable = new WeakMap<Service, readonly string[]>();
+const everyReadable = new WeakMap<Service, CategoryChoice>();
+
+/** Categories chosen for a read, with an id unique to the service and the list (a cache key). */
+export interface CategoryChoice {
+  readonly list: readonly string[];
+  readonly id: string;
+}
+
+function choice(service: Service, list: readonly string[]): CategoryChoice {
+  return { list, id: `${service.serviceId}\n${list.join(',')}` };
+}
 
 /**
  * The categories a read asks for: those named (each validated, no repeats) or,
@@ -95,14 +108,17 @@ export function readableCategories(
   named: readonly unknown[] | undefined,
   configured: readonly string[],
   where: string,
-): readonly string[] {
+): CategoryChoice {
   if (named === undefined) {
     let all = everyReadable.get(service);
     if (all === undefined) {
-      all = configured.filter((c) => service.readable.has(c));
+      all = choice(
+        service,
+        configured.filter((c) => service.readable.has(c)),
+      );
       everyReadable.set(service, all);
     }
-    if (all.length === 0) throw new PadlockError('PERMISSION_DENIED', 'the service may not read any category');
+    if (all.list.length === 0) throw new PadlockError('PERMISSION_DENIED', 'the service may not read any category');
     return all;
   }
   if (named.length === 0) throw new PadlockError('INVALID_REQUEST', `${where} must name at least one category`);
@@ -114,7 +130,7 @@ export function readableCategories(
   if (denied.length > 0) {
     throw new PadlockError('PERMISSION_DENIED', `the service may not read: ${denied.join(', ')}`);
   }
-  return categories;
+  return choice(service, categories);
 }
 
 /** The parsed `categories` query parameter, or undefined when absent. */

@@ -1,6 +1,7 @@
 import type { Keychain, RenderedKeys } from '../keychain.js';
 import type { DerivedKeychain, KeyService } from '../keys.js';
 import type { Service } from '../services.js';
+import type { CategoryChoice } from './route.js';
 
 /*
  * The one place key bytes become text: base64url in a response body. The
@@ -109,18 +110,20 @@ export function renderKeys(derived: DerivedKeychain): RenderedKeys {
   return { status: derived.status, bytes: out, split };
 }
 
-/** The rendered answer with its maxAgeSeconds filled in. */
-export function renderedBody(rendered: RenderedKeys, maxAgeSeconds: number): Buffer {
-  const age = String(maxAgeSeconds);
-  const out = Buffer.allocUnsafe(rendered.bytes.length + age.length);
-  rendered.bytes.copy(out, 0, 0, rendered.split);
-  out.write(age, rendered.split, 'latin1');
-  rendered.bytes.copy(out, rendered.split + age.length, rendered.split);
-  return out;
+/** The rendered answer with its maxAgeSeconds filled in, as parts to copy once into the response. */
+export function renderedParts(
+  rendered: RenderedKeys,
+  maxAgeSeconds: number,
+  into: (Buffer | string)[] = [],
+): (Buffer | string)[] {
+  into.push(rendered.bytes.subarray(0, rendered.split), String(maxAgeSeconds), rendered.bytes.subarray(rendered.split));
+  return into;
 }
 
-/** The cache id of a categories list (the same list object for every read that names none). */
-const renderIds = new WeakMap<readonly string[], { readonly serviceId: string; readonly id: string }>();
+/** The rendered answer with its maxAgeSeconds filled in, as one buffer. */
+export function renderedBody(rendered: RenderedKeys, maxAgeSeconds: number): Buffer {
+  return Buffer.concat(renderedParts(rendered, maxAgeSeconds).map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+}
 
 /**
  * The caller's answer for `categories` of a keychain, rendered on the first
@@ -131,18 +134,12 @@ export function renderedKeys(
   keys: KeyService,
   service: Service,
   keychain: Keychain,
-  categories: readonly string[],
+  categories: CategoryChoice,
 ): RenderedKeys {
-  let memo = renderIds.get(categories);
-  if (memo?.serviceId !== service.serviceId) {
-    memo = { serviceId: service.serviceId, id: `${service.serviceId}\n${categories.join(',')}` };
-    renderIds.set(categories, memo);
-  }
-  const id = memo.id;
-  let rendered = keychain.rendered.get(id);
+  let rendered = keychain.rendered.get(categories.id);
   if (rendered === undefined) {
-    rendered = renderKeys(keys.derive(service, keychain.userId, keychain, categories));
-    keychain.rendered.set(id, rendered);
+    rendered = renderKeys(keys.derive(service, keychain.userId, keychain, categories.list));
+    keychain.rendered.set(categories.id, rendered);
   }
   return rendered;
 }

@@ -1,9 +1,10 @@
 import { PadlockError, type ErrorCode } from '@padlock/core';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { Logger } from '../log.js';
+import { labelKey } from '../metrics.js';
 import type { Service, ServiceRegistry } from '../services.js';
 import type { AppContext, Reply, Route } from './route.js';
-import { WireServer, type WireRequest } from './wire.js';
+import { BodyParts, WireServer, type WireRequest } from './wire.js';
 
 /*
  * The request pipeline on Padlock's HTTP/1.1 layer (wire.ts): shed, route,
@@ -37,6 +38,9 @@ interface CompiledRoute {
   readonly validate: ValidateFunction | undefined;
   /** The label for metrics: the path template. */
   readonly label: string;
+  /** Series keys of this route's request counter, by status, and of its latency histogram. */
+  readonly countKeys: Map<number, string>;
+  readonly latencyKey: string;
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true });
@@ -81,6 +85,7 @@ interface Pending {
   readonly started: number;
   readonly deadlineAt: number;
   label: string;
+  compiled: CompiledRoute | undefined;
   answered: boolean;
   /** Counted in #inFlight until answered (by its handler or its deadline). */
   counted: boolean;
@@ -114,6 +119,8 @@ export class PadlockHttpServer {
       segments: route.path.split('/').slice(1),
       validate: route.body === undefined ? undefined : ajv.compile(route.body),
       label: route.path,
+      countKeys: new Map(),
+      latencyKey: labelKey({ route: route.path }),
     }));
     this.#wire = new WireServer(
       {
@@ -258,6 +265,7 @@ export class PadlockHttpServer {
       started,
       deadlineAt: started + this.options.deadlineMs,
       label: 'unmatched',
+      compiled: undefined,
       answered: false,
       counted: false,
     };
@@ -323,6 +331,7 @@ export class PadlockHttpServer {
     }
     const { compiled, params } = match;
     pending.label = compiled.label;
+    pending.compiled = compiled;
     if (this.#draining && compiled.route.auth) throw new PadlockError('SHUTTING_DOWN');
     const service = compiled.route.auth ? this.#authenticate(request) : undefined;
     if (compiled.route.auth && service === undefined) throw new PadlockError('UNAUTHENTICATED');
@@ -394,7 +403,9 @@ export class PadlockHttpServer {
     const { request } = pending;
     const contentType = reply.contentType ?? 'application/json';
     const body =
-      Buffer.isBuffer(reply.body) || (typeof reply.body === 'string' && reply.contentType !== undefined)
+      reply.body instanceof BodyParts ||
+      Buffer.isBuffer(reply.body) ||
+      (typeof reply.body === 'string' && reply.contentType !== undefined)
         ? reply.body
         : JSON.stringify(reply.body);
     request.connection.respond(
@@ -405,8 +416,19 @@ export class PadlockHttpServer {
     const status = String(reply.status);
     const method = request.method;
     const label = pending.label;
-    this.app.metrics.requests.inc({ route: label, method, status });
-    this.app.metrics.requestDuration.observe({ route: label }, seconds);
+    const compiled = pending.compiled;
+    if (compiled === undefined) {
+      this.app.metrics.requests.inc({ route: label, method, status });
+      this.app.metrics.requestDuration.observe({ route: label }, seconds);
+    } else {
+      let key = compiled.countKeys.get(reply.status);
+      if (key === undefined) {
+        key = labelKey({ route: label, method, status });
+        compiled.countKeys.set(reply.status, key);
+      }
+      this.app.metrics.requests.incKey(key);
+      this.app.metrics.requestDuration.observeKey(compiled.latencyKey, seconds);
+    }
     if (this.options.logRequests) {
       this.log.info('request', { method, route: label, status: reply.status, ms: Math.round(seconds * 1e6) / 1e3 });
     }

@@ -48,10 +48,15 @@ export interface WireRequest {
   readonly connection: WireConnection;
 }
 
+/** A body sent as the concatenation of its parts (strings as UTF-8), copied once into the answer. */
+export class BodyParts {
+  constructor(readonly parts: readonly (Buffer | string)[]) {}
+}
+
 export interface WireReply {
   readonly status: number;
   readonly contentType: string;
-  readonly body: Buffer | string;
+  readonly body: Buffer | string | BodyParts;
   /** Close the connection after this answer. */
   readonly close?: boolean;
 }
@@ -206,16 +211,23 @@ export class WireConnection {
   respond(reply: WireReply, headOnly = false): void {
     if (this.#state !== 'busy') return;
     const close = reply.close === true || this.#closeAfter || this.#http10 || this.server.closing;
-    const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
+    const body = reply.body;
+    let length = 0;
+    if (body instanceof BodyParts) {
+      for (const part of body.parts) length += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
+    } else length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     const head =
       `HTTP/1.1 ${reply.status} ${REASONS[reply.status] ?? 'Unknown'}\r\n` +
-      `content-type: ${reply.contentType}\r\ncontent-length: ${body.length}\r\n` +
+      `content-type: ${reply.contentType}\r\ncontent-length: ${length}\r\n` +
       `cache-control: no-store\r\ndate: ${httpDate()}\r\n` +
       (close ? 'connection: close\r\n\r\n' : this.server.keepAliveHeader);
-    const size = head.length + (headOnly ? 0 : body.length);
-    const out = Buffer.allocUnsafe(size);
-    out.write(head, 0, 'latin1');
-    if (!headOnly) body.copy(out, head.length);
+    const out = Buffer.allocUnsafe(head.length + (headOnly ? 0 : length));
+    let at = out.write(head, 0, 'latin1');
+    if (!headOnly) {
+      for (const part of body instanceof BodyParts ? body.parts : [body]) {
+        at += typeof part === 'string' ? out.write(part, at, 'utf8') : part.copy(out, at);
+      }
+    }
     // Answers written in one turn of the loop leave in one write: a client that pipelines gets
     // them together, as from node:http (each write is a system call that wakes the client).
     if (!this.#corked) {

@@ -1,6 +1,7 @@
 import { PadlockError } from '@padlock/core';
 import { CATEGORY_SCHEMA, readableCategories, userIdFrom, USER_ID_SCHEMA, type Route } from '../http/route.js';
-import { renderedBody, renderedKeys } from '../http/serialize.js';
+import { renderedKeys, renderedParts } from '../http/serialize.js';
+import { BodyParts } from '../http/wire.js';
 
 const RESULTS_OPEN = Buffer.from('{"results":[');
 const COMMA = Buffer.from(',');
@@ -42,19 +43,19 @@ export const batchGet: Route = {
     const categories = readableCategories(service!, named, app.keys.categories, 'categories');
     const keychains = await app.keys.getMany(ids);
     // {"results":[...]}: each ok user's rendered answer, or its id and status.
-    const parts: Buffer[] = [RESULTS_OPEN];
+    const parts: (Buffer | string)[] = [RESULTS_OPEN];
     ids.forEach((id, i) => {
       if (i > 0) parts.push(COMMA);
       const keychain = keychains.get(id) ?? null;
       const rendered = keychain === null ? undefined : renderedKeys(app.keys, service!, keychain, categories);
       if (keychain !== null && rendered?.status === 'ok') {
-        parts.push(renderedBody(rendered, app.keys.maxAgeSeconds(keychain)));
+        renderedParts(rendered, app.keys.maxAgeSeconds(keychain), parts);
       } else {
         const status = rendered?.status ?? 'not_found';
-        parts.push(Buffer.from(`{"userId":${JSON.stringify(id)},"status":"${status}"}`, 'latin1'));
+        parts.push(`{"userId":${JSON.stringify(id)},"status":"${status}"}`);
       }
     });
     parts.push(RESULTS_CLOSE);
-    return { status: 200, body: Buffer.concat(parts), contentType: 'application/json' };
+    return { status: 200, body: new BodyParts(parts), contentType: 'application/json' };
   },
 };
