@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CassandraCluster } from './lib/cassandra.js';
-import { cleanupAll, installExitHandlers, useRegistry } from './lib/children.js';
+import { cleanupAll, installExitHandlers, runCommand, useRegistry } from './lib/children.js';
 import { MEMCACHED_BASE_PORT } from './lib/memcached.js';
 import { REPO } from './lib/padlock.js';
 import { writeReport, type RunReport } from './lib/report.js';
@@ -25,13 +25,16 @@ import { SCENARIOS } from './scenarios/index.js';
  * npm run dirt -- --ci             the CI subset, with shorter phases
  * npm run dirt -- NAME...          chosen scenarios (full phases; add --ci for the short ones)
  * npm run dirt -- --list           the scenarios, and which are in the CI subset
- * Exit status 1 when a scenario misses a figure or fails to run, 2 on bad arguments.
+ * Exit status 1 when a scenario misses a figure or fails to run (with --ci: misses an invariant
+ * or fails to run; timing and availability figures are reported, not failed on), 2 on bad arguments.
  */
 
 const FULL: Timing = { beforeS: 10, duringS: 20, afterS: 15, rate: 150 };
 const SHORT: Timing = { beforeS: 5, duringS: 10, afterS: 10, rate: 150 };
-/** A scenario that runs longer than this is stopped and reported as an error. */
+/** A scenario that runs longer than this is stopped and reported as an error (a hang). */
 const SCENARIO_LIMIT_MS = 15 * 60 * 1000;
+/** The same with --ci, where the longest scenario takes about 90 s. */
+const CI_SCENARIO_LIMIT_MS = 5 * 60 * 1000;
 const STAGES: readonly Infra[] = ['rf3', 'twodc', 'none'];
 
 function usage(): string {
@@ -81,6 +84,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const chosen = SCENARIOS.filter((s) => (names.length > 0 ? names.includes(s.name) : !ci || s.ci));
   const mode: RunReport['mode'] = names.length > 0 ? 'selected' : ci ? 'ci' : 'full';
   const timing = ci ? SHORT : FULL;
+  const scenarioLimitMs = ci ? CI_SCENARIO_LIMIT_MS : SCENARIO_LIMIT_MS;
 
   const startedAt = new Date();
   const runId = stamp();
@@ -131,8 +135,8 @@ async function main(argv: readonly string[]): Promise<number> {
         scenario.run(ctx),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new Error(`did not finish within ${SCENARIO_LIMIT_MS / 60000} min`)),
-            SCENARIO_LIMIT_MS,
+            () => reject(new Error(`did not finish within ${scenarioLimitMs / 60000} min`)),
+            scenarioLimitMs,
           );
         }),
       ]);
@@ -143,6 +147,7 @@ async function main(argv: readonly string[]): Promise<number> {
         title: scenario.title,
         infra: scenario.infra,
         status: pass ? 'pass' : 'fail',
+        invariantsHeld: outcome.figures.every((f) => f.pass || f.kind !== 'invariant'),
         durationS: round((Date.now() - t0) / 1000),
         ...outcome,
         notes: [...outcome.notes, describeStalls(stalls)],
@@ -162,6 +167,7 @@ async function main(argv: readonly string[]): Promise<number> {
         title: scenario.title,
         infra: scenario.infra,
         status: 'error',
+        invariantsHeld: false,
         error: error instanceof Error ? error.message : String(error),
         durationS: round((Date.now() - t0) / 1000),
         totals: sumTotals([]),
@@ -185,6 +191,12 @@ async function main(argv: readonly string[]): Promise<number> {
   };
 
   try {
+    // Everything else is started by the repository's scripts (Cassandra: a JDK, the jars, Python);
+    // memcached runs as the suite's own children, so a fresh machine needs the binary first.
+    await runCommand('memcached-install', 'bash', [join(REPO, 'scripts', 'memcached', 'install.sh')], {
+      logFile: join(runDir, 'setup.log'),
+      timeoutMs: 600000,
+    });
     for (const stage of STAGES) {
       const scenarios = chosen.filter((s) => s.infra === stage);
       if (scenarios.length === 0) continue;
@@ -204,6 +216,7 @@ async function main(argv: readonly string[]): Promise<number> {
               title: s.title,
               infra: s.infra,
               status: 'error',
+              invariantsHeld: false,
               error: `the ${stage} Cassandra cluster did not start: ${String(error)}`,
               durationS: 0,
               totals: sumTotals([]),
@@ -218,6 +231,8 @@ async function main(argv: readonly string[]): Promise<number> {
           continue;
         }
         log('run', `${stage} cluster ready in ${Math.round((Date.now() - t0) / 1000)} s`);
+        const waited = await cluster.settled();
+        log('run', `${stage} cluster at nice 0 after ${Math.round(waited / 1000)} s more (a node's first minute)`);
       }
       try {
         for (const scenario of scenarios) {
@@ -257,6 +272,8 @@ async function main(argv: readonly string[]): Promise<number> {
     },
     passed: reports.filter((r) => r.status === 'pass').length,
     failed: reports.filter((r) => r.status !== 'pass').length,
+    gate: ci ? 'invariants' : 'figures',
+    invariantsBroken: reports.filter((r) => !r.invariantsHeld).length,
     scenarios: reports,
   };
   await writeReport(join(runDir, 'report'), report);
@@ -267,13 +284,27 @@ async function main(argv: readonly string[]): Promise<number> {
       mode === 'full' ? join(resultsDir, 'latest.md') : join(runDir, 'report.md')
     }`,
   );
-  for (const r of reports) {
-    const missed = r.figures.filter((f) => !f.pass).map((f) => `${f.name} (${f.value}, target ${f.target})`);
+  if (ci) {
     log(
-      r.name,
-      `${r.status}${r.error !== undefined ? `: ${r.error}` : ''}${missed.length > 0 ? `: missed ${missed.join('; ')}` : ''}`,
+      'run',
+      report.invariantsBroken === 0
+        ? `every invariant held in every scenario (the CI gate); timing and availability figures missed are reported only`
+        : `${report.invariantsBroken} scenarios broke an invariant or did not run to the end (the CI gate)`,
     );
   }
+  for (const r of reports) {
+    const missed = (kind: 'invariant' | 'target'): string[] =>
+      r.figures.filter((f) => !f.pass && f.kind === kind).map((f) => `${f.name} (${f.value}, target ${f.target})`);
+    const broken = missed('invariant');
+    const late = missed('target');
+    log(
+      r.name,
+      `${r.status}${r.error !== undefined ? `: ${r.error}` : ''}` +
+        (broken.length > 0 ? `; INVARIANT missed: ${broken.join('; ')}` : '') +
+        (late.length > 0 ? `; missed${ci ? ' (reported, not failed on)' : ''}: ${late.join('; ')}` : ''),
+    );
+  }
+  if (ci) return report.invariantsBroken === 0 ? 0 : 1;
   return report.failed === 0 ? 0 : 1;
 }
 

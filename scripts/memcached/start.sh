@@ -1,20 +1,13 @@
 #!/usr/bin/env bash
 # Starts memcached servers on 127.0.0.1 at the given ports (default 11211),
-# installing Debian's memcached first if it is missing. Each server runs in the
+# installing Debian's memcached first if it is missing (install.sh). Each server runs in the
 # background with a pid file under .memcached/, and the script waits until each
 # answers "version". Usage: scripts/memcached/start.sh [PORT...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir="$root/.memcached"
 mkdir -p "$dir"
-if ! command -v memcached >/dev/null 2>&1; then
-  echo "memcached: installing Debian's package" >&2
-  if [ "$(id -u)" -ne 0 ]; then echo "memcached is not installed and this is not root: apt-get install memcached" >&2; exit 1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq memcached >/dev/null
-  # The package starts a system instance on 11211; the tests run their own.
-  (systemctl stop memcached 2>/dev/null || service memcached stop 2>/dev/null || pkill -x memcached) >/dev/null 2>&1 || true
-fi
+bash "$root/scripts/memcached/install.sh"
 ports=("$@")
 [ ${#ports[@]} -eq 0 ] && ports=(11211)
 for port in "${ports[@]}"; do

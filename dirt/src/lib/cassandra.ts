@@ -26,6 +26,8 @@ export interface CassandraNode {
 }
 
 const SEEDS = '127.0.1.1,127.0.1.3';
+/** A started node runs at nice 10 for this long after it answers, then at nice 0. */
+const RENICE_AFTER_MS = 60000;
 const KEEP = process.env['DIRT_KEEP_CLUSTER'] === '1';
 
 export function layoutNodes(layout: Layout): CassandraNode[] {
@@ -38,6 +40,39 @@ export function layoutNodes(layout: Layout): CassandraNode[] {
   }));
 }
 
+/** What three nodes take (a 1 GiB heap each, about 1.45 GiB resident), and room for the rest of the run. */
+const NEEDED_GIB = 3 * 1.5 + 1;
+
+/**
+ * Refuses to start the suite's three nodes when they would not fit in memory, naming the Cassandra
+ * JVMs already running (the test suite's cluster, say: npm test stops its own when it ends).
+ */
+function checkMemory(): void {
+  let availableGiB: number;
+  try {
+    const kib = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1];
+    if (kib === undefined) return;
+    availableGiB = Number(kib) / 2 ** 20;
+  } catch {
+    return;
+  }
+  if (availableGiB >= NEEDED_GIB) return;
+  const others: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmdline.includes('org.apache.cassandra.service.CassandraDaemon')) continue;
+      others.push(`${pid} (${/-Dcassandra\.storagedir=([^\0]*)/.exec(cmdline)?.[1] ?? 'unknown dir'})`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(
+    `${availableGiB.toFixed(1)} GiB of memory available, ${NEEDED_GIB} GiB needed for the suite's three Cassandra nodes; ` +
+      `Cassandra JVMs running: ${others.length === 0 ? 'none' : others.join(', ')} (scripts/cassandra/stop.sh stops the test suite's)`,
+  );
+}
+
 export function replicationFor(layout: Layout): Record<string, number> {
   return layout === 'rf3' ? { dc1: 3 } : { dc1: 2, dc2: 1 };
 }
@@ -47,6 +82,8 @@ export class CassandraCluster {
   readonly #scripts: string;
   readonly #nodeRoot: string;
   #removeCleanup: (() => void) | undefined;
+  /** Nodes started and not yet back at nice 0: resolves when they are. */
+  readonly #settling = new Map<1 | 2 | 3, Promise<void>>();
 
   constructor(
     readonly layout: Layout,
@@ -88,6 +125,7 @@ export class CassandraCluster {
       if (readFileSync(marker, 'utf8') === this.layout) return;
     }
     await this.stopAll(true);
+    checkMemory();
     if (!KEEP) this.#removeCleanup = onCleanup(() => this.stopAll(true));
     for (const node of this.nodes) await this.startNode(node.index);
     writeFileSync(marker, this.layout);
@@ -133,21 +171,42 @@ export class CassandraCluster {
     // A minute later, when the catch-up after a restart (hints, compactions, a cold JIT) is over.
     const pid = this.pid(index);
     if (pid !== undefined) {
+      let finish: () => void = () => undefined;
+      const done = new Promise<void>((resolve) => (finish = resolve));
+      this.#settling.set(index, done);
       setTimeout(() => {
-        if (this.pid(index) !== pid) return;
+        const settle = (): void => {
+          if (this.#settling.get(index) === done) this.#settling.delete(index);
+          finish();
+        };
+        if (this.pid(index) !== pid) return settle();
         let threads: string[];
         try {
           threads = readdirSync(`/proc/${pid}/task`);
         } catch {
-          return;
+          return settle();
         }
         // A thread may end meanwhile (renice then fails for it alone): not a reason to stop.
-        void runCommand('renice', 'renice', ['-n', '0', '-p', ...threads], {
+        runCommand('renice', 'renice', ['-n', '0', '-p', ...threads], {
           logFile: this.logFile,
           timeoutMs: 10000,
-        }).catch(() => undefined);
-      }, 60000).unref();
+        })
+          .catch(() => undefined)
+          .finally(settle);
+      }, RENICE_AFTER_MS).unref();
     }
+  }
+
+  /**
+   * Resolves when every node started so far runs at nice 0 again (at once when they all do), with
+   * how long it waited. A scenario's "before" phase is its baseline: measured against nodes still
+   * at nice 10 and in their first minute, it is not the cluster's steady state (the first scenario
+   * after a start measured a lookup p99 several times that of the next).
+   */
+  async settled(): Promise<number> {
+    const t0 = Date.now();
+    await Promise.all(this.#settling.values());
+    return Date.now() - t0;
   }
 
   /** SIGKILL through kill-node.sh: no drain, no flush. */

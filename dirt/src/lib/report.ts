@@ -21,6 +21,10 @@ export interface RunReport {
   };
   readonly passed: number;
   readonly failed: number;
+  /** What decides the exit status: every figure (full and selected runs), or the invariants only (--ci). */
+  readonly gate: 'figures' | 'invariants';
+  /** Scenarios that missed an invariant or did not run to the end. */
+  readonly invariantsBroken: number;
   readonly scenarios: readonly ScenarioReport[];
 }
 
@@ -37,6 +41,13 @@ function statuses(byStatus: Record<string, number>): string {
     .sort((a, b) => b[1] - a[1])
     .map(([k, v]) => `${k}: ${v}`)
     .join(', ');
+}
+
+/** pass; missed a target (timing, availability); broke an invariant; or did not run to the end. */
+function result(s: ScenarioReport): string {
+  if (s.status === 'error') return '**error**';
+  if (!s.invariantsHeld) return '**INVARIANT**';
+  return s.status === 'pass' ? 'pass' : 'target missed';
 }
 
 function cell(text: string): string {
@@ -59,6 +70,12 @@ export function markdown(report: RunReport): string {
             .map((s) => s.name)
             .join(', ')}`
         : ''),
+    `- **Invariants ${report.invariantsBroken === 0 ? 'held in every scenario' : `broken, or the scenario did not finish, in ${report.invariantsBroken}`}**` +
+      ' (no wrong or stale key, no acknowledged write lost, no 5xx, crash, hang or leak, and the checks that each scenario tested what it claims)',
+    report.gate === 'invariants'
+      ? '- Gate (`--ci`): the exit status is 1 only when an invariant is missed or a scenario did not run to the end; ' +
+          'timing and availability figures (targets) missed are reported here as "missed", not failed on'
+      : '- Gate: the exit status is 1 when any figure, invariant or target, is missed',
     '',
     'Latencies are in milliseconds, from the moment each request was due (open-loop load), over answered lookups',
     '(writes, which run Paxos rounds in Cassandra, have their own column in each scenario).',
@@ -71,19 +88,31 @@ export function markdown(report: RunReport): string {
   for (const s of report.scenarios) {
     const [before, during, after] = s.phases;
     lines.push(
-      `| ${s.name} | ${s.status} | ${s.totals.sent} | ${s.totals.answered} | ${cell(statuses(s.totals.byStatus))} | ` +
+      `| ${s.name} | ${result(s)} | ${s.totals.sent} | ${s.totals.answered} | ${cell(statuses(s.totals.byStatus))} | ` +
         `${s.totals.wrongKeys} | ${latency(before)} | ${latency(during)} | ${latency(after)} | ` +
         `${s.recoveryMs === null ? '-' : s.recoveryMs} | ${s.availability === null ? '-' : `${s.availability.toFixed(3)} %`} |`,
     );
   }
   lines.push('');
   for (const s of report.scenarios) {
-    lines.push(`## ${s.name}`, '', `${s.title}. Cassandra layout: ${s.infra}. ${s.durationS} s. **${s.status}**`, '');
+    lines.push(
+      `## ${s.name}`,
+      '',
+      `${s.title}. Cassandra layout: ${s.infra}. ${s.durationS} s. **${result(s).replaceAll('*', '')}**`,
+      '',
+    );
     if (s.error !== undefined) lines.push(`Error: \`${cell(s.error)}\``, '');
     if (s.figures.length > 0) {
-      lines.push('| figure | target | value | met |', '| --- | --- | --- | --- |');
+      lines.push('| figure | kind | target | value | met |', '| --- | --- | --- | --- | --- |');
       for (const f of s.figures) {
-        lines.push(`| ${cell(f.name)} | ${cell(f.target)} | ${cell(f.value)} | ${f.pass ? 'yes' : '**no**'} |`);
+        const met = f.pass
+          ? 'yes'
+          : f.kind === 'invariant'
+            ? '**NO**'
+            : report.gate === 'invariants'
+              ? 'missed'
+              : '**no**';
+        lines.push(`| ${cell(f.name)} | ${f.kind} | ${cell(f.target)} | ${cell(f.value)} | ${met} |`);
       }
       lines.push('');
     }

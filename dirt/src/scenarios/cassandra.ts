@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { newAgent } from '../lib/http.js';
 import { OpenLoopLoad, phaseSummaries } from '../lib/load.js';
 import { KeyOracle } from '../lib/oracle.js';
-import { faultOutcome, figure, runFault, type Context, type Scenario } from '../lib/scenario.js';
+import { faultOutcome, figure, invariant, runFault, type Context, type Scenario } from '../lib/scenario.js';
 import { MIXED, READ_ONLY } from '../lib/workload.js';
 import {
   ALL_RIGHTS,
@@ -141,7 +141,7 @@ export const datacenterCut: Scenario = {
           `${remoteMax} ms`,
           remoteMax <= 600,
         ),
-        figure('dc2 clients: requests without an answer (hangs)', '0', hung, hung === 0 && remoteMarks === 2),
+        invariant('dc2 clients: requests without an answer (hangs)', '0', hung, hung === 0 && remoteMarks === 2),
       ],
       notes: [
         'dirt3 (dc2) was SIGSTOPped: it stops answering Padlock and its peers alike, then SIGCONT',

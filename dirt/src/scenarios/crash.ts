@@ -3,7 +3,7 @@ import { call, CallError, newAgent, type HttpReply, type Target } from '../lib/h
 import { now, OpenLoopLoad, summarizeRecords, writeRecords, type Operation, type OpResult } from '../lib/load.js';
 import { KeyOracle, servedKeys, type KeysJson } from '../lib/oracle.js';
 import { CATEGORIES } from '../lib/padlock.js';
-import { figure, sleep, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
+import { invariant, sleep, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
 import { Pool, replyLabel } from '../lib/workload.js';
 import { ALL_RIGHTS, cassandraStore, padlock } from './common.js';
 
@@ -322,26 +322,31 @@ function crashScenario(store: 'sqlite' | 'cassandra'): Scenario {
         availability: null,
         recoveryMs: restarts.length === 0 ? null : Math.max(...restarts),
         figures: [
-          figure(
+          invariant(
             'acknowledged creates lost',
             `0 of ${acknowledgedCreates}`,
             verdict.lostCreates,
             verdict.lostCreates === 0,
           ),
-          figure(
+          invariant(
             'acknowledged shreds lost (category keys served again)',
             `0 of ${acknowledgedShreds}`,
             verdict.lostShreds,
             verdict.lostShreds === 0,
           ),
-          figure('users shown two different keys for one category and version', '0', oracle.wrong, oracle.wrong === 0),
-          figure(
+          invariant(
+            'users shown two different keys for one category and version',
+            '0',
+            oracle.wrong,
+            oracle.wrong === 0,
+          ),
+          invariant(
             'keys served after their shred was acknowledged (same process)',
             '0',
             workload.shredsSeenUndone,
             workload.shredsSeenUndone === 0,
           ),
-          figure('states no request explains', '0', verdict.unexpected, verdict.unexpected === 0),
+          invariant('states no request explains', '0', verdict.unexpected, verdict.unexpected === 0),
         ],
         notes: [
           `${rounds} kill -9 rounds; restarts took ${restarts.join(', ')} ms (recovery = the slowest)`,

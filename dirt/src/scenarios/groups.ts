@@ -5,7 +5,7 @@ import { now } from '../lib/load.js';
 import type { MemcachedServer } from '../lib/memcached.js';
 import { KeyOracle } from '../lib/oracle.js';
 import type { PadlockProcess } from '../lib/padlock.js';
-import { faultOutcome, figure, runFault, sleep, type Context, type Scenario } from '../lib/scenario.js';
+import { faultOutcome, figure, invariant, runFault, sleep, type Context, type Scenario } from '../lib/scenario.js';
 import { SdkWorkload } from '../lib/sdk-workload.js';
 import { replyLabel } from '../lib/workload.js';
 import {
@@ -221,7 +221,7 @@ export const sigtermDrain: Scenario = {
           `${cut.length} of 32 (${completed} answered 200)`,
           cut.length === 0,
         ),
-        figure(
+        invariant(
           'drained process exits by itself',
           'exit 0 within drainTimeoutMs (10 s)',
           exit === undefined

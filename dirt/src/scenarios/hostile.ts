@@ -4,7 +4,7 @@ import { call, CallError, newAgent, rawExchange, type Target } from '../lib/http
 import { now } from '../lib/load.js';
 import { KeyOracle, servedKeys, type KeysJson } from '../lib/oracle.js';
 import { CATEGORIES } from '../lib/padlock.js';
-import { figure, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
+import { figure, invariant, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
 import { kolmogorovSmirnov, mannWhitney, medianDifferenceCi, quantile, round } from '../lib/stats.js';
 import { ALL_RIGHTS, padlock, signUp, userIds } from './common.js';
 
@@ -512,16 +512,16 @@ export const hostileInput: Scenario = {
       availability: null,
       recoveryMs: null,
       figures: [
-        figure('generated cases', '>= 100 000', findings.cases, findings.cases >= 100_000),
-        figure('answers of 500 (or any 5xx)', '0', findings.status500, findings.status500 === 0),
-        figure(
+        invariant('generated cases', '>= 100 000', findings.cases, findings.cases >= 100_000),
+        invariant('answers of 500 (or any 5xx)', '0', findings.status500, findings.status500 === 0),
+        invariant(
           'requests without an answer, or 503 with no load',
           '0',
           findings.otherFailures,
           findings.otherFailures === 0,
         ),
-        figure('crashes (process exited, or /healthz not 200 after)', '0', alive ? 0 : 1, alive),
-        figure('key bytes to a caller without the right', '0', findings.keyLeaks, findings.keyLeaks === 0),
+        invariant('crashes (process exited, or /healthz not 200 after)', '0', alive ? 0 : 1, alive),
+        invariant('key bytes to a caller without the right', '0', findings.keyLeaks, findings.keyLeaks === 0),
         ...wrongCompared.map((c) =>
           figure(
             `credential check time, ${c.pair}`,

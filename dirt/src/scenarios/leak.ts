@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { call } from '../lib/http.js';
 import { SecretIndex, type SecretHit } from '../lib/leaks.js';
 import { KeyOracle } from '../lib/oracle.js';
-import { figure, sleep, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
+import { invariant, sleep, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
 import { replyLabel } from '../lib/workload.js';
 import { ALL_RIGHTS, memcachedServers, padlock, signUp, userIds, warm } from './common.js';
 
@@ -158,31 +158,31 @@ export const leakScan: Scenario = {
       availability: null,
       recoveryMs: null,
       figures: [
-        figure(
+        invariant(
           'key bytes in Padlock logs (every scenario of the run)',
           '0',
           `${logHits.length} in ${ctx.run.padlockLogs.size} logs, ${Math.round(logBytes / 1024)} KiB`,
           logHits.length === 0,
         ),
-        figure(
+        invariant(
           'key bytes in error bodies (every scenario of the run)',
           '0',
           `${bodyHits.length} in ${ctx.run.errorBodies.size} distinct bodies`,
           bodyHits.length === 0,
         ),
-        figure(
+        invariant(
           'derived keys, or key bytes of shredded rows, in memcached',
           '0',
           `${memcachedHits.length} in ${dump.size} values (${shreddedEntries.length} of them entries of shredded keychains, refilled by the lookups after the shreds)`,
           memcachedHits.length === 0,
         ),
-        figure(
+        invariant(
           'derived keys or shredded wrapped keys in the SQLite file, WAL and shm',
           '0',
           `${sqliteHits.length} (${JSON.stringify(sizes)})`,
           sqliteHits.length === 0,
         ),
-        figure('positive control: live wrapped keys found in the SQLite file', '> 0', liveFound, liveFound > 0),
+        invariant('positive control: live wrapped keys found in the SQLite file', '> 0', liveFound, liveFound > 0),
       ],
       notes: [
         `${whole.length} keychains shredded whole, ${oneCategory.length} opted out of advertising: ${JSON.stringify(statuses)}`,

@@ -3,7 +3,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { MemcachedServer } from '../lib/memcached.js';
 import { KeyOracle } from '../lib/oracle.js';
 import { metricSum } from '../lib/padlock.js';
-import { faultOutcome, figure, runFault, sleep, type Context, type Scenario } from '../lib/scenario.js';
+import { faultOutcome, invariant, runFault, sleep, type Context, type Scenario } from '../lib/scenario.js';
 import { MIXED, type KeyWorkload } from '../lib/workload.js';
 import {
   ALL_RIGHTS,
@@ -163,7 +163,7 @@ function memcachedScenario(fault: Fault): Scenario {
       if (fault === 'corrupt') {
         const detected = counter('corrupt');
         extra.push(
-          figure(
+          invariant(
             'damaged values detected (MAC or parse failure)',
             '> 0',
             detected,

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { call, newAgent } from '../lib/http.js';
 import { now, OpenLoopLoad, phaseSummaries, recoveryMs, writeRecords, type Operation } from '../lib/load.js';
 import { KeyOracle } from '../lib/oracle.js';
-import { figure, sleep, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
+import { figure, invariant, sleep, sumTotals, type Context, type Scenario } from '../lib/scenario.js';
 import { round, summarize } from '../lib/stats.js';
 import { KeyWorkload } from '../lib/workload.js';
 import { ALL_RIGHTS, harvest, MAX_STALENESS_S, padlock, signUp, userIds, warm } from './common.js';
@@ -143,7 +143,7 @@ export const overload: Scenario = {
       availability: null,
       recoveryMs: recovery,
       figures: [
-        figure('wrong keys served', '0', oracle.wrong, oracle.wrong === 0),
+        invariant('wrong keys served', '0', oracle.wrong, oracle.wrong === 0),
         figure(
           'excess shed (429/503) during overload',
           '> 0 of the requests',
@@ -162,7 +162,7 @@ export const overload: Scenario = {
           `${round(acceptedService.p99)} ms`,
           acceptedService.p99 <= ACCEPTED_P99_LIMIT_MS,
         ),
-        figure('answers other than 200, 429 or 503 (errors, hangs)', '0', other, other === 0),
+        invariant('answers other than 200, 429 or 503 (errors, hangs)', '0', other, other === 0),
         figure(
           'Padlock memory (RSS) during overload',
           `<= ${Math.round(rssLimit)} MiB (1.5 x before, or +150 MiB)`,

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { KeyOracle } from '../lib/oracle.js';
 import { FaultProxy, type ProxyMode } from '../lib/proxy.js';
-import { faultOutcome, figure, runFault, type Context, type Scenario } from '../lib/scenario.js';
+import { faultOutcome, figure, invariant, runFault, type Context, type Scenario } from '../lib/scenario.js';
 import { round } from '../lib/stats.js';
 import { READ_ONLY } from '../lib/workload.js';
 import { ALL_RIGHTS, cassandraStore, harvest, keyWorkload, openLoad, padlock, signUp, userIds } from './common.js';
@@ -116,8 +116,8 @@ function storeScenario(fault: Fault): Scenario {
             failed.length,
             failed.length > 0,
           ),
-          figure('requests left without an answer (hangs)', '0', hangs, hangs === 0),
-          figure(
+          invariant('requests left without an answer (hangs)', '0', hangs, hangs === 0),
+          invariant(
             'CQL requests sent during the fault',
             `<= lookups sent (${during.sent}) + ${allowance} registry reads: no internal retry`,
             unparsed > 0 ? 'not countable (protocol v5)' : executes,
