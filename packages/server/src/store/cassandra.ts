@@ -24,12 +24,68 @@ const { consistencies } = cassandra.types;
  *   on the same cells is unsafe, so shreds are conditional too;
  * - the driver never retries (FallthroughRetryPolicy), never speculates, routes
  *   token-aware within the local datacenter only, and every request has an
- *   explicit timeout: Padlock fails fast and callers decide about retries.
+ *   explicit timeout: Padlock fails fast and callers decide about retries;
+ * - a replica that came back less than a minute ago is tried last: it may not
+ *   have the writes it missed while down (hints take seconds to arrive), and a
+ *   LOCAL_ONE read it answered first would serve a shredded key again.
  */
+
+/** How long a replica that came back up is tried only after the others. */
+export const CATCH_UP_MS = 60000;
+
+/** The driver's Host, with the time it was last marked up (null when it never went down). */
+type TrackedHost = cassandra.Host & { readonly isUpSince?: number | null | undefined };
+
+/**
+ * A query plan with the hosts that came back up less than CATCH_UP_MS ago moved after the others
+ * (each group in the order it had), so they coordinate only when no other host can.
+ */
+export function settledFirst<T extends { readonly isUpSince?: number | null | undefined }>(
+  plan: readonly T[],
+  now: number,
+  catchUpMs = CATCH_UP_MS,
+): T[] {
+  const recent = (h: T): boolean => typeof h.isUpSince === 'number' && now - h.isUpSince < catchUpMs;
+  return [...plan.filter((h) => !recent(h)), ...plan.filter(recent)];
+}
+
+/**
+ * The driver's DefaultLoadBalancingPolicy (token-aware, local datacenter only, steering around
+ * replicas that leave requests unanswered), except for nodes that came back up: the driver sends
+ * them to the back of the plan three times in four only. The DiRT suite saw the fourth: with one
+ * node of three killed, then restarted, a LOCAL_ONE lookup of a user shredded while it was down
+ * was answered by it 7 s after it came back, with the key (a key served 30 s past the shred).
+ */
+class CatchUpAwarePolicy extends cassandra.policies.loadBalancing.DefaultLoadBalancingPolicy {
+  constructor(
+    localDc: string,
+    private readonly catchUpMs: number,
+  ) {
+    super({ localDc });
+  }
+
+  override newQueryPlan(
+    keyspace: string,
+    executionOptions: cassandra.ExecutionOptions,
+    callback: (error: Error, iterator: Iterator<cassandra.Host>) => void,
+  ): void {
+    super.newQueryPlan(keyspace, executionOptions, (error, iterator) => {
+      if (error !== null && error !== undefined) {
+        callback(error, iterator);
+        return;
+      }
+      const plan: TrackedHost[] = [];
+      for (let next = iterator.next(); next.done !== true; next = iterator.next()) plan.push(next.value);
+      callback(error, settledFirst(plan, Date.now(), this.catchUpMs)[Symbol.iterator]());
+    });
+  }
+}
 
 export interface CassandraStoreOptions extends CassandraConfig {
   /** Create the keyspace and tables when they are missing (`padlock migrate` does it explicitly). */
   readonly createSchema: boolean;
+  /** How long a node that came back up is tried after the others (default CATCH_UP_MS; tests set 0). */
+  readonly catchUpMs?: number;
   /** Observes every request and the host that coordinated it (tests check routing with it). */
   readonly requestTracker?: cassandra.tracker.RequestTracker;
 }
@@ -83,10 +139,9 @@ export class CassandraKeyStore implements KeyStore {
         retry: new cassandra.policies.retry.FallthroughRetryPolicy(),
         // Token-aware and local-datacenter-only like TokenAware(DCAwareRoundRobin), and it also steers
         // around a replica that is slow (fewer of its requests answered, more in flight) or restarted
-        // less than a minute ago (a cold JVM): the DiRT suite saw both turn into 503s.
-        loadBalancing: new cassandra.policies.loadBalancing.DefaultLoadBalancingPolicy({
-          localDc: options.localDataCenter,
-        }),
+        // less than a minute ago (a cold JVM, writes it missed): the DiRT suite saw 503s from both, and
+        // a shredded key read from the restarted replica (CatchUpAwarePolicy).
+        loadBalancing: new CatchUpAwarePolicy(options.localDataCenter, options.catchUpMs ?? CATCH_UP_MS),
         speculativeExecution: new cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy(),
         reconnection: new cassandra.policies.reconnection.ConstantReconnectionPolicy(1000),
       },
