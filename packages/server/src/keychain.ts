@@ -40,23 +40,26 @@ export interface Keychain {
   /** By category; a category with no rows at all is absent. */
   readonly categories: ReadonlyMap<string, CategoryKeys>;
   /**
-   * Derived keys already computed from this keychain, by service, category and
-   * version: a warm lookup costs a map read instead of an HKDF per key. They
-   * live exactly as long as the keychain object, so the cache bounds them too.
+   * Answers already rendered from this keychain, one per service and choice of
+   * categories, newest last, at most a few (see http/serialize.ts): a warm
+   * lookup copies bytes instead of deriving keys and encoding JSON. They live
+   * exactly as long as the keychain object, so the cache bounds them too.
    */
-  readonly derived: Map<string, SecretBytes>;
-  /** Answers already rendered from this keychain, by service and categories (see http/serialize.ts). */
-  readonly rendered: Map<string, RenderedKeys>;
+  readonly rendered: RenderedKeys[];
 }
 
 /**
  * One service's answer for some categories of a keychain, as JSON bytes with
- * the maxAgeSeconds value (which changes every second) cut out at `split`.
+ * a slot of `width` spaces where each answer writes its maxAgeSeconds value
+ * (which changes every second), right-aligned: JSON allows the spaces.
  */
 export interface RenderedKeys {
+  /** The service and categories it answers (CategoryChoice.id). */
+  readonly id: string;
   readonly status: 'ok' | 'shredded' | 'not_found';
   readonly bytes: Buffer;
-  readonly split: number;
+  readonly slot: number;
+  readonly width: number;
 }
 
 export interface KeychainSource {
@@ -162,5 +165,5 @@ export function toKeychain(keks: KekRing, userId: string, read: RowsRead): Keych
     }
   }
   for (const entry of categories.values()) entry.versions.sort((a, b) => a.version - b.version);
-  return { userId, readAt: read.readAt, categories, derived: new Map(), rendered: new Map() };
+  return { userId, readAt: read.readAt, categories, rendered: [] };
 }

@@ -122,13 +122,13 @@ export class KeyService {
       }
       anyLive = true;
       const keys = entry.versions.map(({ version, rootKey }) => {
-        const id = `${service.serviceId}/${category}/${version}`;
-        let key = keychain.derived.get(id);
-        if (key === undefined) {
-          key = deriveKey(rootKey, service.derivationKey, { serviceId: service.serviceId, userId, category, version });
-          keychain.derived.set(id, key);
-          derivedNow++;
-        }
+        derivedNow++;
+        const key = deriveKey(rootKey, service.derivationKey, {
+          serviceId: service.serviceId,
+          userId,
+          category,
+          version,
+        });
         return { version, key };
       });
       result.push({ category, status: 'ok', keys });
@@ -136,6 +136,11 @@ export class KeyService {
     if (derivedNow > 0) this.metrics.keysDerived.inc({}, derivedNow);
     const status: CategoryStatus = anyLive ? 'ok' : anyShredded ? 'shredded' : 'not_found';
     return { userId, status, categories: result, maxAgeSeconds: this.maxAgeSeconds(keychain) };
+  }
+
+  /** Digits of the largest maxAgeSeconds (maxStaleness): the width of its slot in a rendered answer. */
+  get maxAgeWidth(): number {
+    return String(Math.floor(this.maxStalenessMs / 1000)).length;
   }
 
   /** Seconds a caller may cache keys derived from this keychain: maxStaleness less the age of its rows. */

@@ -11,7 +11,7 @@ class CountingSource implements KeychainSource {
   hold: Promise<void> | undefined;
   async get(userId: string): Promise<Keychain> {
     this.reads++;
-    const keychain = { userId, readAt: this.readAt, categories: new Map(), derived: new Map(), rendered: new Map() };
+    const keychain = { userId, readAt: this.readAt, categories: new Map(), rendered: [] };
     if (this.hold !== undefined) await this.hold;
     return keychain;
   }

@@ -49,15 +49,34 @@ const derivedKeychain: fc.Arbitrary<DerivedKeychain> = fc
   }));
 
 describe('renderKeys', () => {
-  it('renders exactly JSON.stringify(keychainJson(derived)), with maxAgeSeconds filled in later', () => {
+  it('renders JSON.stringify(keychainJson(derived)), with maxAgeSeconds written right-aligned in its slot', () => {
     fc.assert(
-      fc.property(derivedKeychain, fc.nat({ max: 1e9 }), (derived, age) => {
-        const rendered = renderKeys(derived);
+      fc.property(derivedKeychain, fc.integer({ min: 1, max: 6 }), fc.nat(), (derived, width, seed) => {
+        const age = seed % 10 ** width;
+        const rendered = renderKeys(derived, 'svc\nprofile', width);
         assert.equal(rendered.status, derived.status);
+        assert.equal(rendered.id, 'svc\nprofile');
+        const body = renderedBody(rendered, age).toString('latin1');
         const expected = JSON.stringify(keychainJson({ ...derived, maxAgeSeconds: age }));
-        assert.equal(renderedBody(rendered, age).toString('latin1'), expected);
+        // Only the slot's leading spaces differ from JSON.stringify, and JSON allows them.
+        const padding = ' '.repeat(width - String(age).length);
+        assert.equal(body, expected.replace('"maxAgeSeconds":', `"maxAgeSeconds":${padding}`));
+        assert.deepEqual(JSON.parse(body), JSON.parse(expected));
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('refuses a maxAgeSeconds wider than its slot instead of writing outside it', () => {
+    const rendered = renderKeys(
+      { userId: 'u', status: 'ok', maxAgeSeconds: 0, categories: [{ category: 'c', status: 'shredded', keys: [] }] },
+      'x',
+      2,
+    );
+    assert.equal(
+      renderedBody(rendered, 99).toString('latin1'),
+      '{"userId":"u","status":"ok","maxAgeSeconds":99,"categories":[{"category":"c","status":"shredded"}]}',
+    );
+    assert.throws(() => renderedBody(rendered, 100), /does not fit/);
   });
 });

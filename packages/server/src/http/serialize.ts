@@ -4,10 +4,11 @@ import type { Service } from '../services.js';
 import type { CategoryChoice } from './route.js';
 
 /*
- * The one place key bytes become text: base64url in a response body. The
- * derived keys themselves stay in the keychain they were derived from (see
- * Keychain.derived) and are never wiped there: a request that still holds a
- * keychain evicted from the cache must not derive from zeroed bytes.
+ * The one place key bytes become text: base64url in a response body. A lookup
+ * renders its answer once per keychain, service and choice of categories,
+ * straight from key bytes into a buffer (no string of key bytes is made), and
+ * wipes the derived keys it used; the keychain keeps the rendered bytes for
+ * the next lookup. Creates answer through keychainJson and JSON.stringify.
  */
 
 export interface KeysJson {
@@ -72,13 +73,20 @@ export function writeBase64url(bytes: Uint8Array, out: Buffer, offset: number): 
   return at;
 }
 
-export function renderKeys(derived: DerivedKeychain): RenderedKeys {
+/** At most this many answers are kept per keychain (one per service and choice of categories). */
+const RENDERED_PER_KEYCHAIN = 4;
+
+/**
+ * Renders JSON.stringify(keychainJson(derived)) into a buffer of its own, with
+ * `width` spaces in place of the maxAgeSeconds value (see RenderedKeys).
+ */
+export function renderKeys(derived: DerivedKeychain, id: string, width: number): RenderedKeys {
   // Texts and keys alternate: texts[i] is followed by keys[i] when there is one. Everything but the
   // keys is ASCII from validated grammars; JSON.stringify quotes it all the same.
   const head = `{"userId":${JSON.stringify(derived.userId)},"status":${JSON.stringify(derived.status)},"maxAgeSeconds":`;
   const texts: string[] = [];
   const keys: Uint8Array[] = [];
-  let text = ',"categories":[';
+  let text = `${' '.repeat(width)},"categories":[`;
   derived.categories.forEach((c, i) => {
     text += `${i === 0 ? '' : ','}{"category":${JSON.stringify(c.category)},"status":${JSON.stringify(c.status)}`;
     if (c.status !== 'ok') {
@@ -100,35 +108,41 @@ export function renderKeys(derived: DerivedKeychain): RenderedKeys {
   // Its own memory, not a slice of Node's shared pool: a cached slice would keep a whole pool alive.
   const out = Buffer.allocUnsafeSlow(size);
   let at = out.write(head, 0, 'latin1');
-  const split = at;
+  const slot = at;
   texts.forEach((t, i) => {
     at += out.write(t, at, 'latin1');
     const key = keys[i];
     if (key !== undefined) at = writeBase64url(key, out, at);
   });
   if (at !== size) throw new Error(`rendered ${at} bytes of ${size}`);
-  return { status: derived.status, bytes: out, split };
+  return { id, status: derived.status, bytes: out, slot, width };
 }
 
-/** The rendered answer with its maxAgeSeconds filled in, as parts to copy once into the response. */
-export function renderedParts(
-  rendered: RenderedKeys,
-  maxAgeSeconds: number,
-  into: (Buffer | string)[] = [],
-): (Buffer | string)[] {
-  into.push(rendered.bytes.subarray(0, rendered.split), String(maxAgeSeconds), rendered.bytes.subarray(rendered.split));
-  return into;
+/** Writes maxAgeSeconds, right-aligned, into the slot of a rendered answer copied to `out` at `at`. */
+export function writeMaxAge(out: Buffer, at: number, rendered: RenderedKeys, maxAgeSeconds: number): void {
+  let value = Math.max(0, Math.floor(maxAgeSeconds));
+  let i = at + rendered.slot + rendered.width - 1;
+  const first = at + rendered.slot;
+  do {
+    if (i < first) throw new Error('maxAgeSeconds does not fit its slot');
+    out[i--] = 48 + (value % 10);
+    value = Math.floor(value / 10);
+  } while (value > 0);
 }
 
-/** The rendered answer with its maxAgeSeconds filled in, as one buffer. */
+/** The rendered answer with its maxAgeSeconds filled in, as a buffer of its own. */
 export function renderedBody(rendered: RenderedKeys, maxAgeSeconds: number): Buffer {
-  return Buffer.concat(renderedParts(rendered, maxAgeSeconds).map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+  const out = Buffer.allocUnsafe(rendered.bytes.length);
+  out.set(rendered.bytes, 0);
+  writeMaxAge(out, 0, rendered, maxAgeSeconds);
+  return out;
 }
 
 /**
- * The caller's answer for `categories` of a keychain, rendered on the first
- * lookup and kept with the keychain (so the cache that bounds the keychain
- * bounds it too, and a shred or rotate, which replaces the keychain, drops it).
+ * The caller's answer for a choice of categories of a keychain, rendered on
+ * the first lookup and kept with the keychain (so the cache that bounds the
+ * keychain bounds it too, and a shred or rotate, which replaces the keychain,
+ * drops it). The derived keys are wiped once rendered.
  */
 export function renderedKeys(
   keys: KeyService,
@@ -136,10 +150,12 @@ export function renderedKeys(
   keychain: Keychain,
   categories: CategoryChoice,
 ): RenderedKeys {
-  let rendered = keychain.rendered.get(categories.id);
-  if (rendered === undefined) {
-    rendered = renderKeys(keys.derive(service, keychain.userId, keychain, categories.list));
-    keychain.rendered.set(categories.id, rendered);
-  }
+  const id = categories.id;
+  for (const rendered of keychain.rendered) if (rendered.id === id) return rendered;
+  const derived = keys.derive(service, keychain.userId, keychain, categories.list);
+  const rendered = renderKeys(derived, id, keys.maxAgeWidth);
+  for (const c of derived.categories) for (const k of c.keys) k.key.wipe();
+  if (keychain.rendered.length >= RENDERED_PER_KEYCHAIN) keychain.rendered.shift();
+  keychain.rendered.push(rendered);
   return rendered;
 }

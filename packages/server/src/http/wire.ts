@@ -225,7 +225,11 @@ export class WireConnection {
     let at = out.write(head, 0, 'latin1');
     if (!headOnly) {
       for (const part of body instanceof BodyParts ? body.parts : [body]) {
-        at += typeof part === 'string' ? out.write(part, at, 'utf8') : part.copy(out, at);
+        if (typeof part === 'string') at += out.write(part, at, 'utf8');
+        else {
+          out.set(part, at);
+          at += part.length;
+        }
       }
     }
     // Answers written in one turn of the loop leave in one write: a client that pipelines gets

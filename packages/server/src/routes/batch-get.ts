@@ -1,10 +1,10 @@
 import { PadlockError } from '@padlock/core';
-import { CATEGORY_SCHEMA, readableCategories, userIdFrom, USER_ID_SCHEMA, type Route } from '../http/route.js';
-import { renderedKeys, renderedParts } from '../http/serialize.js';
-import { BodyParts } from '../http/wire.js';
+import { CATEGORY_SCHEMA, readableCategories, USER_ID_SCHEMA, type Reply, type Route } from '../http/route.js';
+import type { Keychain, RenderedKeys } from '../keychain.js';
+import { renderedKeys, writeMaxAge } from '../http/serialize.js';
 
 const RESULTS_OPEN = Buffer.from('{"results":[');
-const COMMA = Buffer.from(',');
+const COMMA = 0x2c;
 const RESULTS_CLOSE = Buffer.from(']}');
 
 export const batchGet: Route = {
@@ -31,7 +31,7 @@ export const batchGet: Route = {
     401: 'Bad credential',
     403: 'A category the service may not read',
   },
-  async handle({ body, service, app }) {
+  handle({ body, service, app }) {
     const { userIds, categories: named } = body as { userIds: unknown[]; categories?: unknown[] };
     if (userIds.length > app.maxBatch) {
       throw new PadlockError(
@@ -39,23 +39,45 @@ export const batchGet: Route = {
         `userIds holds ${userIds.length} ids; at most ${app.maxBatch} are allowed`,
       );
     }
-    const ids = userIds.map((id, i) => userIdFrom(id, `userIds[${i}]`));
+    // The body schema has checked every id against the user id grammar.
+    const ids = userIds as string[];
     const categories = readableCategories(service!, named, app.keys.categories, 'categories');
-    const keychains = await app.keys.getMany(ids);
-    // {"results":[...]}: each ok user's rendered answer, or its id and status.
-    const parts: (Buffer | string)[] = [RESULTS_OPEN];
-    ids.forEach((id, i) => {
-      if (i > 0) parts.push(COMMA);
-      const keychain = keychains.get(id) ?? null;
-      const rendered = keychain === null ? undefined : renderedKeys(app.keys, service!, keychain, categories);
-      if (keychain !== null && rendered?.status === 'ok') {
-        renderedParts(rendered, app.keys.maxAgeSeconds(keychain), parts);
-      } else {
-        const status = rendered?.status ?? 'not_found';
-        parts.push(`{"userId":${JSON.stringify(id)},"status":"${status}"}`);
-      }
+    // Users the in-process cache holds are answered at once; the others are read in one getMany.
+    const found: (Keychain | null | undefined)[] = ids.map((id) => app.keys.peek(id));
+    const missing = ids.filter((_, i) => found[i] === undefined);
+    const answer = (): Reply => {
+      // {"results":[...]}: each ok user's rendered answer, or its id and status; sized, then written.
+      const rendered: (RenderedKeys | string)[] = [];
+      let size = RESULTS_OPEN.length + RESULTS_CLOSE.length + ids.length - 1;
+      ids.forEach((id, i) => {
+        const keychain = found[i] ?? null;
+        const r = keychain === null ? undefined : renderedKeys(app.keys, service!, keychain, categories);
+        const item = r?.status === 'ok' ? r : `{"userId":${JSON.stringify(id)},"status":"${r?.status ?? 'not_found'}"}`;
+        size += typeof item === 'string' ? item.length : item.bytes.length;
+        rendered.push(item);
+      });
+      const out = Buffer.allocUnsafe(size);
+      out.set(RESULTS_OPEN, 0);
+      let at = RESULTS_OPEN.length;
+      rendered.forEach((item, i) => {
+        if (i > 0) out[at++] = COMMA;
+        if (typeof item === 'string') {
+          at += out.write(item, at, 'latin1');
+        } else {
+          out.set(item.bytes, at);
+          writeMaxAge(out, at, item, app.keys.maxAgeSeconds(found[i]!));
+          at += item.bytes.length;
+        }
+      });
+      out.set(RESULTS_CLOSE, at);
+      return { status: 200, body: out, contentType: 'application/json' };
+    };
+    if (missing.length === 0) return answer();
+    return app.keys.getMany(missing).then((read) => {
+      ids.forEach((id, i) => {
+        if (found[i] === undefined) found[i] = read.get(id) ?? null;
+      });
+      return answer();
     });
-    parts.push(RESULTS_CLOSE);
-    return { status: 200, body: new BodyParts(parts), contentType: 'application/json' };
   },
 };

@@ -1,8 +1,7 @@
 import { PadlockError } from '@padlock/core';
 import { categoriesQuery, readableCategories, userIdFrom, type Reply, type Route } from '../http/route.js';
 import type { Keychain } from '../keychain.js';
-import { renderedKeys, renderedParts } from '../http/serialize.js';
-import { BodyParts } from '../http/wire.js';
+import { renderedBody, renderedKeys } from '../http/serialize.js';
 
 export const getKeys: Route = {
   method: 'GET',
@@ -42,7 +41,7 @@ export const getKeys: Route = {
       if (rendered.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
       return {
         status: 200,
-        body: new BodyParts(renderedParts(rendered, app.keys.maxAgeSeconds(keychain))),
+        body: renderedBody(rendered, app.keys.maxAgeSeconds(keychain)),
         contentType: 'application/json',
       };
     };
