@@ -230,8 +230,9 @@ function deltaNotes(delta, tree) {
 }
 
 /**
- * Reads every user once through batch-get (100 per call, one category, one call at a time) so
- * the caches hold the whole population; `onStage` runs after each quarter. A call the server
+ * Reads every user once through batch-get (100 per call, every category the bench service reads,
+ * one call at a time) so the caches hold the whole population, and L1 the answer a lookup of
+ * every category gets (rendered once per keychain and service); `onStage` runs after each quarter. A call the server
  * sheds (503) is retried after a pause: the sweep is set-up, not a measurement.
  */
 async function sweep(server, credential, users, onStage = async () => {}) {
@@ -246,7 +247,7 @@ async function sweep(server, credential, users, onStage = async () => {}) {
         const res = await fetch(`http://127.0.0.1:${server.port}/v1/keys/batch-get`, {
           method: 'POST',
           headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ userIds: ids, categories: ['profile'] }),
+          body: JSON.stringify({ userIds: ids }),
         });
         const body = await res.text();
         if (res.status === 200) break;

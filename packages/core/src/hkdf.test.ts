@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
-import { hkdfSha256 } from './hkdf.js';
+import { hkdfExpandSha256, hkdfExtractSha256, hkdfSha256 } from './hkdf.js';
 import { hmacSha256 } from './hmac.js';
 
 const hex = (text: string): Buffer => Buffer.from(text, 'hex');
@@ -52,6 +52,9 @@ void describe('hkdfSha256: RFC 5869 appendix A (SHA-256)', () => {
       const extractKey = salt.length === 0 ? Buffer.alloc(32) : salt;
       assert.equal(hmacSha256(extractKey, ikm).toString('hex'), prk);
       assert.equal(hkdfSha256(ikm, salt, info, length).toString('hex'), okm);
+      // The two steps on their own, as the per-row wrap keys use them (extract once per KEK).
+      assert.equal(hkdfExtractSha256(ikm, salt).toString('hex'), prk);
+      assert.equal(hkdfExpandSha256(hex(prk), info, length).toString('hex'), okm);
     });
   }
 });

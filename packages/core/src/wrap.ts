@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { frame } from './encoding.js';
 import { UnwrapError } from './errors.js';
-import { hkdfSha256 } from './hkdf.js';
+import { hkdfExpandSha256, hkdfExtractSha256 } from './hkdf.js';
 import { SecretBytes } from './secret-bytes.js';
 
 /** A key-encryption key and its id. */
@@ -59,7 +59,7 @@ export function wrapKeyWithNonce(kek: Kek, info: Uint8Array, key: SecretBytes, n
   if (kek.key.length !== KEY_LENGTH || key.length !== KEY_LENGTH) throw new RangeError('keys must be 32 bytes');
   if (nonce.length !== NONCE_LENGTH) throw new RangeError('nonce must be 12 bytes');
   const kid = Buffer.from(kek.kid, 'latin1');
-  const wrapping = hkdfSha256(kek.key.expose(), EMPTY, info, KEY_LENGTH);
+  const wrapping = hkdfExpandSha256(wrapPrk(kek), info, KEY_LENGTH);
   try {
     const cipher = createCipheriv('aes-256-gcm', wrapping, nonce, { authTagLength: TAG_LENGTH });
     cipher.setAAD(kid);
@@ -96,7 +96,7 @@ export function unwrapKey(keks: KekRing, info: Uint8Array, blob: Uint8Array): Se
   const nonce = view.subarray(offset, (offset += NONCE_LENGTH));
   const body = view.subarray(offset, (offset += KEY_LENGTH));
   const tag = view.subarray(offset, offset + TAG_LENGTH);
-  const wrapping = hkdfSha256(kek.key.expose(), EMPTY, info, KEY_LENGTH);
+  const wrapping = hkdfExpandSha256(wrapPrk(kek), info, KEY_LENGTH);
   try {
     const decipher = createDecipheriv('aes-256-gcm', wrapping, nonce, { authTagLength: TAG_LENGTH });
     decipher.setAAD(view.subarray(2, 2 + kid.length));
@@ -133,3 +133,20 @@ export function kekRing(keks: readonly Kek[], activeKid: string): KekRing {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * HKDF-Extract of each KEK with the empty salt, computed once: every per-row
+ * wrap key is HKDF(IKM = KEK, salt = "", info), whose extract step is the
+ * same for all rows, so a wrap or unwrap pays for the expand step only. The
+ * PRK is as secret as the KEK and lives as long as it.
+ */
+const prks = new WeakMap<Kek, Buffer>();
+
+function wrapPrk(kek: Kek): Buffer {
+  let prk = prks.get(kek);
+  if (prk === undefined) {
+    prk = hkdfExtractSha256(kek.key.expose(), EMPTY);
+    prks.set(kek, prk);
+  }
+  return prk;
+}

@@ -17,7 +17,7 @@ export interface PadlockConfig {
   };
   readonly store: {
     readonly kind: 'sqlite' | 'cassandra';
-    readonly sqlite: { readonly path: string; readonly busyTimeoutMs: number };
+    readonly sqlite: { readonly path: string; readonly busyTimeoutMs: number; readonly cacheMiB: number };
     readonly cassandra: CassandraConfig;
   };
   /** End-to-end bound, in seconds, on how long a shredded key may still be served by any cache. */
@@ -111,6 +111,7 @@ export const CONFIG_SCHEMA = {
           properties: {
             path: { type: 'string', minLength: 1, default: 'padlock.db' },
             busyTimeoutMs: { type: 'integer', minimum: 0, maximum: 10000, default: 200 },
+            cacheMiB: { type: 'integer', minimum: 1, maximum: 65536, default: 64 },
           },
         },
         cassandra: {

@@ -93,6 +93,11 @@ export class KeyService {
     return this.keychains.get(userId);
   }
 
+  /** True when keychains are kept in process (L1): what is rendered from one is worth keeping with it. */
+  get cachesKeychains(): boolean {
+    return this.keychains.peek !== undefined;
+  }
+
   /** The keychain if the in-process cache holds it now (no waiting), else undefined: then use get(). */
   peek(userId: string): Keychain | undefined {
     return this.keychains.peek?.(userId);

@@ -80,7 +80,7 @@ const RENDERED_PER_KEYCHAIN = 4;
  * Renders JSON.stringify(keychainJson(derived)) into a buffer of its own, with
  * `width` spaces in place of the maxAgeSeconds value (see RenderedKeys).
  */
-export function renderKeys(derived: DerivedKeychain, id: string, width: number): RenderedKeys {
+export function renderKeys(derived: DerivedKeychain, id: string, width: number, kept = true): RenderedKeys {
   // Texts and keys alternate: texts[i] is followed by keys[i] when there is one. Everything but the
   // keys is ASCII from validated grammars; JSON.stringify quotes it all the same.
   const head = `{"userId":${JSON.stringify(derived.userId)},"status":${JSON.stringify(derived.status)},"maxAgeSeconds":`;
@@ -105,8 +105,9 @@ export function renderKeys(derived: DerivedKeychain, id: string, width: number):
   let size = head.length;
   for (const t of texts) size += t.length;
   for (const k of keys) size += base64urlLength(k.length);
-  // Its own memory, not a slice of Node's shared pool: a cached slice would keep a whole pool alive.
-  const out = Buffer.allocUnsafeSlow(size);
+  // Kept: its own memory, not a slice of Node's shared pool (a kept slice would keep a whole pool
+  // alive). Used once: from the pool, which is cheaper than a buffer of its own.
+  const out = kept ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
   let at = out.write(head, 0, 'latin1');
   const slot = at;
   texts.forEach((t, i) => {
@@ -153,9 +154,12 @@ export function renderedKeys(
   const id = categories.id;
   for (const rendered of keychain.rendered) if (rendered.id === id) return rendered;
   const derived = keys.derive(service, keychain.userId, keychain, categories.list);
-  const rendered = renderKeys(derived, id, keys.maxAgeWidth);
+  const kept = keys.cachesKeychains;
+  const rendered = renderKeys(derived, id, keys.maxAgeWidth, kept);
   for (const c of derived.categories) for (const k of c.keys) k.key.wipe();
-  if (keychain.rendered.length >= RENDERED_PER_KEYCHAIN) keychain.rendered.shift();
-  keychain.rendered.push(rendered);
+  if (kept) {
+    if (keychain.rendered.length >= RENDERED_PER_KEYCHAIN) keychain.rendered.shift();
+    keychain.rendered.push(rendered);
+  }
   return rendered;
 }
