@@ -340,9 +340,12 @@ void describe('batching and coalescing', () => {
     };
     const padlock = client();
     await Promise.all(Array.from({ length: 400 }, (_, i) => padlock.encrypt(`u${i}`, 'profile', 'x')));
+    // The halves go out concurrently, so they may reach the server in any order.
+    const [first, ...halves] = a.batchGets().map((r) => idsOf(r).length);
+    assert.equal(first, 400);
     assert.deepEqual(
-      a.batchGets().map((r) => idsOf(r).length),
-      [400, 200, 200, 100, 100, 100, 100],
+      halves.sort((x, y) => y - x),
+      [200, 200, 100, 100, 100, 100],
     );
     a.requests.length = 0;
     await Promise.all(Array.from({ length: 400 }, (_, i) => padlock.encrypt(`v${i}`, 'profile', 'x')));
