@@ -720,7 +720,10 @@ async function scenarios(population) {
             batch.notes.unshift(`keys/s = users/s; derived keys/s = ${fmt(batch.keysPerSecond * CATEGORIES.length)}`);
             target(
               'batch-get of 100 ≥ 10× bare req/s, counted in keys',
-              `${fmt(batch.keysPerSecond)} users/s (${fmt(batch.keysPerSecond * CATEGORIES.length)} derived keys/s) vs ${fmt(batch.bareRps)} bare req/s = ${batch.ratio.toFixed(2)}×`,
+              `${fmt(batch.keysPerSecond)} users/s vs ${fmt(batch.bareRps)} bare req/s = ${batch.ratio.toFixed(2)}× ` +
+                `counted in users; ${fmt(batch.keysPerSecond * CATEGORIES.length)} derived keys/s = ` +
+                `${(batch.ratio * CATEGORIES.length).toFixed(2)}× counted in keys returned (${CATEGORIES.length} per user); ` +
+                'the verdict counts users',
               batch.ratio >= 10,
             );
             await openRow(
