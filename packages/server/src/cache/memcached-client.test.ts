@@ -289,6 +289,34 @@ describe('MemcachedClient faults (private memcached processes)', privateMemcache
     }
   });
 
+  it('a server that stalls once is probed at once and used again; one that fails again soon waits downMs', async () => {
+    const server = await spawn();
+    // A timeout long enough for the resume below to land within the first probe's own timeout.
+    const timeoutMs = 300;
+    const downMs = 5000;
+    const client = new MemcachedClient({ servers: [server.address], timeoutMs, downMs });
+    try {
+      assert.equal(await client.set('k', Buffer.from('v'), 60), true);
+      await server.pause();
+      assert.equal((await failure(client.getMany(['k']).then(throwFirst))).error.kind, 'timeout');
+      server.resume();
+      // Up for longer than downMs before it failed: the probe went out at once and is answered.
+      await waitFor(() => client.healthyServers === 1, downMs / 2, 'the server was not probed at once');
+      assert.equal((await client.getMany(['k'])).values.get('k')?.toString(), 'v');
+
+      // Up again for less than downMs when it fails: the next probe waits downMs.
+      await server.pause();
+      assert.equal((await failure(client.getMany(['k']).then(throwFirst))).error.kind, 'timeout');
+      server.resume();
+      await sleep(1000);
+      assert.equal(client.healthyServers, 0, 'a server failing again within downMs was probed at once');
+      assert.equal((await failure(client.getMany(['k']).then(throwFirst))).error.kind, 'down');
+    } finally {
+      client.close();
+      server.resume();
+    }
+  });
+
   it('a killed server gives fast errors while the other server keeps answering', async () => {
     const [a, b] = [await spawn(), await spawn()];
     const client = new MemcachedClient({ servers: [a.address, b.address], timeoutMs: 50, downMs: 500 });

@@ -13,10 +13,14 @@ import { Socket } from 'node:net';
  *     it destroys its connection (the reply stream is then out of step), failing
  *     every request queued on it;
  *   - after a failure, refuses requests to that server at once, without
- *     touching the network, until a health probe (`version`, sent every
- *     `downMs` in the background) is answered: a dead or paused server costs
- *     requests nothing once marked down, and no request of a caller is ever
- *     the one that finds out whether it is back;
+ *     touching the network, until a health probe (`version`, in the
+ *     background) is answered: a dead or paused server costs requests nothing
+ *     once marked down, and no request of a caller is ever the one that finds
+ *     out whether it is back. A server that had been up for downMs or more is
+ *     probed at once (a single late answer, a hiccup of either machine, then
+ *     costs a round trip of misses rather than downMs), then every downMs;
+ *     one that fails again sooner waits downMs, so a flapping server is not
+ *     retried in a loop;
  *   - spreads keys over servers by consistent hashing (160 points per server on
  *     an MD5 ring), so adding or removing a server moves about 1/n of the keys.
  */
@@ -53,6 +57,8 @@ class Connection {
   #queue: Pending[] = [];
   #buffer: Buffer = Buffer.alloc(0);
   #down = false;
+  /** When the server was last found up (a probe answered); -Infinity before any failure. */
+  #upSince = Number.NEGATIVE_INFINITY;
   #probeTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -104,11 +110,11 @@ class Connection {
   }
 
   /**
-   * While marked down, one `version` request every downMs, alone on a fresh connection (requests
-   * are refused meanwhile, so none queue behind it): answered, the server takes requests again;
-   * refused or timed out, #fail keeps it down and schedules the next probe.
+   * While marked down, one `version` request at a time, alone on a fresh connection (requests are
+   * refused meanwhile, so none queue behind it): answered, the server takes requests again;
+   * refused or timed out, #fail keeps it down and schedules the next probe downMs later.
    */
-  #scheduleProbe(): void {
+  #scheduleProbe(delayMs: number): void {
     if (this.#closed || this.#probeTimer !== undefined) return;
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined;
@@ -116,10 +122,11 @@ class Connection {
       this.#send<boolean>('version', VERSION).then(
         () => {
           this.#down = false;
+          this.#upSince = performance.now();
         },
         () => undefined,
       );
-    }, this.options.downMs);
+    }, delayMs);
     this.#probeTimer.unref();
   }
 
@@ -148,8 +155,10 @@ class Connection {
     const queue = this.#queue;
     this.#queue = [];
     if (markDown && !this.#closed) {
+      // Up for downMs or more: probe at once. Just back, or a probe that failed: wait downMs.
+      const settled = !this.#down && performance.now() - this.#upSince >= this.options.downMs;
       this.#down = true;
-      this.#scheduleProbe();
+      this.#scheduleProbe(settled ? 0 : this.options.downMs);
     }
     socket?.removeAllListeners('close');
     socket?.destroy();
