@@ -67,6 +67,7 @@ export interface KeychainSource {
   get(userId: string, fresh?: boolean): Promise<Keychain | null>;
   /** The user's keychain when a cache holds it right now, without waiting; undefined otherwise. */
   peek?(userId: string): Keychain | undefined;
+  peekMany?(userIds: readonly string[]): (Keychain | undefined)[];
   getMany(userIds: readonly string[]): Promise<Map<string, Keychain | null>>;
   invalidate(userId: string): Promise<void>;
 }

@@ -103,6 +103,11 @@ export class KeyService {
     return this.keychains.peek?.(userId);
   }
 
+  /** peek() for many users: index i holds users[i]'s keychain if the in-process cache holds it now. */
+  peekMany(userIds: readonly string[]): (Keychain | undefined)[] {
+    return this.keychains.peekMany?.(userIds) ?? userIds.map(() => undefined);
+  }
+
   getMany(userIds: readonly string[]): Promise<Map<string, Keychain | null>> {
     return this.keychains.getMany(userIds);
   }
@@ -149,7 +154,7 @@ export class KeyService {
   }
 
   /** Seconds a caller may cache keys derived from this keychain: maxStaleness less the age of its rows. */
-  maxAgeSeconds(keychain: Keychain): number {
-    return Math.max(0, Math.floor((this.maxStalenessMs - (Date.now() - keychain.readAt)) / 1000));
+  maxAgeSeconds(keychain: Keychain, now = Date.now()): number {
+    return Math.max(0, Math.floor((this.maxStalenessMs - (now - keychain.readAt)) / 1000));
   }
 }

@@ -29,6 +29,21 @@ function cache(maxEntries: number, maxStalenessMs = 30_000): { l1: L1Cache; belo
 }
 
 describe('L1 cache', () => {
+  it('peek and peekMany answer from the cache only, never reading below, and count hits', async () => {
+    const below = new CountingSource();
+    const metrics = new Metrics();
+    const l1 = new L1Cache(below, { maxEntries: 10, maxStalenessMs: 1000 }, metrics);
+    const cached = await l1.get('cached');
+    assert.equal(l1.peek('missing'), undefined);
+    assert.equal(l1.peek('cached'), cached);
+    assert.deepEqual(l1.peekMany(['missing', 'cached', 'other', 'cached']), [undefined, cached, undefined, cached]);
+    assert.equal(below.reads, 1, 'peeking read from below');
+    assert.equal(metrics.cacheHits.get({ cache: 'l1' }), 3);
+    below.readAt = Date.now() - 1000;
+    await l1.get('old', true);
+    assert.equal(l1.peek('old'), undefined, 'an entry past maxStaleness was peeked');
+  });
+
   it('holds at most maxEntries and keeps a hot entry through eviction pressure', async () => {
     const { l1, below } = cache(100);
     await l1.get('hot');

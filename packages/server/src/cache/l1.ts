@@ -1,4 +1,4 @@
-import type { Metrics } from '../metrics.js';
+import { labelKey, type Metrics } from '../metrics.js';
 import type { Keychain, KeychainSource } from '../keychain.js';
 
 /*
@@ -18,6 +18,8 @@ interface Inflight {
   /** Set by invalidate(): a read that started before a shred must not repopulate the cache. */
   stale: boolean;
 }
+
+const L1_KEY = labelKey({ cache: 'l1' });
 
 export class L1Cache implements KeychainSource {
   /**
@@ -84,8 +86,21 @@ export class L1Cache implements KeychainSource {
 
   peek(userId: string): Keychain | undefined {
     const hit = this.#lookup(userId, Date.now());
-    if (hit !== undefined) this.metrics.cacheHits.inc({ cache: 'l1' });
+    if (hit !== undefined) this.metrics.cacheHits.incKey(L1_KEY);
     return hit;
+  }
+
+  /** peek() for many users at once: index i holds users[i]'s keychain, or undefined. */
+  peekMany(userIds: readonly string[]): (Keychain | undefined)[] {
+    const now = Date.now();
+    let hits = 0;
+    const found = userIds.map((userId) => {
+      const hit = this.#lookup(userId, now);
+      if (hit !== undefined) hits++;
+      return hit;
+    });
+    if (hits > 0) this.metrics.cacheHits.incKey(L1_KEY, hits);
+    return found;
   }
 
   async get(userId: string, fresh = false): Promise<Keychain | null> {
