@@ -209,6 +209,13 @@ describe('HTTP/1.1 wire layer', () => {
     assert.equal(r.closed, true);
   });
 
+  it('answers 431 to trailers over the head limit', async () => {
+    const trailers = 'X-T: 0123456789\r\n'.repeat(Math.ceil(OPTIONS.maxHeadBytes / 17) + 1);
+    const r = await raw([`POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${trailers}\r\n`]);
+    assert.equal(answers(r.text)[0]?.status, 431);
+    assert.equal(r.closed, true);
+  });
+
   it('answers 100 Continue to Expect: 100-continue before the body is sent', async () => {
     const r = await raw([`POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n`], {
       waitMs: 100,

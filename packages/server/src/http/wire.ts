@@ -159,6 +159,7 @@ export class WireConnection {
   #chunked = false;
   #chunks: Buffer[] = [];
   #bodySize = 0;
+  #trailerBytes = 0;
   /** Chunked decoding: 'size' (a size line), 'data' (#remaining bytes), 'data-end' (CRLF), 'trailer'. */
   #chunkState: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
 
@@ -460,11 +461,14 @@ export class WireConnection {
         if (size === null) throw new BadRequest(400, 'a chunk size is not valid');
         this.#remaining = parseInt(size[1]!, 16);
         this.#chunkState = this.#remaining === 0 ? 'trailer' : 'data';
+        this.#trailerBytes = 0;
       } else if (line === '') {
         this.#dispatch(true, false);
         return this.#state !== 'busy';
       } else if (parseField(line) === undefined) {
         throw new BadRequest(400, 'a trailer field is not valid HTTP/1.1');
+      } else if ((this.#trailerBytes += eol + 2) > this.server.options.maxHeadBytes) {
+        throw new BadRequest(431, 'the request trailers are too large');
       }
     }
   }
