@@ -231,8 +231,16 @@ async function main(argv: readonly string[]): Promise<number> {
           continue;
         }
         log('run', `${stage} cluster ready in ${Math.round((Date.now() - t0) / 1000)} s`);
-        const waited = await cluster.settled();
-        log('run', `${stage} cluster at nice 0 after ${Math.round(waited / 1000)} s more (a node's first minute)`);
+        const settling = cluster.settled();
+        const reads = await cluster.warmUp(settling).catch((error: unknown) => {
+          log('run', `warm-up stopped: ${String(error)}`);
+          return 0;
+        });
+        const waited = await settling;
+        log(
+          'run',
+          `${stage} cluster at nice 0 after ${Math.round(waited / 1000)} s more (a node's first minute), ${reads} warm-up reads meanwhile`,
+        );
       }
       try {
         for (const scenario of scenarios) {

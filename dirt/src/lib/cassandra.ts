@@ -209,6 +209,64 @@ export class CassandraCluster {
     return Date.now() - t0;
   }
 
+  /**
+   * Reads (and a few writes) on every node until `until` settles, typically the nodes' first
+   * minute (settled()); returns how many reads ran. A fresh JVM compiles its read path during its
+   * first thousands of reads: memcached-kill, the first scenario of rf3, measured that instead of
+   * the fault, since memcached's outage is when the cluster first gets a hundred reads a second
+   * (lookup service p99 52 ms during the fault, 10 ms in memcached-pause right after it). Best
+   * effort: a failure ends the warm-up, never the run.
+   */
+  async warmUp(until: Promise<unknown>): Promise<number> {
+    let done = false;
+    void until.then(() => (done = true));
+    const keyspace = 'dirt_warmup';
+    const dcs = Object.entries(this.replication)
+      .map(([dc, rf]) => `'${dc}': ${rf}`)
+      .join(', ');
+    const cql = (node: CassandraNode, extra: readonly string[], statements: readonly string[]): Promise<string> =>
+      captureCommand(
+        'python3',
+        [join(this.#scripts, 'cql.py'), '-q', '--timeout', '10', ...extra, node.address, ...statements],
+        { logFile: this.logFile, timeoutMs: 120000 },
+      );
+    const partitions = 200;
+    await cql(
+      this.node(1),
+      ['--schema-agreement'],
+      [
+        `CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'NetworkTopologyStrategy', ${dcs}}`,
+        `CREATE TABLE IF NOT EXISTS ${keyspace}.rows (k text, c text, v int, b blob, PRIMARY KEY ((k), c, v))`,
+      ],
+    );
+    await cql(
+      this.node(1),
+      ['--cl', 'LOCAL_QUORUM'],
+      Array.from(
+        { length: partitions },
+        (_, i) => `INSERT INTO ${keyspace}.rows (k, c, v, b) VALUES ('u${i}', 'profile', 1, 0x${'ab'.repeat(60)})`,
+      ),
+    );
+    let reads = 0;
+    const perCall = 300;
+    while (!done) {
+      await Promise.all(
+        this.nodes.map((node) =>
+          cql(
+            node,
+            ['--cl', 'LOCAL_ONE'],
+            Array.from(
+              { length: perCall },
+              () => `SELECT c, v, b FROM ${keyspace}.rows WHERE k = 'u${Math.floor(Math.random() * partitions)}'`,
+            ),
+          ),
+        ),
+      );
+      reads += perCall * this.nodes.length;
+    }
+    return reads;
+  }
+
   /** SIGKILL through kill-node.sh: no drain, no flush. */
   async killNode(index: 1 | 2 | 3): Promise<void> {
     await runCommand('kill-node', 'bash', [join(this.#scripts, 'kill-node.sh'), this.node(index).name], {
