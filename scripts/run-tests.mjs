@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // --test-force-exit: a file whose cases have all finished must not hang CI on a handle a driver
 // keeps open (seen with cassandra-driver reconnecting to a restarted node).
-// Runs every compiled test file (packages/*/dist/**/*.test.js) with node's test
-// runner. Node 20's --test takes no glob, so the files are listed here.
+// Runs every compiled test file (packages/*/dist/**/*.test.js), and bench/*.test.mjs, with
+// node's test runner. Node 20's --test takes no glob, so the files are listed here.
 // Arguments filter by substring: `npm test -- sqlite` runs the files whose path has "sqlite".
 // Files named *.cluster.test.js need the three-node Cassandra cluster and run
 // only with --cluster (scripts/test.sh runs them in a second phase).
@@ -35,6 +35,13 @@ for (const pkg of readdirSync(join(root, 'packages'))) {
     const rel = relative(root, file);
     if (rel.endsWith('.cluster.test.js') !== cluster) continue;
     if (filters.length === 0 || filters.some((f) => rel.includes(f))) files.push(rel);
+  }
+}
+// The benchmark's own unit tests (histogram, Zipf sampler): plain .mjs beside it, no build step.
+if (!cluster) {
+  for (const name of readdirSync(join(root, 'bench'))) {
+    const rel = join('bench', name);
+    if (name.endsWith('.test.mjs') && (filters.length === 0 || filters.some((f) => rel.includes(f)))) files.push(rel);
   }
 }
 if (files.length === 0) {
