@@ -209,6 +209,16 @@ describe('HTTP/1.1 wire layer', () => {
     assert.equal(r.closed, true);
   });
 
+  it('refuses a head with bare LF line ends at once, not after the head timeout', async () => {
+    for (const head of ['GET /x HTTP/1.1\nHost: t\n\n', 'GET /x HTTP/1.1\r\nHost: t\rX: 1\r\n']) {
+      const start = performance.now();
+      const r = await raw([head], { waitMs: 2000 });
+      assert.equal(answers(r.text)[0]?.status, 400, JSON.stringify(head));
+      assert.equal(r.closed, true);
+      assert.ok(performance.now() - start < OPTIONS.headersTimeoutMs, 'waited for the head timeout');
+    }
+  });
+
   it('answers 431 to trailers over the head limit', async () => {
     const trailers = 'X-T: 0123456789\r\n'.repeat(Math.ceil(OPTIONS.maxHeadBytes / 17) + 1);
     const r = await raw([`POST /t HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${trailers}\r\n`]);

@@ -337,6 +337,14 @@ export class WireConnection {
     const max = this.server.options.maxHeadBytes;
     if (end === -1) {
       if (buffer.length > max) throw new BadRequest(431, 'the request headers are too large');
+      // A line ended by a bare LF (or a CR not before LF) never makes CRLFCRLF: refuse it now
+      // rather than wait for the head timeout.
+      for (let i = Math.max(this.#scanFrom, 1); i < buffer.length; i++) {
+        const byte = buffer[i]!;
+        if ((byte === 10 && buffer[i - 1] !== 13) || (buffer[i - 1] === 13 && byte !== 10)) {
+          throw new BadRequest(400, 'a line of the head does not end with CRLF');
+        }
+      }
       this.#scanFrom = Math.max(0, buffer.length - 3);
       return false;
     }
