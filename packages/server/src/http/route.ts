@@ -25,7 +25,7 @@ export interface RouteRequest {
 export interface Reply {
   readonly status: number;
   /**
-   * Sent as is when a Buffer or BodyParts (wire.ts), or a string with `contentType`; anything else is
+   * Sent as is when a Buffer, or a string with `contentType`; anything else is
    * serialized with JSON.stringify.
    */
   readonly body: unknown;

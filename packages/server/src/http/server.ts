@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { labelKey } from '../metrics.js';
 import type { Service, ServiceRegistry } from '../services.js';
 import type { AppContext, Reply, Route } from './route.js';
-import { BodyParts, WireServer, type WireRequest } from './wire.js';
+import { WireServer, type WireRequest } from './wire.js';
 
 /*
  * The request pipeline on Padlock's HTTP/1.1 layer (wire.ts): shed, route,
@@ -403,9 +403,7 @@ export class PadlockHttpServer {
     const { request } = pending;
     const contentType = reply.contentType ?? 'application/json';
     const body =
-      reply.body instanceof BodyParts ||
-      Buffer.isBuffer(reply.body) ||
-      (typeof reply.body === 'string' && reply.contentType !== undefined)
+      Buffer.isBuffer(reply.body) || (typeof reply.body === 'string' && reply.contentType !== undefined)
         ? reply.body
         : JSON.stringify(reply.body);
     request.connection.respond(
