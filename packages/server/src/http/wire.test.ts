@@ -78,7 +78,10 @@ interface Raw {
 }
 
 /** Sends `parts` (with `gapMs` between them) on a new connection; collects what comes back. */
-async function raw(parts: readonly (string | Buffer)[], { gapMs = 0, waitMs = 300 } = {}): Promise<Raw> {
+async function raw(
+  parts: readonly (string | Buffer)[],
+  { gapMs = 0, waitMs = 300, halfClose = false } = {},
+): Promise<Raw> {
   const socket: Socket = connect(port, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
@@ -98,6 +101,7 @@ async function raw(parts: readonly (string | Buffer)[], { gapMs = 0, waitMs = 30
     if (!socket.destroyed) socket.write(part);
     if (gapMs > 0) await sleep(gapMs);
   }
+  if (halfClose && !socket.destroyed) socket.end();
   await Promise.race([done, sleep(waitMs)]);
   socket.destroy();
   return { text, closed };
@@ -330,6 +334,61 @@ describe('HTTP/1.1 wire layer', () => {
     const body = await raw(['POST /slow HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc'], { waitMs: 2500 });
     assert.equal(answers(body.text)[0]?.status, 408);
     assert.equal(body.closed, true);
+  });
+
+  it('answers every request of a client that half-closes after sending them, then closes', async () => {
+    delayMs = 30;
+    try {
+      const r = await raw([GET('/one') + `POST /two HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok`], {
+        halfClose: true,
+        waitMs: 500,
+      });
+      const got = answers(r.text);
+      assert.deepEqual(
+        got.map((a) => [a.status, (JSON.parse(a.body) as Echo).target]),
+        [
+          [200, '/one'],
+          [200, '/two'],
+        ],
+      );
+      assert.match(got[1]!.head, /^connection: close$/im);
+      assert.equal(r.closed, true, 'the connection stayed open after the client half-closed');
+    } finally {
+      delayMs = 0;
+    }
+  });
+
+  for (const [name, cut] of [
+    ['a head', 'GET /cut HTTP/1.1\r\nHost: t\r\n'],
+    ['a declared body', 'POST /cut HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc'],
+    ['a chunked body', 'POST /cut HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n'],
+  ] as const) {
+    it(`answers 400 at once when the client half-closes in the middle of ${name}`, async () => {
+      seen = [];
+      const started = performance.now();
+      const r = await raw([GET('/first') + cut], { halfClose: true, waitMs: 1000 });
+      const got = answers(r.text);
+      assert.deepEqual(
+        got.map((a) => a.status),
+        [200, 400],
+      );
+      assert.match(got[1]!.body, /closed its side before the request was complete/);
+      assert.equal(r.closed, true);
+      assert.ok(performance.now() - started < OPTIONS.headersTimeoutMs, 'the 400 waited for a timeout');
+      assert.deepEqual(
+        seen.map((s) => s.target),
+        ['/first'],
+      );
+    });
+  }
+
+  it('closes without an answer when the client half-closes between requests', async () => {
+    const r = await raw([GET('/only') + '\r\n'], { halfClose: true, waitMs: 1000 });
+    assert.deepEqual(
+      answers(r.text).map((a) => a.status),
+      [200],
+    );
+    assert.equal(r.closed, true);
   });
 
   it('closes a keep-alive connection left idle past its timeout', async () => {

@@ -146,6 +146,8 @@ export class WireConnection {
   #blocked = false;
   #paused = false;
   #corked = false;
+  /** The client has half-closed: it sends nothing more, but may still read the answers. */
+  #peerEnded = false;
   // The request whose body is being read.
   #method = '';
   #target = '';
@@ -166,6 +168,10 @@ export class WireConnection {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => socket.destroy());
+    socket.on('end', () => {
+      this.#peerEnded = true;
+      if (this.#state !== 'busy' && !this.#blocked) this.#advance();
+    });
     socket.on('close', () => {
       this.#state = 'closed';
       this.#buffer = undefined;
@@ -206,7 +212,12 @@ export class WireConnection {
   /** Answers the request being handled; the next pipelined request, if any, is read after it. */
   respond(reply: WireReply, headOnly = false): void {
     if (this.#state !== 'busy') return;
-    const close = reply.close === true || this.#closeAfter || this.#http10 || this.server.closing;
+    const close =
+      reply.close === true ||
+      this.#closeAfter ||
+      this.#http10 ||
+      this.server.closing ||
+      (this.#peerEnded && this.#buffer === undefined);
     const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
     const head =
       `HTTP/1.1 ${reply.status} ${REASONS[reply.status] ?? 'Unknown'}\r\n` +
@@ -295,11 +306,24 @@ export class WireConnection {
           break;
         }
       }
+      if (this.#peerEnded && !this.#blocked) this.#atEnd();
     } catch (error) {
       if (error instanceof BadRequest) this.#fail({ status: error.status, message: error.message });
       else throw error;
     }
     this.#flowControl();
+  }
+
+  /**
+   * The client has half-closed and every complete request it sent has been read: close when
+   * nothing more was begun, and answer 400 to a request cut short (the client may still read it).
+   */
+  #atEnd(): void {
+    if (this.#state === 'idle') {
+      this.#close();
+    } else if (this.#state === 'head' || this.#state === 'body') {
+      throw new BadRequest(400, 'the client closed its side before the request was complete');
+    }
   }
 
   /** Reads a head from the buffer; false when more bytes are needed or the request was dispatched busy. */
@@ -526,7 +550,9 @@ export class WireServer {
     private readonly handlers: WireHandlers,
   ) {
     this.keepAliveHeader = `connection: keep-alive\r\nkeep-alive: timeout=${Math.max(1, Math.floor(options.keepAliveTimeoutMs / 1000))}\r\n\r\n`;
-    this.net = createServer({ noDelay: true }, (socket) => {
+    // allowHalfOpen: a client that half-closes after its request still gets the answer, and
+    // one that half-closes in the middle of a request gets a 400 saying so.
+    this.net = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
       this.connections.add(new WireConnection(socket, this));
     });
     this.#sweep = setInterval(() => {
