@@ -110,7 +110,9 @@ export class CassandraCluster {
       CASS_STOP_SECS: '30',
       // Shorter young-generation pauses: on two shared cores the stock 300 ms target let G1 pause
       // a node for over 200 ms, longer than Padlock's store timeout, every minute or so.
-      CASS_JVM_EXTRA: '-XX:MaxGCPauseMillis=50',
+      CASS_JVM_EXTRA:
+        '-XX:MaxGCPauseMillis=50' +
+        (process.env.DIRT_GC_LOG === undefined ? '' : ` -Xlog:gc:file=${process.env.DIRT_GC_LOG}/cassandra-gc-%p.log`),
     };
   }
 

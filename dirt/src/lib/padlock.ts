@@ -130,7 +130,9 @@ export class PadlockProcess {
   async start(timeoutMs = 60000): Promise<void> {
     if (this.running) throw new Error(`${this.spec.name} is already running`);
     this.starts++;
-    this.#child = spawnChild(this.spec.name, process.execPath, [CLI, 'serve', '-c', this.configFile], {
+    // DIRT_GC_LOG=<dir>: every GC of Padlock (in its log) and of the Cassandra nodes (in <dir>).
+    const flags = process.env.DIRT_GC_LOG === undefined ? [] : ['--trace-gc'];
+    this.#child = spawnChild(this.spec.name, process.execPath, [...flags, CLI, 'serve', '-c', this.configFile], {
       logFile: this.logFile,
     });
     const child = this.#child;
