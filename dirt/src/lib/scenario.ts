@@ -161,6 +161,12 @@ export interface FaultRun {
   /** Where to write every operation (CSV) when the run ends. */
   readonly recordsFile?: string;
   readonly timing: Timing;
+  /**
+   * Seconds of the same load before the "before" phase, not reported: the first seconds on a
+   * freshly started process (JIT, connections, Cassandra's caches) are not the steady state the
+   * fault is compared against. Its operations still go through the oracle's checks.
+   */
+  readonly warmS?: number;
   /** Injects the fault (the "during" phase starts just before). */
   inject(): Promise<void>;
   /** Clears it; returns when the component is back (the "after" phase starts then). */
@@ -169,7 +175,10 @@ export interface FaultRun {
 }
 
 export interface FaultRunResult {
+  /** before, during, after. */
   readonly phases: PhaseSummary[];
+  /** The unreported warm-up phase, when there was one: its operations count in the totals and invariants. */
+  readonly warmUp?: PhaseSummary;
   readonly clearedAt: number;
   readonly endAt: number;
   /** How long clear() took (e.g. a restart). */
@@ -179,7 +188,14 @@ export interface FaultRunResult {
 /** before -> inject -> during -> clear -> after, with the load running throughout; stops the load. */
 export async function runFault(run: FaultRun): Promise<FaultRunResult> {
   const { load, timing } = run;
-  load.start('before');
+  const warmS = run.warmS ?? 0;
+  if (warmS > 0) {
+    load.start('warm-up');
+    await sleep(warmS * 1000);
+    load.mark('before');
+  } else {
+    load.start('before');
+  }
   await sleep(timing.beforeS * 1000);
   load.mark('during');
   run.log('fault injected');
@@ -194,7 +210,10 @@ export async function runFault(run: FaultRun): Promise<FaultRunResult> {
   const endAt = now();
   await load.stop();
   if (run.recordsFile !== undefined) writeRecords(run.recordsFile, load);
-  return { phases: phaseSummaries(load, endAt), clearedAt, endAt, clearMs: clearedAt - clearing };
+  const all = phaseSummaries(load, endAt);
+  const phases = all.filter((p) => p.phase !== 'warm-up');
+  const warmUp = all.find((p) => p.phase === 'warm-up');
+  return { phases, ...(warmUp === undefined ? {} : { warmUp }), clearedAt, endAt, clearMs: clearedAt - clearing };
 }
 
 /** The standard figures of a single-component fault, and the outcome fields they come from. */
@@ -210,7 +229,7 @@ export function faultOutcome(
   } = {},
 ): ScenarioOutcome {
   const [before, during, after] = result.phases as [PhaseSummary, PhaseSummary, PhaseSummary];
-  const totals = sumTotals(result.phases);
+  const totals = sumTotals(result.warmUp === undefined ? result.phases : [result.warmUp, ...result.phases]);
   const availability = availabilityOf([during, after]);
   // Back to normal, judged on the median: on this machine single stalls of 100-300 ms come and go
   // and move a p99 of a few seconds' load by themselves (the p99 is reported all the same).
@@ -249,7 +268,16 @@ export function faultOutcome(
     ),
   );
   const notes = [...(options.notes ?? [])];
-  const notSent = result.phases.reduce((s, p) => s + p.notSent, 0);
+  if (result.warmUp !== undefined) {
+    const w = result.warmUp;
+    notes.push(
+      `warm-up: ${Math.round(w.durationS)} s of the same load before "before", not in the phase figures but in the totals and invariants (${w.sent} sent, p50 ${w.p50} ms, p99 ${w.p99} ms)`,
+    );
+  }
+  const notSent = [...(result.warmUp === undefined ? [] : [result.warmUp]), ...result.phases].reduce(
+    (s, p) => s + p.notSent,
+    0,
+  );
   if (notSent > 0) notes.push(`${notSent} operations could not be sent (too many outstanding): counted as failed`);
   return {
     totals,

@@ -20,6 +20,7 @@ import { rotateCategory } from './routes/rotate-category.js';
 import { shredCategory } from './routes/shred-category.js';
 import { shredKeychain } from './routes/shred-keychain.js';
 import { ServiceRegistry } from './services.js';
+import { CassandraKeyStore } from './store/cassandra.js';
 import { openStore } from './store/open.js';
 import type { KeyStore } from './store/types.js';
 
@@ -74,6 +75,8 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     await registry.refresh();
     registry.start(config.services.refreshSeconds);
 
+    if (store instanceof CassandraKeyStore)
+      metrics.gauges.track(() => store.hedgedReads, { name: 'store_hedged_reads' });
     let rows: RowSource = new StoreRows(store, metrics);
     const extraChecks: Record<string, () => Promise<string>> = { ...options.checks };
     if (config.cache.memcached.servers.length > 0) {

@@ -44,6 +44,11 @@ export interface CassandraConfig {
   readonly replication: Readonly<Record<string, number>>;
   readonly connectTimeoutMs: number;
   readonly readTimeoutMs: number;
+  /**
+   * A keychain read not answered after this many ms is sent to a second replica as well, and the
+   * first answer wins (a hedge, not a retry: nothing is sent again after a failure). 0: never.
+   */
+  readonly hedgeAfterMs: number;
   /** Create the keyspace and tables at start when missing. */
   readonly createSchema: boolean;
 }
@@ -130,6 +135,7 @@ export const CONFIG_SCHEMA = {
             },
             connectTimeoutMs: { ...POSITIVE, maximum: 60000, default: 5000 },
             readTimeoutMs: { ...POSITIVE, maximum: 60000, default: 200 },
+            hedgeAfterMs: { type: 'integer', minimum: 0, maximum: 60000, default: 8 },
             createSchema: { type: 'boolean', default: true },
           },
         },

@@ -61,7 +61,7 @@ const rows = (n: number): { category: string; version: number; wrapped: Buffer; 
     createdAt: Date.now(),
   }));
 
-function options(tracker?: HostCounter, catchUpMs?: number): CassandraStoreOptions {
+function options(tracker?: HostCounter, catchUpMs?: number, hedgeAfterMs = 0): CassandraStoreOptions {
   return {
     contactPoints: (env.value ?? '').split(','),
     localDataCenter: 'dc1',
@@ -69,6 +69,7 @@ function options(tracker?: HostCounter, catchUpMs?: number): CassandraStoreOptio
     replication: { dc1: 2, dc2: 1 },
     connectTimeoutMs: 5000,
     readTimeoutMs: 5000,
+    hedgeAfterMs,
     createSchema: true,
     ...(tracker === undefined ? {} : { requestTracker: tracker }),
     ...(catchUpMs === undefined ? {} : { catchUpMs }),
@@ -188,6 +189,49 @@ describe('Cassandra store on three nodes in two datacenters', { skip: env.skip, 
       assert.ok(tracker.quorumReads > quorumBefore, 'no LOCAL_ONE read missed, so the retry was never exercised');
     },
   );
+
+  it('hedges a read that a frozen replica holds: answered by the other one', { timeout: 300_000 }, async () => {
+    const users = Array.from({ length: 16 }, (_, i) => `frozen-${i}-${randomBytes(3).toString('hex')}`);
+    for (const user of users) await store.insertKeys(user, rows(2));
+    const timeoutMs = 1500;
+    const hedged = await CassandraKeyStore.open({ ...options(undefined, 0, 20), readTimeoutMs: timeoutMs });
+    const plain = await CassandraKeyStore.open({ ...options(undefined, 0, 0), readTimeoutMs: timeoutMs });
+    const timed = async (s: CassandraKeyStore, user: string): Promise<{ ms: number; ok: boolean }> => {
+      const started = performance.now();
+      const ok = await s.getKeychain(user).then(
+        (found) => found.length === 2,
+        () => false,
+      );
+      return { ms: performance.now() - started, ok };
+    };
+    try {
+      for (const user of users) await Promise.all([hedged.getKeychain(user), plain.getKeychain(user)]);
+      const hedgedBefore = hedged.hedgedReads;
+      // Node 2 frozen: its sockets stay open, so no driver sees it down; reads it coordinates hang.
+      script('signal-node.sh', '2', 'STOP');
+      let withHedge: { ms: number; ok: boolean }[];
+      let without: { ms: number; ok: boolean }[];
+      try {
+        withHedge = await Promise.all(users.map((u) => timed(hedged, u)));
+        without = await Promise.all(users.map((u) => timed(plain, u)));
+      } finally {
+        script('signal-node.sh', '2', 'CONT');
+      }
+      // The control: without hedging, the reads node 2 coordinated waited for the read timeout.
+      assert.ok(
+        without.some((r) => !r.ok || r.ms >= timeoutMs * 0.9),
+        `no unhedged read was held by the frozen node (${without.map((r) => Math.round(r.ms)).join(', ')} ms)`,
+      );
+      assert.ok(
+        withHedge.every((r) => r.ok && r.ms < timeoutMs / 2),
+        `a hedged read was held (${withHedge.map((r) => `${Math.round(r.ms)}${r.ok ? '' : '!'}`).join(', ')} ms)`,
+      );
+      assert.ok(hedged.hedgedReads > hedgedBefore, 'no read was hedged');
+    } finally {
+      await hedged.close();
+      await plain.close();
+    }
+  });
 
   it('still answers LOCAL_ONE reads with one dc1 node stopped', { timeout: 300_000 }, async () => {
     const users = Array.from({ length: 20 }, (_, i) => `survivor-${i}-${randomBytes(3).toString('hex')}`);

@@ -16,6 +16,7 @@ function options(keyspace: string): CassandraStoreOptions {
     replication: { dc1: 1 },
     connectTimeoutMs: 5000,
     readTimeoutMs: 5000,
+    hedgeAfterMs: 8,
     createSchema: true,
   };
 }

@@ -123,6 +123,8 @@ export class CassandraKeyStore implements KeyStore {
   readonly #client: cassandra.Client;
   readonly #ks: string;
   readonly #readTimeout: number;
+  /** Keychain reads that were hedged (sent to a second replica); the metrics show it. */
+  hedgedReads = 0;
 
   private constructor(client: cassandra.Client, options: CassandraStoreOptions) {
     this.#client = client;
@@ -142,7 +144,15 @@ export class CassandraKeyStore implements KeyStore {
         // less than a minute ago (a cold JVM, writes it missed): the DiRT suite saw 503s from both, and
         // a shredded key read from the restarted replica (CatchUpAwarePolicy).
         loadBalancing: new CatchUpAwarePolicy(options.localDataCenter, options.catchUpMs ?? CATCH_UP_MS),
-        speculativeExecution: new cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy(),
+        // Hedged reads: only keychain reads at LOCAL_ONE are marked idempotent, so only they get a
+        // second execution, on the next host of the query plan, when the first has not answered
+        // after hedgeAfterMs. Whichever answers first completes the read; an error from either
+        // fails it at once (there is no retry). On the 3-node DiRT cluster a replica's GC pause
+        // otherwise held every read it coordinated for 20-200 ms.
+        speculativeExecution:
+          options.hedgeAfterMs > 0
+            ? new cassandra.policies.speculativeExecution.ConstantSpeculativeExecutionPolicy(options.hedgeAfterMs, 1)
+            : new cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy(),
         reconnection: new cassandra.policies.reconnection.ConstantReconnectionPolicy(1000),
       },
       socketOptions: {
@@ -187,7 +197,8 @@ export class CassandraKeyStore implements KeyStore {
   async getKeychain(userId: string, options: ReadOptions = {}): Promise<KeyRow[]> {
     const query = 'SELECT category, version, wrapped, created_at, shredded_at FROM {ks}.root_keys WHERE user_id = ?';
     if (options.fresh !== true) {
-      const fast = await this.#exec(query, [userId], consistencies.localOne);
+      const fast = await this.#exec(query, [userId], consistencies.localOne, { isIdempotent: true });
+      if (fast.info.speculativeExecutions > 0) this.hedgedReads++;
       if (fast.rows.length > 0) return fast.rows.map(toKeyRow);
     }
     // Not found at LOCAL_ONE (or asked to be fresh): a signup may not have reached this replica yet.
