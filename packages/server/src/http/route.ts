@@ -25,8 +25,8 @@ export interface RouteRequest {
 export interface Reply {
   readonly status: number;
   /**
-   * Sent as is when a Buffer, or a string with `contentType`; anything else is
-   * serialized with JSON.stringify.
+   * Sent as is when a Buffer, a RenderedBody (written straight into the answer),
+   * or a string with `contentType`; anything else is serialized with JSON.stringify.
    */
   readonly body: unknown;
   readonly contentType?: string;

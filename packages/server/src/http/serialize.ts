@@ -2,6 +2,7 @@ import type { Keychain, RenderedKeys } from '../keychain.js';
 import type { DerivedKeychain, KeyService } from '../keys.js';
 import type { Service } from '../services.js';
 import type { CategoryChoice } from './route.js';
+import type { BodyWriter } from './wire.js';
 
 /*
  * The one place key bytes become text: base64url in a response body. A lookup
@@ -131,11 +132,31 @@ export function writeMaxAge(out: Buffer, at: number, rendered: RenderedKeys, max
   } while (value > 0);
 }
 
+/**
+ * A rendered answer with its maxAgeSeconds, written straight into the buffer of
+ * the HTTP answer: the kept bytes are copied once per request, and no other
+ * buffer is made.
+ */
+export class RenderedBody implements BodyWriter {
+  constructor(
+    readonly rendered: RenderedKeys,
+    readonly maxAgeSeconds: number,
+  ) {}
+
+  get byteLength(): number {
+    return this.rendered.bytes.length;
+  }
+
+  writeTo(out: Buffer, at: number): void {
+    out.set(this.rendered.bytes, at);
+    writeMaxAge(out, at, this.rendered, this.maxAgeSeconds);
+  }
+}
+
 /** The rendered answer with its maxAgeSeconds filled in, as a buffer of its own. */
 export function renderedBody(rendered: RenderedKeys, maxAgeSeconds: number): Buffer {
   const out = Buffer.allocUnsafe(rendered.bytes.length);
-  out.set(rendered.bytes, 0);
-  writeMaxAge(out, 0, rendered, maxAgeSeconds);
+  new RenderedBody(rendered, maxAgeSeconds).writeTo(out, 0);
   return out;
 }
 

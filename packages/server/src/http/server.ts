@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { labelKey } from '../metrics.js';
 import type { Service, ServiceRegistry } from '../services.js';
 import type { AppContext, Reply, Route } from './route.js';
+import { RenderedBody } from './serialize.js';
 import { WireServer, type WireRequest } from './wire.js';
 
 /*
@@ -403,7 +404,9 @@ export class PadlockHttpServer {
     const { request } = pending;
     const contentType = reply.contentType ?? 'application/json';
     const body =
-      Buffer.isBuffer(reply.body) || (typeof reply.body === 'string' && reply.contentType !== undefined)
+      Buffer.isBuffer(reply.body) ||
+      reply.body instanceof RenderedBody ||
+      (typeof reply.body === 'string' && reply.contentType !== undefined)
         ? reply.body
         : JSON.stringify(reply.body);
     request.connection.respond(

@@ -1,7 +1,7 @@
 import { PadlockError } from '@padlock/core';
 import { categoriesQuery, readableCategories, userIdFrom, type Reply, type Route } from '../http/route.js';
 import type { Keychain } from '../keychain.js';
-import { renderedBody, renderedKeys } from '../http/serialize.js';
+import { RenderedBody, renderedKeys } from '../http/serialize.js';
 
 export const getKeys: Route = {
   method: 'GET',
@@ -41,7 +41,7 @@ export const getKeys: Route = {
       if (rendered.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
       return {
         status: 200,
-        body: renderedBody(rendered, app.keys.maxAgeSeconds(keychain)),
+        body: new RenderedBody(rendered, app.keys.maxAgeSeconds(keychain)),
         contentType: 'application/json',
       };
     };
