@@ -77,20 +77,29 @@ describe('Cassandra store: driver settings and table', { skip: env.skip }, () =>
     }
   });
 
-  it('never retries and uses the configured timeouts and local datacenter', async () => {
-    const store = await CassandraKeyStore.open(options(`padlock_opts_${randomBytes(4).toString('hex')}`));
+  it('never retries, hedges once after hedgeAfterMs, and uses the configured timeouts and local datacenter', async () => {
+    const ks = `padlock_opts_${randomBytes(4).toString('hex')}`;
+    const store = await CassandraKeyStore.open(options(ks));
+    const unhedged = await CassandraKeyStore.open({ ...options(ks), hedgeAfterMs: 0 });
     try {
       const o = (store.driver as unknown as { options: cassandra.ClientOptions }).options;
       assert.ok(o.policies?.retry instanceof cassandra.policies.retry.FallthroughRetryPolicy);
       assert.ok(o.policies?.loadBalancing instanceof cassandra.policies.loadBalancing.DefaultLoadBalancingPolicy);
+      const hedge = o.policies?.speculativeExecution;
+      assert.ok(hedge instanceof cassandra.policies.speculativeExecution.ConstantSpeculativeExecutionPolicy);
+      // One hedge, after hedgeAfterMs, then none: a plan answers 8 once, then -1.
+      const plan = hedge.newPlan(ks, 'SELECT');
+      assert.deepEqual([plan.nextExecution(), plan.nextExecution()], [8, -1]);
       assert.ok(
-        o.policies?.speculativeExecution instanceof
-          cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy,
+        (unhedged.driver as unknown as { options: cassandra.ClientOptions }).options.policies
+          ?.speculativeExecution instanceof cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy,
+        'hedgeAfterMs 0 must turn hedging off',
       );
       assert.equal(o.socketOptions?.readTimeout, 5000);
       assert.equal(o.localDataCenter, 'dc1');
     } finally {
-      await store.driver.execute(`DROP KEYSPACE IF EXISTS ${store.driver.keyspace ?? 'x'}`, []).catch(() => undefined);
+      await store.driver.execute(`DROP KEYSPACE IF EXISTS ${ks}`, []).catch(() => undefined);
+      await unhedged.close();
       await store.close();
     }
   });
