@@ -88,7 +88,7 @@ describe('Cassandra store: driver settings and table', { skip: env.skip }, () =>
       const hedge = o.policies?.speculativeExecution;
       assert.ok(hedge instanceof cassandra.policies.speculativeExecution.ConstantSpeculativeExecutionPolicy);
       // One hedge, after hedgeAfterMs, then none: a plan answers 8 once, then -1.
-      const plan = hedge.newPlan(ks, 'SELECT');
+      const plan = hedge.newPlan(ks, 'SELECT') as { nextExecution(): number };
       assert.deepEqual([plan.nextExecution(), plan.nextExecution()], [8, -1]);
       assert.ok(
         (unhedged.driver as unknown as { options: cassandra.ClientOptions }).options.policies
