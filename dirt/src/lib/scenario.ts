@@ -229,7 +229,9 @@ export function faultOutcome(
   } = {},
 ): ScenarioOutcome {
   const [before, during, after] = result.phases as [PhaseSummary, PhaseSummary, PhaseSummary];
-  const totals = sumTotals(result.warmUp === undefined ? result.phases : [result.warmUp, ...result.phases]);
+  // Invariants and totals count every operation, the warm-up's too; the phase figures do not.
+  const counted = result.warmUp === undefined ? result.phases : [result.warmUp, ...result.phases];
+  const totals = sumTotals(counted);
   const availability = availabilityOf([during, after]);
   // Back to normal, judged on the median: on this machine single stalls of 100-300 ms come and go
   // and move a p99 of a few seconds' load by themselves (the p99 is reported all the same).
@@ -274,10 +276,7 @@ export function faultOutcome(
       `warm-up: ${Math.round(w.durationS)} s of the same load before "before", not in the phase figures but in the totals and invariants (${w.sent} sent, p50 ${w.p50} ms, p99 ${w.p99} ms)`,
     );
   }
-  const notSent = [...(result.warmUp === undefined ? [] : [result.warmUp]), ...result.phases].reduce(
-    (s, p) => s + p.notSent,
-    0,
-  );
+  const notSent = counted.reduce((s, p) => s + p.notSent, 0);
   if (notSent > 0) notes.push(`${notSent} operations could not be sent (too many outstanding): counted as failed`);
   return {
     totals,

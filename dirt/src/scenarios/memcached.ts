@@ -138,8 +138,8 @@ function memcachedScenario(fault: Fault): Scenario {
         load,
         recordsFile: join(ctx.dir, 'ops.csv'),
         timing: ctx.timing,
-        // memcached-kill is the first scenario on a fresh cluster: its "before" p99 was 62 ms
-        // without this, against ~5 ms once warm.
+        // On nodes a minute old the first scenario's "before" p99 was 62 ms without this,
+        // against ~5 ms once warm.
         warmS: 2 * ctx.timing.beforeS,
         log: (m) => ctx.log(m),
         inject: async () => {

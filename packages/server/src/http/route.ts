@@ -25,7 +25,7 @@ export interface RouteRequest {
 export interface Reply {
   readonly status: number;
   /**
-   * Sent as is when a Buffer, a RenderedBody (written straight into the answer),
+   * Sent as is when a Buffer, a BodyWriter (written straight into the answer),
    * or a string with `contentType`; anything else is serialized with JSON.stringify.
    */
   readonly body: unknown;

@@ -2,7 +2,7 @@ import type { Keychain, RenderedKeys } from '../keychain.js';
 import type { DerivedKeychain, KeyService } from '../keys.js';
 import type { Service } from '../services.js';
 import type { CategoryChoice } from './route.js';
-import type { BodyWriter } from './wire.js';
+import { BodyWriter } from './wire.js';
 
 /*
  * The one place key bytes become text: base64url in a response body. A lookup
@@ -137,11 +137,13 @@ export function writeMaxAge(out: Buffer, at: number, rendered: RenderedKeys, max
  * the HTTP answer: the kept bytes are copied once per request, and no other
  * buffer is made.
  */
-export class RenderedBody implements BodyWriter {
+export class RenderedBody extends BodyWriter {
   constructor(
     readonly rendered: RenderedKeys,
     readonly maxAgeSeconds: number,
-  ) {}
+  ) {
+    super();
+  }
 
   get byteLength(): number {
     return this.rendered.bytes.length;

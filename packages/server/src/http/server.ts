@@ -4,8 +4,7 @@ import type { Logger } from '../log.js';
 import { labelKey } from '../metrics.js';
 import type { Service, ServiceRegistry } from '../services.js';
 import type { AppContext, Reply, Route } from './route.js';
-import { RenderedBody } from './serialize.js';
-import { WireServer, type WireRequest } from './wire.js';
+import { BodyWriter, WireServer, type WireRequest } from './wire.js';
 
 /*
  * The request pipeline on Padlock's HTTP/1.1 layer (wire.ts): shed, route,
@@ -405,7 +404,7 @@ export class PadlockHttpServer {
     const contentType = reply.contentType ?? 'application/json';
     const body =
       Buffer.isBuffer(reply.body) ||
-      reply.body instanceof RenderedBody ||
+      reply.body instanceof BodyWriter ||
       (typeof reply.body === 'string' && reply.contentType !== undefined)
         ? reply.body
         : JSON.stringify(reply.body);

@@ -49,9 +49,9 @@ export interface WireRequest {
 }
 
 /** A body that writes itself into the answer's buffer, so it needs no buffer of its own. */
-export interface BodyWriter {
-  readonly byteLength: number;
-  writeTo(out: Buffer, at: number): void;
+export abstract class BodyWriter {
+  abstract readonly byteLength: number;
+  abstract writeTo(out: Buffer, at: number): void;
 }
 
 export interface WireReply {
