@@ -120,18 +120,18 @@ export class KeyService {
     let anyShredded = false;
     let derivedNow = 0;
     for (const category of categories) {
-      const entry = keychain.categories.get(category);
-      if (entry === undefined) {
+      const versions = keychain.versions(category);
+      if (versions === undefined) {
         result.push({ category, status: 'not_found', keys: [] });
         continue;
       }
-      if (entry.versions.length === 0) {
+      if (versions.length === 0) {
         anyShredded = true;
         result.push({ category, status: 'shredded', keys: [] });
         continue;
       }
       anyLive = true;
-      const keys = entry.versions.map(({ version, rootKey }) => {
+      const keys = versions.map(({ version, rootKey }) => {
         derivedNow++;
         const key = deriveKey(rootKey, service.derivationKey, {
           serviceId: service.serviceId,
@@ -139,6 +139,7 @@ export class KeyService {
           category,
           version,
         });
+        rootKey.wipe();
         return { version, key };
       });
       result.push({ category, status: 'ok', keys });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Keychain, KeychainSource } from '../keychain.js';
+import { Keychain, type KeychainSource } from '../keychain.js';
 import { Metrics } from '../metrics.js';
 import { L1Cache } from './l1.js';
 
@@ -11,7 +11,7 @@ class CountingSource implements KeychainSource {
   hold: Promise<void> | undefined;
   async get(userId: string): Promise<Keychain> {
     this.reads++;
-    const keychain = { userId, readAt: this.readAt, categories: new Map(), rendered: [] };
+    const keychain = Keychain.pack(userId, this.readAt, new Map());
     if (this.hold !== undefined) await this.hold;
     return keychain;
   }

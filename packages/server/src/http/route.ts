@@ -1,3 +1,4 @@
+import { internRenderedId } from '../keychain.js';
 import { CATEGORY_PATTERN, isCategory, isUserId, PadlockError, USER_ID_PATTERN } from '@padlock/core';
 import type { KeyService } from '../keys.js';
 import type { Metrics } from '../metrics.js';
@@ -88,14 +89,20 @@ export function categoryFrom(value: unknown, where: string, configured: readonly
  */
 const everyReadable = new WeakMap<Service, CategoryChoice>();
 
-/** Categories chosen for a read, with an id unique to the service and the list (a cache key). */
+/**
+ * Categories chosen for a read, with an id unique to the service and the list
+ * (a cache key), and that id's number in the table of kept answers (-1: none
+ * are kept for it; see keychain.ts).
+ */
 export interface CategoryChoice {
   readonly list: readonly string[];
   readonly id: string;
+  readonly renderedId: number;
 }
 
 function choice(service: Service, list: readonly string[]): CategoryChoice {
-  return { list, id: `${service.serviceId}\n${list.join(',')}` };
+  const id = `${service.serviceId}\n${list.join(',')}`;
+  return { list, id, renderedId: internRenderedId(id) };
 }
 
 /**

@@ -53,9 +53,8 @@ describe('renderKeys', () => {
     fc.assert(
       fc.property(derivedKeychain, fc.integer({ min: 1, max: 6 }), fc.nat(), (derived, width, seed) => {
         const age = seed % 10 ** width;
-        const rendered = renderKeys(derived, 'svc\nprofile', width);
+        const rendered = renderKeys(derived, width);
         assert.equal(rendered.status, derived.status);
-        assert.equal(rendered.id, 'svc\nprofile');
         const body = renderedBody(rendered, age).toString('latin1');
         const expected = JSON.stringify(keychainJson({ ...derived, maxAgeSeconds: age }));
         // Only the slot's leading spaces differ from JSON.stringify, and JSON allows them.
@@ -70,7 +69,6 @@ describe('renderKeys', () => {
   it('refuses a maxAgeSeconds wider than its slot instead of writing outside it', () => {
     const rendered = renderKeys(
       { userId: 'u', status: 'ok', maxAgeSeconds: 0, categories: [{ category: 'c', status: 'shredded', keys: [] }] },
-      'x',
       2,
     );
     assert.equal(

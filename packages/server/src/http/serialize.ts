@@ -74,14 +74,11 @@ export function writeBase64url(bytes: Uint8Array, out: Buffer, offset: number): 
   return at;
 }
 
-/** At most this many answers are kept per keychain (one per service and choice of categories). */
-const RENDERED_PER_KEYCHAIN = 4;
-
 /**
  * Renders JSON.stringify(keychainJson(derived)) into a buffer of its own, with
  * `width` spaces in place of the maxAgeSeconds value (see RenderedKeys).
  */
-export function renderKeys(derived: DerivedKeychain, id: string, width: number, kept = true): RenderedKeys {
+export function renderKeys(derived: DerivedKeychain, width: number): RenderedKeys {
   // Texts and keys alternate: texts[i] is followed by keys[i] when there is one. Everything but the
   // keys is ASCII from validated grammars; JSON.stringify quotes it all the same.
   const head = `{"userId":${JSON.stringify(derived.userId)},"status":${JSON.stringify(derived.status)},"maxAgeSeconds":`;
@@ -106,9 +103,8 @@ export function renderKeys(derived: DerivedKeychain, id: string, width: number, 
   let size = head.length;
   for (const t of texts) size += t.length;
   for (const k of keys) size += base64urlLength(k.length);
-  // Kept: its own memory, not a slice of Node's shared pool (a kept slice would keep a whole pool
-  // alive). Used once: from the pool, which is cheaper than a buffer of its own.
-  const out = kept ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
+  // From Node's pool: a keychain that keeps the answer copies it into its own buffer.
+  const out = Buffer.allocUnsafe(size);
   let at = out.write(head, 0, 'latin1');
   const slot = at;
   texts.forEach((t, i) => {
@@ -117,7 +113,7 @@ export function renderKeys(derived: DerivedKeychain, id: string, width: number, 
     if (key !== undefined) at = writeBase64url(key, out, at);
   });
   if (at !== size) throw new Error(`rendered ${at} bytes of ${size}`);
-  return { id, status: derived.status, bytes: out, slot, width };
+  return { status: derived.status, bytes: out, start: 0, length: size, slot, width };
 }
 
 /** Writes maxAgeSeconds, right-aligned, into the slot of a rendered answer copied to `out` at `at`. */
@@ -146,18 +142,19 @@ export class RenderedBody extends BodyWriter {
   }
 
   get byteLength(): number {
-    return this.rendered.bytes.length;
+    return this.rendered.length;
   }
 
   writeTo(out: Buffer, at: number): void {
-    out.set(this.rendered.bytes, at);
+    const { bytes, start, length } = this.rendered;
+    bytes.copy(out, at, start, start + length);
     writeMaxAge(out, at, this.rendered, this.maxAgeSeconds);
   }
 }
 
 /** The rendered answer with its maxAgeSeconds filled in, as a buffer of its own. */
 export function renderedBody(rendered: RenderedKeys, maxAgeSeconds: number): Buffer {
-  const out = Buffer.allocUnsafe(rendered.bytes.length);
+  const out = Buffer.allocUnsafe(rendered.length);
   new RenderedBody(rendered, maxAgeSeconds).writeTo(out, 0);
   return out;
 }
@@ -174,15 +171,17 @@ export function renderedKeys(
   keychain: Keychain,
   categories: CategoryChoice,
 ): RenderedKeys {
-  const id = categories.id;
-  for (const rendered of keychain.rendered) if (rendered.id === id) return rendered;
-  const derived = keys.derive(service, keychain.userId, keychain, categories.list);
-  const kept = keys.cachesKeychains;
-  const rendered = renderKeys(derived, id, keys.maxAgeWidth, kept);
-  for (const c of derived.categories) for (const k of c.keys) k.key.wipe();
+  const id = categories.renderedId;
+  const kept = keys.cachesKeychains && id >= 0;
   if (kept) {
-    if (keychain.rendered.length >= RENDERED_PER_KEYCHAIN) keychain.rendered.shift();
-    keychain.rendered.push(rendered);
+    const found = keychain.rendered(id);
+    if (found !== undefined) return found;
   }
-  return rendered;
+  const derived = keys.derive(service, keychain.userId, keychain, categories.list);
+  const rendered = renderKeys(derived, keys.maxAgeWidth);
+  for (const c of derived.categories) for (const k of c.keys) k.key.wipe();
+  if (!kept) return rendered;
+  const copy = keychain.keepRendered(id, rendered);
+  rendered.bytes.fill(0, rendered.start, rendered.start + rendered.length);
+  return copy;
 }

@@ -53,7 +53,7 @@ export const batchGet: Route = {
         const keychain = found[i] ?? null;
         const r = keychain === null ? undefined : renderedKeys(app.keys, service!, keychain, categories);
         const item = r?.status === 'ok' ? r : `{"userId":${JSON.stringify(id)},"status":"${r?.status ?? 'not_found'}"}`;
-        size += typeof item === 'string' ? item.length : item.bytes.length;
+        size += item.length;
         rendered.push(item);
       });
       const out = Buffer.allocUnsafe(size);
@@ -65,9 +65,9 @@ export const batchGet: Route = {
         if (typeof item === 'string') {
           at += out.write(item, at, 'latin1');
         } else {
-          out.set(item.bytes, at);
+          item.bytes.copy(out, at, item.start, item.start + item.length);
           writeMaxAge(out, at, item, app.keys.maxAgeSeconds(found[i]!, now));
-          at += item.bytes.length;
+          at += item.length;
         }
       });
       out.set(RESULTS_CLOSE, at);
