@@ -192,11 +192,6 @@ export class Keychain {
     return { ...rendered, bytes: out, start: at };
   }
 
-  /** Bytes this keychain holds outside the JS heap (for tests and the memory benchmark). */
-  get byteLength(): number {
-    return this.#bytes.length;
-  }
-
   toString(): string {
     return `[Keychain ${this.userId}]`;
   }

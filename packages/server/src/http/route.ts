@@ -1,5 +1,5 @@
-import { internRenderedId } from '../keychain.js';
 import { CATEGORY_PATTERN, isCategory, isUserId, PadlockError, USER_ID_PATTERN } from '@padlock/core';
+import { internRenderedId } from '../keychain.js';
 import type { KeyService } from '../keys.js';
 import type { Metrics } from '../metrics.js';
 import type { Service } from '../services.js';
