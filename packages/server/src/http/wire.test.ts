@@ -427,6 +427,50 @@ describe('HTTP/1.1 wire layer', () => {
     socket.destroy();
   });
 
+  it('reads every connection into the shared read buffer on this Node.js', async () => {
+    seen = [];
+    await raw([GET('/adopted')]);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.connection.adopted, true, 'sockets are read the slow way (one allocation per read)');
+  });
+
+  it('keeps what it holds between reads intact while other connections reuse the read buffer', async () => {
+    // Eight clients send a head, a body and a pipelined request in pieces, interleaved, and their
+    // answers are held back: every piece a connection keeps (a partial head, a body, a waiting
+    // request) must survive reads by the others into the same buffer.
+    delayMs = 30;
+    try {
+      const clients = Array.from({ length: 8 }, (_, i) => {
+        const body = `body of client ${i} `.repeat(3 + i);
+        const request =
+          `POST /client/${i} HTTP/1.1\r\nHost: t\r\nContent-Length: ${body.length}\r\n\r\n${body}` + GET(`/after/${i}`);
+        const bodyAt = request.indexOf('\r\n\r\n') + 4;
+        // A piece of the head; the rest of it and a little body; body only; the rest.
+        const cut = [0, 20 + i, bodyAt + 5, bodyAt + 25 + i, request.length - 10, request.length];
+        return { i, body, parts: cut.slice(1).map((end, k) => request.slice(cut[k], end)) };
+      });
+      const results = await Promise.all(
+        clients.map(async ({ i, parts }) => {
+          await sleep(i);
+          return raw(parts, { gapMs: 4, waitMs: 600 });
+        }),
+      );
+      results.forEach((r, i) => {
+        const got = answers(r.text).map((a) => JSON.parse(a.body) as Echo);
+        assert.deepEqual(
+          got.map((e) => [e.target, e.body]),
+          [
+            [`/client/${i}`, clients[i]!.body],
+            [`/after/${i}`, ''],
+          ],
+          `client ${i}`,
+        );
+      });
+    } finally {
+      delayMs = 0;
+    }
+  });
+
   it('interoperates with node:http as a client (keep-alive, chunked body)', async () => {
     const reply = await new Promise<string>((resolve, reject) => {
       const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/node' }, (res) => {

@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, Socket, type Server, type SocketConstructorOpts } from 'node:net';
 
 /*
  * HTTP/1.1 on a plain TCP socket: Padlock's own server side of the protocol,
@@ -91,16 +91,36 @@ const REASONS: Readonly<Record<number, string>> = {
 
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
-const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\/[\x21-\x7e]*) HTTP\/1\.([01])$/;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** A field value: visible characters, spaces and tabs, obs-text; no control characters (so no CR or LF). */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const DIGITS = /^[0-9]{1,15}$/;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,8})(?:[\t ]*;[\t\x20-\x7e\x80-\xff]*)?$/;
 /** Fields that must not repeat: a second value would make the request ambiguous. */
 const SINGLE = new Set(['host', 'authorization', 'content-type', 'content-length']);
 
-class BadRequest extends Error {
+/** Character classes by code (latin1, so 0-255): tchar of RFC 9110 section 5.6.2, and field-value characters. */
+const TOKEN_CHAR = new Uint8Array(256);
+const FIELD_VALUE_CHAR = new Uint8Array(256);
+for (let c = 0; c < 256; c++) {
+  TOKEN_CHAR[c] = /[!#$%&'*+.^_`|~0-9A-Za-z-]/.test(String.fromCharCode(c)) ? 1 : 0;
+  // Visible characters, spaces and tabs, obs-text; no control characters (so no CR or LF).
+  FIELD_VALUE_CHAR[c] = c === 9 || (c >= 0x20 && c <= 0x7e) || c >= 0x80 ? 1 : 0;
+}
+
+/** Field names most requests carry, lower-case: matched in place, so no string is made for them. */
+const KNOWN_FIELDS = [
+  'host',
+  'accept',
+  'expect',
+  'connection',
+  'user-agent',
+  'content-type',
+  'authorization',
+  'content-length',
+  'accept-encoding',
+  'transfer-encoding',
+];
+const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'PATCH', 'OPTIONS'];
+
+export class BadRequest extends Error {
   constructor(
     readonly status: 400 | 431,
     message: string,
@@ -109,30 +129,165 @@ class BadRequest extends Error {
   }
 }
 
-/** `name: value` with optional whitespace around the value (none before the colon), or undefined. */
-function parseField(line: string): { name: string; value: string } | undefined {
-  const colon = line.indexOf(':');
-  if (colon <= 0) return undefined;
-  const name = line.slice(0, colon);
-  if (!TOKEN.test(name)) return undefined;
-  let start = colon + 1;
-  let end = line.length;
-  while (start < end && (line.charCodeAt(start) === 32 || line.charCodeAt(start) === 9)) start++;
-  while (end > start && (line.charCodeAt(end - 1) === 32 || line.charCodeAt(end - 1) === 9)) end--;
-  const value = line.slice(start, end);
-  return FIELD_VALUE.test(value) ? { name, value } : undefined;
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9;
 }
 
+function isToken(text: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  // Codes above 255 index past the table: undefined, so not a token.
+  for (let i = from; i < to; i++) if (!TOKEN_CHAR[text.charCodeAt(i)]) return false;
+  return true;
+}
+
+/** The colon of a `name: value` line in text[from, to): a token before it, nothing else; -1 when there is none. */
+function fieldColon(text: string, from: number, to: number): number {
+  const colon = text.indexOf(':', from);
+  return colon === -1 || colon >= to || !isToken(text, from, colon) ? -1 : colon;
+}
+
+/** The field name text[from, to), lower-case (one of KNOWN_FIELDS when it is one, without a new string). */
+function fieldName(text: string, from: number, to: number): string {
+  const length = to - from;
+  for (const known of KNOWN_FIELDS) {
+    if (known.length !== length) continue;
+    let i = 0;
+    for (; i < length; i++) {
+      const c = text.charCodeAt(from + i);
+      const k = known.charCodeAt(i);
+      if (c !== k && !(c >= 65 && c <= 90 && c + 32 === k)) break;
+    }
+    if (i === length) return known;
+  }
+  return text.slice(from, to).toLowerCase();
+}
+
+/** The method token text[0, length) when it is a common one (no new string), else undefined. */
+function knownMethod(text: string, length: number): string | undefined {
+  for (const method of METHODS) if (method.length === length && text.startsWith(method)) return method;
+  return undefined;
+}
+
+/** True for a valid `name: value` line (a trailer field): a token, a colon, a value without control characters. */
+function isField(line: string): boolean {
+  const colon = fieldColon(line, 0, line.length);
+  if (colon === -1) return false;
+  for (let i = colon + 1; i < line.length; i++) if (!FIELD_VALUE_CHAR[line.charCodeAt(i)]) return false;
+  return true;
+}
+
+/** A request's head: request line and header fields (names lower-case, list fields joined with ", "). */
+export interface ParsedHead {
+  readonly method: string;
+  readonly target: string;
+  readonly http10: boolean;
+  readonly headers: Map<string, string>;
+}
+
+/**
+ * Parses a head (without its final CRLFCRLF) in one pass over its characters, with no split or
+ * regular expression: every request pays for this, and what the split-and-match version
+ * allocated (lines, matches, field objects) was a tenth of a request's garbage. Throws
+ * BadRequest; the framing fields are checked by the caller.
+ */
+export function parseHead(head: string): ParsedHead {
+  const lineEnd = head.indexOf('\r\n');
+  const requestLineEnd = lineEnd === -1 ? head.length : lineEnd;
+  // method SP origin-form SP HTTP/1.x
+  const space = head.indexOf(' ');
+  const targetEnd = space <= 0 || space >= requestLineEnd ? -1 : head.indexOf(' ', space + 1);
+  if (
+    targetEnd === -1 ||
+    targetEnd !== requestLineEnd - 9 ||
+    !isToken(head, 0, space) ||
+    head.charCodeAt(space + 1) !== 47 /* / */ ||
+    !head.startsWith(' HTTP/1.', targetEnd)
+  ) {
+    throw new BadRequest(400, 'the request line is not valid HTTP/1.1');
+  }
+  for (let i = space + 2; i < targetEnd; i++) {
+    const c = head.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) throw new BadRequest(400, 'the request line is not valid HTTP/1.1');
+  }
+  const minor = head.charCodeAt(requestLineEnd - 1);
+  if (minor !== 48 && minor !== 49) throw new BadRequest(400, 'the request line is not valid HTTP/1.1');
+  const headers = new Map<string, string>();
+  for (let start = requestLineEnd + 2; start <= head.length;) {
+    let end = head.indexOf('\r\n', start);
+    if (end === -1) end = head.length;
+    const colon = fieldColon(head, start, end);
+    if (colon === -1) throw new BadRequest(400, 'a header field is not valid HTTP/1.1');
+    const name = fieldName(head, start, colon);
+    let from = colon + 1;
+    let to = end;
+    while (from < to && isBlank(head.charCodeAt(from))) from++;
+    while (to > from && isBlank(head.charCodeAt(to - 1))) to--;
+    for (let i = from; i < to; i++) {
+      if (!FIELD_VALUE_CHAR[head.charCodeAt(i)]) throw new BadRequest(400, 'a header field is not valid HTTP/1.1');
+    }
+    const value = head.slice(from, to);
+    const seen = headers.get(name);
+    if (seen === undefined) headers.set(name, value);
+    else if (SINGLE.has(name)) {
+      if (name !== 'content-length' || seen !== value) throw new BadRequest(400, `the ${name} header is repeated`);
+    } else headers.set(name, `${seen}, ${value}`);
+    start = end + 2;
+  }
+  return {
+    method: knownMethod(head, space) ?? head.slice(0, space),
+    target: head.slice(space + 1, targetEnd),
+    http10: minor === 48,
+    headers,
+  };
+}
+
+/** The date field's value as bytes (29 of them, RFC 9110 IMF-fixdate), made once a second. */
 let dateSecond = 0;
-let dateText = '';
-function httpDate(): string {
+let dateBytes = Buffer.alloc(0);
+function httpDate(): Buffer {
   const now = Date.now();
   const second = Math.floor(now / 1000);
   if (second !== dateSecond) {
     dateSecond = second;
-    dateText = new Date(now).toUTCString();
+    dateBytes = Buffer.from(new Date(now).toUTCString(), 'latin1');
   }
-  return dateText;
+  return dateBytes;
+}
+
+/**
+ * An answer's head is four constant pieces and two variable ones: `HTTP/1.1 <status> <reason>
+ * content-type: <type> content-length: ` (made once per status and type), the length's digits,
+ * `cache-control: no-store date: `, the date, then the connection fields. They are copied as
+ * bytes into the answer's buffer: building the head as a string cost a tenth of what a request
+ * allocated.
+ */
+const headStarts = new Map<string, Map<number, Buffer>>();
+const HEAD_MIDDLE = Buffer.from('\r\ncache-control: no-store\r\ndate: ', 'latin1');
+const CRLF = Buffer.from('\r\n', 'latin1');
+const CLOSE_FIELDS = Buffer.from('connection: close\r\n\r\n', 'latin1');
+
+function headStart(status: number, contentType: string): Buffer {
+  let byStatus = headStarts.get(contentType);
+  let start = byStatus?.get(status);
+  if (start !== undefined) return start;
+  start = Buffer.from(
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Unknown'}\r\ncontent-type: ${contentType}\r\ncontent-length: `,
+    'latin1',
+  );
+  // Statuses and content types come from the routes, a handful of each; the bound is a safeguard.
+  if (byStatus === undefined && headStarts.size < 64)
+    headStarts.set(contentType, (byStatus = new Map<number, Buffer>()));
+  if (byStatus !== undefined && byStatus.size < 64) byStatus.set(status, start);
+  return start;
+}
+
+function decimalDigits(value: number): number {
+  let digits = 1;
+  while (value >= 10) {
+    value = Math.floor(value / 10);
+    digits++;
+  }
+  return digits;
 }
 
 type State = 'idle' | 'head' | 'body' | 'busy' | 'closing' | 'closed';
@@ -142,6 +297,8 @@ export class WireConnection {
   note: unknown;
   #state: State = 'idle';
   #buffer: Buffer | undefined;
+  /** #buffer is a view of the shared read buffer (only during onBytes): copied if it outlives the call. */
+  #borrowed = false;
   /** Where to resume the search for the end of the head. */
   #scanFrom = 0;
   /** When the current state times out (performance.now() ms); Infinity while busy. */
@@ -169,10 +326,12 @@ export class WireConnection {
   constructor(
     readonly socket: Socket,
     private readonly server: WireServer,
+    /** True when the socket reads into the shared read buffer (see adopt()). */
+    readonly adopted: boolean,
   ) {
     this.#deadline = performance.now() + server.options.keepAliveTimeoutMs;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (!adopted) socket.on('data', (chunk: Buffer) => this.#onData(chunk, false));
     socket.on('error', () => socket.destroy());
     socket.on('end', () => {
       this.#peerEnded = true;
@@ -183,8 +342,13 @@ export class WireConnection {
       this.#buffer = undefined;
       this.#chunks = NO_CHUNKS;
       this.note = undefined;
-      server.connections.delete(this);
+      server.closed(this);
     });
+  }
+
+  /** Bytes read into the shared read buffer: valid only during this call. */
+  onBytes(bytes: Buffer): void {
+    this.#onData(bytes, true);
   }
 
   /** No request is being read or answered, and none is waiting in the buffer. */
@@ -228,16 +392,25 @@ export class WireConnection {
     const isBuffer = Buffer.isBuffer(body);
     // Each branch reads one shape's property (a shared read site turned polymorphic: 2 % of a lookup).
     const length = isBuffer ? body.length : body.byteLength;
-    const head =
-      `HTTP/1.1 ${reply.status} ${REASONS[reply.status] ?? 'Unknown'}\r\n` +
-      `content-type: ${reply.contentType}\r\ncontent-length: ${length}\r\n` +
-      `cache-control: no-store\r\ndate: ${httpDate()}\r\n` +
-      (close ? 'connection: close\r\n\r\n' : this.server.keepAliveHeader);
-    const out = Buffer.allocUnsafe(head.length + (headOnly ? 0 : length));
-    out.write(head, 0, 'latin1');
+    const start = headStart(reply.status, reply.contentType);
+    const digits = decimalDigits(length);
+    const date = httpDate();
+    const fields = close ? CLOSE_FIELDS : this.server.keepAliveFields;
+    const headLength = start.length + digits + HEAD_MIDDLE.length + date.length + CRLF.length + fields.length;
+    const out = Buffer.allocUnsafe(headLength + (headOnly ? 0 : length));
+    out.set(start, 0);
+    let at = start.length + digits;
+    for (let rest = length, i = at - 1; i >= start.length; i--, rest = Math.floor(rest / 10)) out[i] = 48 + (rest % 10);
+    out.set(HEAD_MIDDLE, at);
+    at += HEAD_MIDDLE.length;
+    out.set(date, at);
+    at += date.length;
+    out.set(CRLF, at);
+    at += CRLF.length;
+    out.set(fields, at);
     if (!headOnly) {
-      if (isBuffer) out.set(body, head.length);
-      else body.writeTo(out, head.length);
+      if (isBuffer) out.set(body, headLength);
+      else body.writeTo(out, headLength);
     }
     // Answers leave once the loop has handled every request that had arrived: all answers to a
     // client that pipelines in one write, as from node:http, and the answers to many clients
@@ -283,10 +456,20 @@ export class WireConnection {
     if (this.#paused) this.socket.resume();
   }
 
-  #onData(chunk: Buffer): void {
+  #onData(chunk: Buffer, borrowed: boolean): void {
     if (this.#state === 'closing' || this.#state === 'closed') return;
-    this.#buffer = this.#buffer === undefined ? chunk : Buffer.concat([this.#buffer, chunk]);
+    if (this.#buffer === undefined) {
+      this.#buffer = chunk;
+      this.#borrowed = borrowed;
+    } else {
+      this.#buffer = Buffer.concat([this.#buffer, chunk]);
+      this.#borrowed = false;
+    }
     if (this.#state !== 'busy' && !this.#blocked) this.#advance();
+    // What is left (a partial request, or pipelined ones waiting for this answer) is kept: copied
+    // out of the shared read buffer, which the next read overwrites.
+    if (this.#borrowed && this.#buffer !== undefined) this.#buffer = Buffer.from(this.#buffer);
+    this.#borrowed = false;
     this.#flowControl();
   }
 
@@ -375,24 +558,10 @@ export class WireConnection {
   }
 
   #parseHead(head: string): void {
-    const lines = head.split('\r\n');
-    const line = REQUEST_LINE.exec(lines[0]!);
-    if (line === null) throw new BadRequest(400, 'the request line is not valid HTTP/1.1');
-    this.#method = line[1]!;
-    this.#target = line[2]!;
-    this.#http10 = line[3] === '0';
-    const headers = new Map<string, string>();
-    for (let i = 1; i < lines.length; i++) {
-      const field = parseField(lines[i]!);
-      if (field === undefined) throw new BadRequest(400, 'a header field is not valid HTTP/1.1');
-      const name = field.name.toLowerCase();
-      const value = field.value;
-      const seen = headers.get(name);
-      if (seen === undefined) headers.set(name, value);
-      else if (SINGLE.has(name)) {
-        if (name !== 'content-length' || seen !== value) throw new BadRequest(400, `the ${name} header is repeated`);
-      } else headers.set(name, `${seen}, ${value}`);
-    }
+    const { method, target, http10, headers } = parseHead(head);
+    this.#method = method;
+    this.#target = target;
+    this.#http10 = http10;
     this.#headers = headers;
     if (!this.#http10 && !headers.has('host')) throw new BadRequest(400, 'the host header is missing');
     const connection = headers.get('connection');
@@ -492,7 +661,7 @@ export class WireConnection {
       } else if (line === '') {
         this.#dispatch(true, false);
         return this.#state !== 'busy';
-      } else if (parseField(line) === undefined) {
+      } else if (!isField(line)) {
         throw new BadRequest(400, 'a trailer field is not valid HTTP/1.1');
       } else if ((this.#trailerBytes += eol + 2) > this.server.options.maxHeadBytes) {
         throw new BadRequest(431, 'the request trailers are too large');
@@ -534,7 +703,9 @@ export class WireConnection {
     this.server.onRequest(request);
   }
 
-  #addChunk(chunk: Buffer): void {
+  #addChunk(bytes: Buffer): void {
+    // A body is kept until its request is handled, which may be after the read buffer is reused.
+    const chunk = this.#borrowed ? Buffer.from(bytes) : bytes;
     if (this.#chunks === NO_CHUNKS) this.#chunks = [chunk];
     else (this.#chunks as Buffer[]).push(chunk);
   }
@@ -555,6 +726,42 @@ function uncork(connection: WireConnection): void {
   connection.uncork();
 }
 
+/**
+ * Every connection reads into this one buffer, and its bytes are handled before the next read
+ * (WireConnection copies what it must keep). A socket of node:net otherwise reads into a fresh
+ * 64 KiB allocation per read and wraps what it read in a new ArrayBuffer: malloc took a tenth of
+ * a warm lookup's CPU (perf), and sweeping those ArrayBuffers was most of each young-generation
+ * GC's pause.
+ */
+const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
+
+/**
+ * The accepted socket's handle moved to a socket that reads into READ_BUFFER (net.Socket's onread
+ * option, which net.Server does not offer for the sockets it accepts), or undefined when this
+ * Node.js does not allow it: the accepted socket is then used as it is. Relies on the handle
+ * option of net.Socket and the _handle property, which net itself uses to pass handles
+ * (wire.test.ts checks that sockets are adopted on the Node.js that runs the tests).
+ */
+function adopt(accepted: Socket, onBytes: (bytes: Buffer) => void): Socket | undefined {
+  const inner = accepted as unknown as { _handle?: { readStart?: unknown } | null };
+  const handle = inner._handle;
+  if (handle === null || handle === undefined || typeof handle.readStart !== 'function') return undefined;
+  let adopted: Socket;
+  try {
+    adopted = new Socket({
+      handle,
+      allowHalfOpen: true,
+      onread: { buffer: READ_BUFFER, callback: (read: number) => onBytes(READ_BUFFER.subarray(0, read)) },
+    } as SocketConstructorOpts);
+  } catch {
+    return undefined;
+  }
+  // The accepted socket gives up its handle, then is destroyed, which closes nothing.
+  inner._handle = null;
+  accepted.destroy();
+  return adopted;
+}
+
 export interface WireHandlers {
   onRequest(request: WireRequest): void;
   /** Answer a request that could not be framed (call connection.respond); the connection then closes. */
@@ -565,20 +772,29 @@ export interface WireHandlers {
 export class WireServer {
   readonly net: Server;
   readonly connections = new Set<WireConnection>();
-  readonly keepAliveHeader: string;
+  /** The connection fields of a keep-alive answer, ending the head. */
+  readonly keepAliveFields: Buffer;
   /** Set by closeGracefully(): every answer from now on closes its connection. */
   closing = false;
   readonly #sweep: NodeJS.Timeout;
+  #allClosed: (() => void) | undefined;
 
   constructor(
     readonly options: WireOptions,
     private readonly handlers: WireHandlers,
   ) {
-    this.keepAliveHeader = `connection: keep-alive\r\nkeep-alive: timeout=${Math.max(1, Math.floor(options.keepAliveTimeoutMs / 1000))}\r\n\r\n`;
+    this.keepAliveFields = Buffer.from(
+      `connection: keep-alive\r\nkeep-alive: timeout=${Math.max(1, Math.floor(options.keepAliveTimeoutMs / 1000))}\r\n\r\n`,
+      'latin1',
+    );
     // allowHalfOpen: a client that half-closes after its request still gets the answer, and
-    // one that half-closes in the middle of a request gets a 400 saying so.
-    this.net = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
-      this.connections.add(new WireConnection(socket, this));
+    // one that half-closes in the middle of a request gets a 400 saying so. pauseOnConnect: no
+    // read starts before the socket is adopted (adopt()).
+    this.net = createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+      const adopted = adopt(socket, (bytes) => connection.onBytes(bytes));
+      const connection = new WireConnection(adopted ?? socket, this, adopted !== undefined);
+      if (adopted === undefined) socket.resume();
+      this.connections.add(connection);
     });
     this.#sweep = setInterval(() => {
       const now = performance.now();
@@ -606,15 +822,23 @@ export class WireServer {
     });
   }
 
+  /** Called by a connection once its socket has closed. */
+  closed(connection: WireConnection): void {
+    this.connections.delete(connection);
+    if (this.connections.size === 0 && this.#allClosed !== undefined) this.#allClosed();
+  }
+
   /** Stops accepting; resolves once every connection has closed. */
   stopAccepting(): Promise<void> {
     this.closing = true;
-    return new Promise((resolve) => {
-      this.net.close(() => {
-        clearInterval(this.#sweep);
-        resolve();
-      });
+    // net.Server counts only the sockets it made, and adopted connections are not those: wait for
+    // the listener to close, then for this server's own set of connections to empty.
+    const listenerClosed = new Promise<void>((resolve) => this.net.close(() => resolve()));
+    const allClosed = new Promise<void>((resolve) => {
+      if (this.connections.size === 0) resolve();
+      else this.#allClosed = resolve;
     });
+    return Promise.all([listenerClosed, allClosed]).then(() => clearInterval(this.#sweep));
   }
 
   closeIdleConnections(): void {

@@ -1,5 +1,14 @@
 import { PadlockError } from '@padlock/core';
-import { categoriesQuery, readableCategories, userIdFrom, type Reply, type Route } from '../http/route.js';
+import {
+  categoriesQuery,
+  readableCategories,
+  userIdFrom,
+  type AppContext,
+  type CategoryChoice,
+  type Reply,
+  type Route,
+} from '../http/route.js';
+import type { Service } from '../services.js';
 import type { Keychain } from '../keychain.js';
 import { RenderedBody, renderedKeys } from '../http/serialize.js';
 
@@ -31,22 +40,28 @@ export const getKeys: Route = {
   },
   handle({ params, query, service, app }) {
     const userId = userIdFrom(params['userId'], 'userId');
-    for (const name of query.keys()) {
-      if (name !== 'categories') throw new PadlockError('INVALID_QUERY', `unknown query parameter "${name}"`);
+    let named: string[] | undefined;
+    if (query.size > 0) {
+      for (const name of query.keys()) {
+        if (name !== 'categories') throw new PadlockError('INVALID_QUERY', `unknown query parameter "${name}"`);
+      }
+      named = categoriesQuery(query);
     }
-    const categories = readableCategories(service!, categoriesQuery(query), app.keys.categories, 'categories');
-    const answer = (keychain: Keychain | null): Reply => {
-      if (keychain === null) throw new PadlockError('KEYCHAIN_NOT_FOUND');
-      const rendered = renderedKeys(app.keys, service!, keychain, categories);
-      if (rendered.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
-      return {
-        status: 200,
-        body: new RenderedBody(rendered, app.keys.maxAgeSeconds(keychain)),
-        contentType: 'application/json',
-      };
-    };
+    const categories = readableCategories(service!, named, app.keys.categories, 'categories');
     // A cache hit answers in this turn of the loop, without a promise.
     const cached = app.keys.peek(userId);
-    return cached !== undefined ? answer(cached) : app.keys.get(userId).then(answer);
+    if (cached !== undefined) return answer(app, service!, cached, categories);
+    return app.keys.get(userId).then((keychain) => answer(app, service!, keychain, categories));
   },
 };
+
+function answer(app: AppContext, service: Service, keychain: Keychain | null, categories: CategoryChoice): Reply {
+  if (keychain === null) throw new PadlockError('KEYCHAIN_NOT_FOUND');
+  const rendered = renderedKeys(app.keys, service, keychain, categories);
+  if (rendered.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');
+  return {
+    status: 200,
+    body: new RenderedBody(rendered, app.keys.maxAgeSeconds(keychain)),
+    contentType: 'application/json',
+  };
+}
