@@ -13,7 +13,17 @@ import {
   sqlitePreloadSample,
 } from './lib/fixtures.mjs';
 import { Histogram } from './lib/histogram.mjs';
-import { atExit, cpuPressureUs, cpuSeconds, machineCpu, rssBytes, runLoad, startNode, stop } from './lib/processes.mjs';
+import {
+  atExit,
+  cpuPressureUs,
+  cpuSeconds,
+  machineCpu,
+  rssBytes,
+  runLoad,
+  runLoadGo,
+  startNode,
+  stop,
+} from './lib/processes.mjs';
 import { topSelfTime } from './lib/profile.mjs';
 import { describeMachine, markdown } from './lib/report.mjs';
 import { userId } from './lib/workload.mjs';
@@ -41,7 +51,8 @@ const HELP = `usage: node bench/run.mjs [options]   (npm run bench -- [options])
   --cassandra-wait S   when a Cassandra node this run did not start is running, wait up to S seconds
                        for it to go away before skipping the Cassandra scenarios (default 0)
   --keep-cassandra     leave the Cassandra node this run started running at the end
-  --spin-sender        open loop: poll between sends instead of sleeping on 1 ms timers (sends leave within
+  --open-generator G   open-loop rows: go (bench/loadgen-go, built here; the default) or node (bench/loadgen.mjs)
+  --spin-sender        open loop (node generator): poll between sends instead of sleeping on 1 ms timers (sends leave within
                        microseconds, but the generator keeps a core busy that the server would otherwise get)
 `;
 
@@ -59,6 +70,7 @@ const { values: opts } = parseArgs({
     'cassandra-wait': { type: 'string', default: '0' },
     'keep-cassandra': { type: 'boolean', default: false },
     'spin-sender': { type: 'boolean', default: false },
+    'open-generator': { type: 'string', default: 'go' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -79,6 +91,26 @@ const stamp = startedAt.toISOString().replace(/[:]/g, '-').replace(/\..*/, '');
 const runDir = join(tmpDir, stamp);
 mkdirSync(runDir, { recursive: true });
 mkdirSync(cacheDir, { recursive: true });
+
+/**
+ * The open-loop generator: bench/loadgen-go, built here when Go is installed (--open-generator go,
+ * the default), else bench/loadgen.mjs (--open-generator node), whose 1 ms timers and event loop
+ * put a floor of several ms under every p99 it measures on two cores.
+ */
+function buildGoLoadgen() {
+  if (opts['open-generator'] !== 'go') return undefined;
+  const out = join(tmpDir, 'loadgen-go');
+  const built = spawnSync('go', ['build', '-o', out, '.'], { cwd: join(root, 'bench/loadgen-go'), encoding: 'utf8' });
+  if (built.error !== undefined || built.status !== 0) {
+    process.stderr.write(
+      `bench: cannot build bench/loadgen-go (${built.error?.message ?? built.stderr.trim()}); open-loop rows use bench/loadgen.mjs\n`,
+    );
+    return undefined;
+  }
+  return out;
+}
+const goLoadgen = buildGoLoadgen();
+let openJobs = 0;
 
 const S = {
   // The population every throughput scenario draws from; memcached from scripts/memcached/start.sh
@@ -144,6 +176,7 @@ const run = {
   profile: opts.profile,
   machine: describeMachine(root),
   settings: S,
+  openGenerator: goLoadgen === undefined ? 'node' : 'go',
   rows: [],
   targets: [],
   skipped: [],
@@ -336,11 +369,11 @@ async function load(server, job) {
   // The measured window on the system's monotonic clock (for the CPU profile); the generator starts within ~0.1 s.
   const startUs = Number(process.hrtime.bigint() / 1000n) + Math.round((job.warmupS + 0.15) * 1e6);
   const window = { startUs, endUs: startUs + Math.round(job.durationS * 1e6) };
-  const result = await runLoad(
-    loadgen,
-    { host: '127.0.0.1', port: server.port, graceMs: 3000, timeoutMs: 5000, maxConnections: 256, ...job },
-    S.procs,
-  );
+  const fullJob = { host: '127.0.0.1', port: server.port, graceMs: 3000, timeoutMs: 5000, maxConnections: 256, ...job };
+  const result =
+    job.mode === 'open' && goLoadgen !== undefined
+      ? await runLoadGo(goLoadgen, fullJob, join(runDir, `requests-${openJobs++}.bin`))
+      : await runLoad(loadgen, fullJob, S.procs);
   const cpu1 = cpuSeconds(server.pid, server.tree);
   const machine1 = machineCpu();
   const pressure1 = cpuPressureUs();

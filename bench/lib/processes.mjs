@@ -1,6 +1,7 @@
 import { fork, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Histogram } from './histogram.mjs';
+import { makeWorkload } from './workload.mjs';
 
 /*
  * Child processes of a run: the servers under test, the baseline, the load
@@ -224,6 +225,58 @@ export async function runLoad(loadgenPath, job, procs = 1) {
     }),
   );
   return mergeResults(parts);
+}
+
+/**
+ * Runs an open-loop job on bench/loadgen-go (built by run.mjs), which sends on time where a
+ * Node.js generator sends on 1 ms timer ticks. The requests are made here, by the same workload
+ * code as for bench/loadgen.mjs, into `requestsFile`: as many as the schedule needs for writes
+ * (creates and shreds must not repeat), and at most 300,000 reads, which the generator cycles
+ * through. Resolves to the same result as runLoad.
+ */
+export async function runLoadGo(binary, job, requestsFile) {
+  const needed = Math.ceil(job.rate * (job.warmupS + job.durationS) * 1.05) + 1000;
+  const reads = job.workload.kind === 'get' || job.workload.kind === 'batch';
+  const count = reads ? Math.min(needed, 300_000) : needed;
+  const workload = makeWorkload(job.workload, 0, 1);
+  const kinds = [];
+  const parts = [];
+  for (let i = 0; i < count; i++) {
+    const { kind, bytes } = workload.next();
+    let k = kinds.indexOf(kind);
+    if (k === -1) k = kinds.push(kind) - 1;
+    const head = Buffer.alloc(5);
+    head[0] = k;
+    head.writeUInt32LE(bytes.length, 1);
+    parts.push(head, bytes);
+  }
+  writeFileSync(requestsFile, Buffer.concat(parts));
+  const input = JSON.stringify({ ...job, seed: 0x5eed, requestsFile, kinds, cycle: reads });
+  const limit = (job.warmupS + job.durationS) * 1000 + job.graceMs + 30000;
+  try {
+    const result = await new Promise((resolve, reject) => {
+      const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+      children.add(child);
+      let out = '';
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (d) => (out += d));
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error('load generator did not finish'));
+      }, limit);
+      child.once('error', reject);
+      child.once('exit', (code) => {
+        children.delete(child);
+        clearTimeout(timer);
+        if (code !== 0) reject(new Error(`loadgen-go exited with ${code}`));
+        else resolve(JSON.parse(out));
+      });
+      child.stdin.end(input);
+    });
+    return mergeResults([result]);
+  } finally {
+    rmSync(requestsFile, { force: true });
+  }
 }
 
 function mergeResults(parts) {

@@ -65,7 +65,12 @@ export function markdown(run) {
       `(Zipf s=${run.settings.zipfS} over ranks, spread over ids by a fixed permutation). Max-throughput rows: ` +
       `closed loop, ${run.settings.connections} keep-alive connections unless noted, ${run.settings.rounds} rounds of ` +
       `${run.settings.maxS} s, each right after ${run.settings.bareS} s of the bare node:http server on the same request ` +
-      `bytes; req/s and "× bare" are the medians of the rounds, latencies are over all rounds. Open-loop rows: Poisson ` +
+      `bytes; req/s and "× bare" are the medians of the rounds, latencies are over all rounds. Max-throughput rows use ` +
+      `bench/loadgen.mjs; open-loop rows ${
+        run.openGenerator === 'go'
+          ? 'bench/loadgen-go (sends leave on time, within about 0.1 ms)'
+          : 'bench/loadgen.mjs (sends leave on 1 ms timer ticks)'
+      }: Poisson ` +
       `arrivals at the offered rate, latency from the intended send time, ${run.settings.openS} s measured after ` +
       `${run.settings.openWarmupS} s. req/s counts 2xx answers only. The notes give each run's noise: CPU used by ` +
       `other processes and CPU pressure (share of the time some task waited for a CPU).`,

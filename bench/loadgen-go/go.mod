@@ -1,0 +1,3 @@
+module padlock/bench/loadgen-go
+
+go 1.22
