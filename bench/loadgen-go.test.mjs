@@ -53,6 +53,11 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** An open-loop job against the test server. */
+function openJob(settings) {
+  return { mode: 'open', host: '127.0.0.1', port, graceMs: 2000, timeoutMs: 5000, ...settings };
+}
+
 test('its histogram buckets are those of histogram.mjs', () => {
   const values = [0, 1, 255, 256, 257, 300, 511, 512, 1000, 4095, 4096, 65535, 65536, 1e6, 123456789, 2 ** 32 - 1];
   for (let v = 0; v < 5000; v += 7) values.push(v);
@@ -62,19 +67,8 @@ test('its histogram buckets are those of histogram.mjs', () => {
 });
 
 test('open loop: every request in the window answered once, latency from the intended send time', async () => {
-  const job = {
-    mode: 'open',
-    host: '127.0.0.1',
-    port,
-    rate: 2000,
-    warmupS: 0.3,
-    durationS: 1,
-    graceMs: 2000,
-    timeoutMs: 5000,
-    connections: 8,
-    maxConnections: 64,
-    workload: { kind: 'get', users: 50, credential: 'x' },
-  };
+  const job = openJob({ rate: 2000, warmupS: 0.3, durationS: 1, connections: 8, maxConnections: 64 });
+  job.workload = { kind: 'get', users: 50, credential: 'x' };
   const r = await runLoadGo(binary, job, join(dir, 'get.bin'));
   assert.equal(r.generator, 'go');
   assert.ok(r.scheduled > 1500 && r.scheduled < 2500, `scheduled ${r.scheduled} at 2,000/s for 1 s`);
@@ -90,18 +84,15 @@ test('open loop: every request in the window answered once, latency from the int
 });
 
 test('writes are sent once each: the mix is not cycled', async () => {
-  const job = {
-    mode: 'open',
-    host: '127.0.0.1',
-    port,
-    rate: 1000,
-    warmupS: 0.2,
-    durationS: 0.5,
-    graceMs: 2000,
-    timeoutMs: 5000,
-    connections: 4,
-    maxConnections: 16,
-    workload: { kind: 'mix', users: 50, credential: 'x', createShare: 0.2, shredShare: 0.2, doomed: 10000, tag: 't' },
+  const job = openJob({ rate: 1000, warmupS: 0.2, durationS: 0.5, connections: 4, maxConnections: 16 });
+  job.workload = {
+    kind: 'mix',
+    users: 50,
+    credential: 'x',
+    createShare: 0.2,
+    shredShare: 0.2,
+    doomed: 10000,
+    tag: 't',
   };
   createdIds.length = 0;
   const r = await runLoadGo(binary, job, join(dir, 'mix.bin'));

@@ -189,6 +189,16 @@ export function cpuPressureUs() {
   }
 }
 
+/** Kills a generator that outlives its schedule, grace period and 30 s to spare; returns the timer. */
+function watchGenerator(child, job, reject) {
+  children.add(child);
+  const limitMs = (job.warmupS + job.durationS) * 1000 + job.graceMs + 30000;
+  return setTimeout(() => {
+    child.kill('SIGKILL');
+    reject(new Error('load generator did not finish'));
+  }, limitMs);
+}
+
 /**
  * Runs one load job in `procs` forked generator processes (the offered rate
  * is split between them) and merges their results.
@@ -197,13 +207,8 @@ export async function runLoad(loadgenPath, job, procs = 1) {
   const parts = await Promise.all(
     Array.from({ length: procs }, (_, stream) => {
       const child = fork(loadgenPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      children.add(child);
-      const limit = (job.warmupS + job.durationS) * 1000 + job.graceMs + 30000;
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          reject(new Error('load generator did not finish'));
-        }, limit);
+        const timer = watchGenerator(child, job, reject);
         child.once('message', (m) => {
           clearTimeout(timer);
           if (m.error !== undefined) reject(new Error(m.error));
@@ -252,18 +257,13 @@ export async function runLoadGo(binary, job, requestsFile) {
   }
   writeFileSync(requestsFile, Buffer.concat(parts));
   const input = JSON.stringify({ ...job, seed: 0x5eed, requestsFile, kinds, cycle: reads });
-  const limit = (job.warmupS + job.durationS) * 1000 + job.graceMs + 30000;
   try {
     const result = await new Promise((resolve, reject) => {
       const child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
-      children.add(child);
+      const timer = watchGenerator(child, job, reject);
       let out = '';
       child.stdout.setEncoding('utf8');
       child.stdout.on('data', (d) => (out += d));
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error('load generator did not finish'));
-      }, limit);
       child.once('error', reject);
       child.once('exit', (code) => {
         children.delete(child);

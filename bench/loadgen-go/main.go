@@ -24,7 +24,6 @@ import (
 	"math"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -123,7 +122,6 @@ func (h *histogram) MarshalJSON() ([]byte, error) {
 }
 
 type recorder struct {
-	mu        sync.Mutex
 	latency   *histogram
 	service   *histogram
 	lag       *histogram
@@ -135,8 +133,6 @@ type recorder struct {
 }
 
 func (r *recorder) response(kind string, status int, latency, service, lag time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.completed++
 	r.statuses[strconv.Itoa(status)]++
 	if status >= 200 && status < 300 {
@@ -154,9 +150,7 @@ func (r *recorder) response(kind string, status int, latency, service, lag time.
 }
 
 func (r *recorder) error(reason string) {
-	r.mu.Lock()
 	r.errors[reason]++
-	r.mu.Unlock()
 }
 
 func readRequests(path string) ([]request, error) {

@@ -185,18 +185,18 @@ export class PadlockHttpServer {
     private readonly options: PipelineOptions,
     private readonly log: Logger,
   ) {
-    this.#routes = routes.map((route) => ({
-      route,
-      segments: route.path.split('/').slice(1),
-      paramNames: route.path
-        .split('/')
-        .slice(1)
-        .map((segment) => (segment.startsWith('{') ? segment.slice(1, -1) : undefined)),
-      validate: route.body === undefined ? undefined : ajv.compile(route.body),
-      label: route.path,
-      countKeys: new Map(),
-      latencyKey: labelKey({ route: route.path }),
-    }));
+    this.#routes = routes.map((route) => {
+      const segments = route.path.split('/').slice(1);
+      return {
+        route,
+        segments,
+        paramNames: segments.map((segment) => (segment.startsWith('{') ? segment.slice(1, -1) : undefined)),
+        validate: route.body === undefined ? undefined : ajv.compile(route.body),
+        label: route.path,
+        countKeys: new Map(),
+        latencyKey: labelKey({ route: route.path }),
+      };
+    });
     this.#wire = new WireServer(
       {
         maxHeadBytes: 16384,
