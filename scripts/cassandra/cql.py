@@ -14,7 +14,10 @@ debugging the local test nodes:
 
 All statements given run in order on one connection. Exit status: 0 on
 success, 1 on a server error, 2 on a connection/protocol failure.
-No authentication (the test nodes use AllowAllAuthenticator), no TLS.
+With --tls-ca (and --tls-cert/--tls-key when the node wants a client
+certificate) it speaks TLS and checks the node's certificate and name; with
+--user and --password-file it logs in (PasswordAuthenticator). The password is
+read from a file, never from the command line, where `ps` would show it.
 """
 
 import argparse
@@ -23,6 +26,7 @@ import decimal
 import ipaddress
 import json
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -36,6 +40,9 @@ OP_READY = 0x02
 OP_AUTHENTICATE = 0x03
 OP_QUERY = 0x07
 OP_RESULT = 0x08
+OP_AUTH_CHALLENGE = 0x0E
+OP_AUTH_RESPONSE = 0x0F
+OP_AUTH_SUCCESS = 0x10
 
 RESULT_VOID = 1
 RESULT_ROWS = 2
@@ -237,20 +244,60 @@ class Result:
         self.info = info
 
 
+class Security:
+    """How to reach a node: TLS context and server name, login. All optional."""
+
+    def __init__(self, tls=None, server_name=None, user=None, password=None):
+        self.tls = tls
+        self.server_name = server_name
+        self.user = user
+        self.password = password
+
+    @staticmethod
+    def from_args(args):
+        tls = None
+        if args.tls_ca:
+            tls = ssl.create_default_context(cafile=args.tls_ca)
+            tls.minimum_version = ssl.TLSVersion.TLSv1_2
+            if args.tls_cert:
+                tls.load_cert_chain(args.tls_cert, args.tls_key)
+        password = None
+        if args.password_file:
+            with open(args.password_file, "rb") as f:
+                password = f.read().rstrip(b"\r\n")
+        return Security(tls, args.tls_server_name, args.user, password)
+
+
 class Connection:
-    def __init__(self, host, port=9042, timeout=10.0):
+    def __init__(self, host, port=9042, timeout=10.0, security=None):
         self.timeout = timeout
+        security = security or Security()
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as e:
             raise ProtocolError("cannot connect to %s:%d: %s" % (host, port, e))
+        if security.tls is not None:
+            try:
+                self.sock = security.tls.wrap_socket(self.sock, server_hostname=security.server_name or host)
+            except (OSError, ssl.SSLError) as e:
+                self.sock.close()
+                raise ProtocolError("TLS handshake with %s:%d failed: %s" % (host, port, e))
         self.sock.settimeout(timeout)
         self.stream = 0
         op, body = self._request(OP_STARTUP, _string_map({"CQL_VERSION": "3.0.0"}))
         if op == OP_AUTHENTICATE:
-            raise ProtocolError("server requires authentication (%s); not supported"
-                                % Reader(body).string())
-        if op != OP_READY:
+            authenticator = Reader(body).string()
+            if security.user is None or security.password is None:
+                raise ProtocolError("server requires authentication (%s): give --user and --password-file"
+                                    % authenticator)
+            # SASL PLAIN (RFC 4616): authzid NUL authcid NUL password.
+            token = b"\x00" + security.user.encode("utf-8") + b"\x00" + security.password
+            op, body = self._request(OP_AUTH_RESPONSE, struct.pack(">i", len(token)) + token)
+            if op == OP_AUTH_CHALLENGE:
+                raise ProtocolError("server sent an auth challenge (%s); only PLAIN is supported" % authenticator)
+            if op != OP_AUTH_SUCCESS:
+                raise ProtocolError("unexpected answer to AUTH_RESPONSE: opcode 0x%02x" % op)
+        elif op != OP_READY:
             raise ProtocolError("unexpected answer to STARTUP: opcode 0x%02x" % op)
 
     def close(self):
@@ -376,12 +423,14 @@ class Connection:
 # Helpers used by the shell scripts
 # --------------------------------------------------------------------------
 
-def wait_ready(host, port, deadline, timeout):
-    """Retry until `SELECT release_version FROM system.local` answers. Returns the version."""
+def wait_ready(host, port, deadline, timeout, security=None):
+    """Retry until `SELECT release_version FROM system.local` answers. Returns the version.
+    Bad credentials are retried too: a new node creates its default superuser a moment
+    after it starts listening."""
     last = None
     while True:
         try:
-            with Connection(host, port, timeout) as c:
+            with Connection(host, port, timeout, security) as c:
                 res = c.query("SELECT release_version FROM system.local")
                 if res.rows and res.rows[0][0]:
                     return res.rows[0][0]
@@ -470,15 +519,36 @@ def main(argv=None):
                    help="before the statements, wait until system.peers lists N peers and print them")
     p.add_argument("--json", action="store_true", help="print rows as a JSON array of objects")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--tls-ca", metavar="PEM", help="speak TLS; trust the CA certificates in PEM")
+    p.add_argument("--tls-cert", metavar="PEM", help="client certificate (with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="client private key (with --tls-cert)")
+    p.add_argument("--tls-server-name", metavar="NAME",
+                   help="name the node's certificate must carry (default: HOST)")
+    p.add_argument("-u", "--user", help="log in as USER (PasswordAuthenticator)")
+    p.add_argument("--password-file", metavar="FILE", help="the password for --user (one line)")
     args = p.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    if (args.tls_cert or args.tls_server_name) and not args.tls_ca:
+        p.error("--tls-cert and --tls-server-name need --tls-ca")
+    if bool(args.user) != bool(args.password_file):
+        p.error("--user and --password-file go together")
+    if args.statements == ["-"]:
+        # Statements from stdin, one per line: keeps secrets (CREATE ROLE ... PASSWORD) out of `ps`.
+        args.statements = [line.strip() for line in sys.stdin if line.strip()]
 
     try:
+        security = Security.from_args(args)
+    except (OSError, ssl.SSLError) as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    try:
         if args.wait > 0:
-            version = wait_ready(args.host, args.port, time.monotonic() + args.wait, args.timeout)
+            version = wait_ready(args.host, args.port, time.monotonic() + args.wait, args.timeout, security)
             if not (args.quiet or args.statements or args.wait_peers is not None
                     or args.schema_agreement):
                 print(version)
-        with Connection(args.host, args.port, args.timeout) as conn:
+        with Connection(args.host, args.port, args.timeout, security) as conn:
             if args.wait_peers is not None:
                 peers = wait_peers(conn, args.wait_peers, time.monotonic() + max(args.wait, 60.0))
                 if not args.quiet:

@@ -25,10 +25,14 @@
 #   CASS_DIR           runtime dir                 (default <repo>/.cassandra)
 #   CASS_JVM_EXTRA     extra JVM options, space-separated, after the defaults (so they win),
 #                      e.g. "-XX:MaxGCPauseMillis=50"  (default: none)
+#   CASS_AUTHENTICATOR / CASS_AUTHORIZER  (default AllowAllAuthenticator / AllowAllAuthorizer)
+#   CASS_YAML_APPEND   a file appended to the rendered cassandra.yaml (default: none)
+#   CASS_PROBE_ARGS    extra cql.py options for the readiness probe, space-separated
+#                      (TLS and login; start-secure.sh sets them)
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 [ $# -ge 1 ] || usage 2
 case "$1" in -h|--help) usage 0 ;; esac
@@ -74,7 +78,9 @@ cass_find_java
 cass_need python3 python3
 "$CASS_SCRIPT_DIR/fetch.sh"
 
-probe() { python3 "$CASS_SCRIPT_DIR/cql.py" -p "$NATIVE_PORT" --timeout 5 "$@"; }
+PROBE_ARGS=()
+if [ -n "${CASS_PROBE_ARGS:-}" ]; then read -r -a PROBE_ARGS <<< "$CASS_PROBE_ARGS"; fi
+probe() { python3 "$CASS_SCRIPT_DIR/cql.py" -p "$NATIVE_PORT" --timeout 5 ${PROBE_ARGS[@]+"${PROBE_ARGS[@]}"} "$@"; }
 
 print_log_tail() {
   local f
@@ -140,9 +146,12 @@ render() { # render <template> <output>
       -e "s|@@NATIVE_PORT@@|$NATIVE_PORT|g" \
       -e "s|@@DC@@|$DC|g" \
       -e "s|@@RACK@@|$RACK|g" \
+      -e "s|@@AUTHENTICATOR@@|${CASS_AUTHENTICATOR:-AllowAllAuthenticator}|g" \
+      -e "s|@@AUTHORIZER@@|${CASS_AUTHORIZER:-AllowAllAuthorizer}|g" \
       "$1" > "$2"
 }
 render "$CASS_SCRIPT_DIR/cassandra.yaml.tmpl" "$NODE_DIR/conf/cassandra.yaml"
+if [ -n "${CASS_YAML_APPEND:-}" ]; then cat "$CASS_YAML_APPEND" >> "$NODE_DIR/conf/cassandra.yaml"; fi
 render "$CASS_SCRIPT_DIR/cassandra-rackdc.properties.tmpl" "$NODE_DIR/conf/cassandra-rackdc.properties"
 cp "$CASS_SCRIPT_DIR/logback.xml" "$NODE_DIR/conf/logback.xml"
 
