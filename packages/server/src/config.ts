@@ -51,6 +51,28 @@ export interface CassandraConfig {
   readonly hedgeAfterMs: number;
   /** Create the keyspace and tables at start when missing. */
   readonly createSchema: boolean;
+  /** Client-to-node TLS; absent: plaintext (docs/operations.md, "Cassandra over TLS"). */
+  readonly tls?: CassandraTlsConfig;
+  /** Password login (PasswordAuthenticator); absent: none. */
+  readonly auth?: CassandraAuthConfig;
+}
+
+export interface CassandraTlsConfig {
+  /** PEM CA certificates the nodes' certificates must chain to (the system CAs are not trusted). */
+  readonly caFile: string;
+  /** PEM client certificate and its unencrypted key (mode 0600), for nodes that require one. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** The name the nodes' certificates must carry; default: the address connected to (an IP SAN). */
+  readonly serverName?: string;
+  /** Check the name in the node's certificate (default true); the chain is checked either way. */
+  readonly verifyServerName: boolean;
+}
+
+export interface CassandraAuthConfig {
+  readonly username: string;
+  /** A file holding the password on one line, readable by its owner only; never the password inline. */
+  readonly passwordFile: string;
 }
 
 export interface MemcachedConfig {
@@ -62,6 +84,7 @@ export interface MemcachedConfig {
 
 const ID = { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } as const;
 const POSITIVE = { type: 'integer', minimum: 1 } as const;
+const PATH = { type: 'string', minLength: 1 } as const;
 
 export const CONFIG_SCHEMA = {
   type: 'object',
@@ -137,6 +160,27 @@ export const CONFIG_SCHEMA = {
             readTimeoutMs: { ...POSITIVE, maximum: 60000, default: 200 },
             hedgeAfterMs: { type: 'integer', minimum: 0, maximum: 60000, default: 8 },
             createSchema: { type: 'boolean', default: true },
+            tls: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['caFile'],
+              properties: {
+                caFile: PATH,
+                certFile: PATH,
+                keyFile: PATH,
+                serverName: { type: 'string', pattern: '^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' },
+                verifyServerName: { type: 'boolean', default: true },
+              },
+            },
+            auth: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['username', 'passwordFile'],
+              properties: {
+                username: { type: 'string', pattern: '^[^\\x00-\\x1f\\x7f]{1,256}$' },
+                passwordFile: PATH,
+              },
+            },
           },
         },
       },
@@ -211,7 +255,11 @@ const validate = new Ajv({ useDefaults: true, allErrors: true, strict: true }).c
 function describe(error: ErrorObject): string {
   const at = error.instancePath === '' ? 'config' : `config${error.instancePath.replaceAll('/', '.')}`;
   if (error.keyword === 'additionalProperties') {
-    return `${at}: unknown setting "${String(error.params['additionalProperty'])}"`;
+    const key = String(error.params['additionalProperty']);
+    if (at === 'config.store.cassandra.auth' && key === 'password') {
+      return `${at}: unknown setting "password": the password is read from passwordFile (mode 0600), never from the config`;
+    }
+    return `${at}: unknown setting "${key}"`;
   }
   if (error.keyword === 'enum') {
     return `${at}: must be one of ${(error.params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
@@ -245,6 +293,13 @@ export function parseConfig(raw: unknown, baseDir: string): PadlockConfig {
     if (!(config.store.cassandra.localDataCenter in config.store.cassandra.replication)) {
       problems.push('config.store.cassandra.replication: must name the local datacenter');
     }
+    const tls = config.store.cassandra.tls;
+    if (tls !== undefined && (tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+      problems.push('config.store.cassandra.tls: certFile and keyFile go together');
+    }
+    if (tls?.serverName !== undefined && !tls.verifyServerName) {
+      problems.push('config.store.cassandra.tls: serverName has no effect with verifyServerName false');
+    }
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   const at = (path: string): string => (isAbsolute(path) ? path : resolve(baseDir, path));
@@ -257,9 +312,28 @@ export function parseConfig(raw: unknown, baseDir: string): PadlockConfig {
         ...config.store.sqlite,
         path: config.store.sqlite.path === ':memory:' ? ':memory:' : at(config.store.sqlite.path),
       },
+      cassandra: resolveCassandraPaths(config.store.cassandra, at),
     },
   };
   return deepFreeze(resolved);
+}
+
+function resolveCassandraPaths(cassandra: CassandraConfig, at: (path: string) => string): CassandraConfig {
+  const { tls, auth } = cassandra;
+  return {
+    ...cassandra,
+    ...(tls === undefined
+      ? {}
+      : {
+          tls: {
+            ...tls,
+            caFile: at(tls.caFile),
+            ...(tls.certFile === undefined ? {} : { certFile: at(tls.certFile) }),
+            ...(tls.keyFile === undefined ? {} : { keyFile: at(tls.keyFile) }),
+          },
+        }),
+    ...(auth === undefined ? {} : { auth: { ...auth, passwordFile: at(auth.passwordFile) } }),
+  };
 }
 
 /** Reads, parses and validates a JSON config file. */

@@ -1,5 +1,6 @@
 import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config.js';
+import { connectionSecurity } from './cassandra-security.js';
 import type {
   CredentialRecord,
   KeyRow,
@@ -135,6 +136,8 @@ export class CassandraKeyStore implements KeyStore {
   /** Connects, and creates the schema when asked to. Fails fast when no contact point answers. */
   static async open(options: CassandraStoreOptions): Promise<CassandraKeyStore> {
     const client = new cassandra.Client({
+      // TLS and login, when configured: their files are read (and checked) here, before connecting.
+      ...connectionSecurity(options),
       contactPoints: [...options.contactPoints],
       localDataCenter: options.localDataCenter,
       policies: {
