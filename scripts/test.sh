@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine. Phase 1 starts two memcached
-# servers and one Cassandra node and runs every test file; phase 2 swaps the
-# single node for the three-node, two-datacenter cluster and runs the
-# *.cluster.test files. Servers that were already running are reused and left
+# servers, one Cassandra node and, beside it, the secure node (127.0.0.4: TLS
+# and password login, scripts/cassandra/start-secure.sh) and runs every test
+# file; phase 2 stops both nodes, starts the three-node, two-datacenter cluster
+# and runs the *.cluster.test files. Servers that were already running are reused and left
 # running; servers this script started are stopped at the end.
 #   PADLOCK_TEST_SERVICES=none   run without starting servers; their tests skip (not allowed in CI)
 #   arguments                    filter test files by substring (see run-tests.mjs)
@@ -15,10 +16,13 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 started=()
 cleanup() {
   local s
+  # A secure node still starting would be up after its stop: let its start finish first.
+  if [ -n "${secure_start:-}" ]; then wait "$secure_start" 2>/dev/null || true; fi
   for s in "${started[@]}"; do
     case "$s" in
       memcached) bash scripts/memcached/stop.sh 11311 11312 || true ;;
       single) bash scripts/cassandra/stop.sh --wipe single || true ;;
+      secure) bash scripts/cassandra/stop.sh --wipe secure || true ;;
       cluster) bash scripts/cassandra/stop.sh --wipe 1 2 3 || true ;;
     esac
   done
@@ -34,6 +38,15 @@ alive .memcached/11311.pid || started+=(memcached)
 bash scripts/memcached/start.sh 11311 11312
 export PADLOCK_TEST_MEMCACHED=127.0.0.1:11311,127.0.0.1:11312
 
+# The secure node starts in the background while the single node starts (both
+# are mostly JVM start-up; together they take about as long as one).
+secure_start=
+if ! alive .cassandra/secure/cassandra.pid; then
+  started+=(secure)
+  bash scripts/cassandra/start-secure.sh &
+  secure_start=$!
+fi
+
 single_was_running=no
 if alive .cassandra/single/cassandra.pid; then
   single_was_running=yes
@@ -46,6 +59,9 @@ else
   bash scripts/cassandra/start-single.sh
 fi
 export PADLOCK_TEST_CASSANDRA=127.0.0.1:9042
+if [ -n "$secure_start" ]; then wait "$secure_start"; else bash scripts/cassandra/start-secure.sh; fi
+export PADLOCK_TEST_CASSANDRA_SECURE=127.0.0.4:9042
+export PADLOCK_TEST_CASSANDRA_SECURE_DIR="$root/.cassandra/secure/client"
 
 status=0
 node scripts/run-tests.mjs "$@" || status=$?
@@ -60,8 +76,12 @@ if [ "$single_was_running" = yes ] && [ "${CI:-}" != true ]; then
   echo "test.sh: a Cassandra node this script did not start is running; skipping the cluster phase" >&2
   exit "$status"
 fi
-bash scripts/cassandra/stop.sh --wipe single
-unset PADLOCK_TEST_CASSANDRA
+if [[ " ${started[*]} " == *" secure "* ]]; then
+  bash scripts/cassandra/stop.sh --wipe single secure
+else
+  bash scripts/cassandra/stop.sh --wipe single
+fi
+unset PADLOCK_TEST_CASSANDRA PADLOCK_TEST_CASSANDRA_SECURE PADLOCK_TEST_CASSANDRA_SECURE_DIR
 started+=(cluster)
 bash scripts/cassandra/start-cluster.sh
 export PADLOCK_TEST_CLUSTER=127.0.0.1:9042,127.0.0.2:9042,127.0.0.3:9042
