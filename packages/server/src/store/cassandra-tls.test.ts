@@ -279,12 +279,7 @@ describe('Cassandra store over TLS with password login (secure node)', { skip: e
 
       // The node saw this store's connections as TLS, logged in as padlock (the padlock role may
       // not read system_views: the test node's default superuser does).
-      const admin = new cassandra.Client({
-        contactPoints: base.contactPoints.slice(),
-        localDataCenter: 'dc1',
-        sslOptions: connectionSecurity(base).sslOptions ?? {},
-        authProvider: new cassandra.auth.PlainTextAuthProvider('cassandra', 'cassandra'),
-      });
+      const admin = adminClient();
       try {
         const clients = await admin.execute('SELECT username, ssl_enabled, ssl_protocol FROM system_views.clients');
         const ours = clients.rows.filter((r) => r['username'] === 'padlock');
@@ -318,6 +313,36 @@ describe('Cassandra store over TLS with password login (secure node)', { skip: e
       await store.ping();
     } finally {
       await store.close();
+    }
+  });
+
+  it('serves as a role with SELECT and MODIFY only when createSchema is false (CREATE is checked first)', async () => {
+    const ks = `padlock_roles_${randomBytes(4).toString('hex')}`;
+    const role = `padlock_serve_${randomBytes(4).toString('hex')}`;
+    const owner = await CassandraKeyStore.open(secureOptions(ks));
+    const admin = adminClient();
+    const passwordFile = writePasswordFile(`${role}-pw-${randomBytes(8).toString('hex')}`);
+    try {
+      const rolePassword = readFileSync(passwordFile, 'utf8').trim();
+      await admin.execute(`CREATE ROLE ${role} WITH PASSWORD = '${rolePassword}' AND LOGIN = true`);
+      await admin.execute(`GRANT SELECT ON KEYSPACE ${ks} TO ${role}`);
+      await admin.execute(`GRANT MODIFY ON KEYSPACE ${ks} TO ${role}`);
+      const asRole = (createSchema: boolean): CassandraStoreOptions =>
+        secureOptions(ks, { createSchema, auth: { username: role, passwordFile } });
+      await assert.rejects(CassandraKeyStore.open(asRole(true)), /has no CREATE permission on <all keyspaces>/);
+      const serving = await CassandraKeyStore.open(asRole(false));
+      try {
+        const wrapped = randomBytes(70);
+        await serving.insertKeys('role-user', [{ category: 'profile', version: 1, wrapped, createdAt: 1 }]);
+        const read = await serving.getKeychain('role-user', { fresh: true });
+        assert.ok(Buffer.from(read[0]?.wrapped ?? []).equals(wrapped));
+      } finally {
+        await serving.close();
+      }
+    } finally {
+      await admin.execute(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+      await admin.shutdown();
+      await dropAndClose(owner, ks);
     }
   });
 
@@ -411,15 +436,33 @@ describe('Cassandra store over TLS with password login (secure node)', { skip: e
   });
 });
 
+/** The test node's default superuser (cassandra/cassandra, kept on that node only), over TLS. */
+function adminClient(): cassandra.Client {
+  const options = secureOptions('padlock_unused');
+  return new cassandra.Client({
+    contactPoints: options.contactPoints.slice(),
+    localDataCenter: 'dc1',
+    sslOptions: connectionSecurity(options).sslOptions ?? {},
+    authProvider: new cassandra.auth.PlainTextAuthProvider('cassandra', 'cassandra'),
+  });
+}
+
+let passwordDir: string | undefined;
+function writePasswordFile(password: string): string {
+  if (passwordDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'padlock-cassandra-passwords-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    passwordDir = dir;
+  }
+  const path = join(passwordDir, randomBytes(6).toString('hex'));
+  writeFileSync(path, `${password}\n`, { mode: 0o600 });
+  return path;
+}
+
 const WRONG_PASSWORD = `wrong-${randomBytes(8).toString('hex')}`;
 let wrongPasswordPath: string | undefined;
 function wrongPasswordFile(): string {
-  if (wrongPasswordPath === undefined) {
-    const dir = mkdtempSync(join(tmpdir(), 'padlock-wrong-password-'));
-    wrongPasswordPath = join(dir, 'password');
-    writeFileSync(wrongPasswordPath, `${WRONG_PASSWORD}\n`, { mode: 0o600 });
-    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
+  wrongPasswordPath ??= writePasswordFile(WRONG_PASSWORD);
   return wrongPasswordPath;
 }
 
