@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import { ConfigError, parseConfig, type CassandraAuthConfig, type CassandraTlsConfig } from '../config.js';
+import { assertError, servedKeys, startHarness, type KeysBody } from '../testing/harness.js';
 import { requiredEnv } from '../testing/services-env.js';
 import { connectionSecurity } from './cassandra-security.js';
 import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
@@ -293,6 +294,40 @@ describe('Cassandra store over TLS with password login (secure node)', { skip: e
       }
     } finally {
       await dropAndClose(store, ks);
+    }
+  });
+
+  it('serves Padlock end to end from its config: create, read and shred a keychain over TLS as padlock', async () => {
+    const ks = `padlock_e2e_${randomBytes(4).toString('hex')}`;
+    // Through parseConfig, openStore and the HTTP routes; the node speaks nothing but TLS.
+    const h = await startHarness({
+      config: {
+        store: {
+          kind: 'cassandra',
+          cassandra: {
+            contactPoints: base.contactPoints,
+            localDataCenter: 'dc1',
+            keyspace: ks,
+            replication: { dc1: 1 },
+            readTimeoutMs: 5000,
+            tls: { caFile: at('ca.pem'), certFile: at('client.pem'), keyFile: at('client.key') },
+            auth: { username: 'padlock', passwordFile: at('padlock.password') },
+          },
+        },
+      },
+    });
+    try {
+      assert.equal(h.config.store.cassandra.tls?.verifyServerName, true);
+      assert.equal((await h.call('POST', '/v1/keychains', { json: { userId: 'tls-e2e' } })).status, 201);
+      const keys = await h.call('GET', '/v1/keys/tls-e2e');
+      assert.equal(keys.status, 200, keys.text);
+      assert.deepEqual(servedKeys(keys.body as KeysBody), await h.expectedKeys('admin', 'tls-e2e'));
+      assert.deepEqual((await h.call('DELETE', '/v1/keychains/tls-e2e')).body, { userId: 'tls-e2e', shredded: 3 });
+      assertError(await h.call('GET', '/v1/keys/tls-e2e'), 410, 'KEYCHAIN_SHREDDED');
+      assert.equal((await h.rootKeys('tls-e2e')).size, 0, 'a root key is still in the store');
+      assert.ok(!h.logLines.join('\n').includes(password), 'the password is in the log');
+    } finally {
+      await h.close();
     }
   });
 
