@@ -1,4 +1,4 @@
-import { SecretBytes } from '@padlock/core';
+import { PadlockError, SecretBytes } from '@padlock/core';
 import cassandra from 'cassandra-driver';
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { createSecureContext, type ConnectionOptions } from 'node:tls';
@@ -175,4 +175,32 @@ export class PasswordFileAuthProvider extends cassandra.auth.PlainTextAuthProvid
       onAuthenticationSuccess: () => undefined,
     };
   }
+}
+
+/**
+ * A failed connect as one clear error: each node tried with its reason, and which setting to look
+ * at. The driver's own message embeds its inner errors inspected, stack traces and all.
+ *
+ * @example
+ *   await client.connect().catch((error: unknown) => { throw connectFailure(error, options); });
+ */
+export function connectFailure(error: unknown, config: { readonly tls?: unknown }): unknown {
+  if (!(error instanceof cassandra.errors.NoHostAvailableError)) return error;
+  const reasons = Object.entries(error.innerErrors as Record<string, unknown>).map(([host, inner]) => {
+    const reason = inner instanceof Error ? `${inner.name}: ${inner.message}` : String(inner);
+    return `${host}: ${reason.split('\n')[0] ?? ''}${hint(inner, config.tls !== undefined)}`;
+  });
+  const detail = reasons.length === 0 ? error.message : reasons.join('; ');
+  return new PadlockError('STORE_UNAVAILABLE', `cannot connect to Cassandra: ${detail}`, { cause: error });
+}
+
+function hint(error: unknown, tls: boolean): string {
+  if (error instanceof cassandra.errors.AuthenticationError) return ' (check store.cassandra.auth)';
+  if (!tls && (error as NodeJS.ErrnoException).code === 'ECONNRESET') {
+    return ' (a node that requires TLS resets plaintext: is store.cassandra.tls missing?)';
+  }
+  if (error instanceof Error && /certificate|altnames|SSL|TLS/i.test(error.message)) {
+    return " (check store.cassandra.tls against the node's client_encryption_options)";
+  }
+  return '';
 }

@@ -1,6 +1,6 @@
 import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config.js';
-import { connectionSecurity } from './cassandra-security.js';
+import { connectFailure, connectionSecurity } from './cassandra-security.js';
 import type {
   CredentialRecord,
   KeyRow,
@@ -170,7 +170,9 @@ export class CassandraKeyStore implements KeyStore {
       },
     });
     try {
-      await client.connect();
+      await client.connect().catch((error: unknown) => {
+        throw connectFailure(error, options);
+      });
       if (options.createSchema) {
         for (const statement of schemaStatements(options.keyspace, options.replication)) {
           await client.execute(statement, [], { readTimeout: 60000, prepare: false });
