@@ -1,6 +1,6 @@
 import { PadlockError, SecretBytes } from '@padlock/core';
 import cassandra from 'cassandra-driver';
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import { ConfigError, type CassandraAuthConfig, type CassandraTlsConfig } from '../config.js';
 
@@ -65,20 +65,15 @@ function tlsOptions(tls: CassandraTlsConfig): ConnectionOptions {
 }
 
 function readPem(what: string, path: string, label: string): Buffer {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw new ConfigError(`cannot read Cassandra TLS ${what} at ${path}: ${(error as NodeJS.ErrnoException).code}`);
-  }
-  if (bytes.length > MAX_PEM_BYTES || !bytes.includes(`-----BEGIN ${label}-----`)) {
+  const bytes = readBounded(`Cassandra TLS ${what}`, path, MAX_PEM_BYTES, { ownerOnly: false });
+  if (!bytes.includes(`-----BEGIN ${label}-----`)) {
     throw new ConfigError(`Cassandra TLS ${what} at ${path} is not a PEM file of ${label} blocks`);
   }
   return bytes;
 }
 
 function readKey(path: string): Buffer {
-  const bytes = readOwnerOnly('Cassandra TLS client key file', path, MAX_PEM_BYTES);
+  const bytes = readBounded('Cassandra TLS client key file', path, MAX_PEM_BYTES, { ownerOnly: true });
   if (bytes.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || bytes.includes('Proc-Type: 4,ENCRYPTED')) {
     bytes.fill(0);
     throw new ConfigError(
@@ -98,7 +93,7 @@ function readKey(path: string): Buffer {
  * user only, which is checked here as for KEK files (kek.ts).
  */
 function readPassword(path: string): SecretBytes {
-  const bytes = readOwnerOnly('Cassandra password file', path, MAX_PASSWORD_BYTES);
+  const bytes = readBounded('Cassandra password file', path, MAX_PASSWORD_BYTES, { ownerOnly: true });
   let end = bytes.length;
   if (end > 0 && bytes[end - 1] === 0x0a) end -= 1;
   if (end > 0 && bytes[end - 1] === 0x0d) end -= 1;
@@ -118,8 +113,12 @@ function readPassword(path: string): SecretBytes {
   return secret;
 }
 
-/** Reads a file that must not be accessible by group or others, through the descriptor it checked. */
-function readOwnerOnly(what: string, path: string, maxBytes: number): Buffer {
+/**
+ * Reads a regular file of at most maxBytes (never a device or a FIFO, which could hang the start
+ * or fill the heap), through the descriptor it checked; a secret one must not be accessible by
+ * group or others.
+ */
+function readBounded(what: string, path: string, maxBytes: number, { ownerOnly }: { ownerOnly: boolean }): Buffer {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -129,7 +128,7 @@ function readOwnerOnly(what: string, path: string, maxBytes: number): Buffer {
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new ConfigError(`${what} at ${path} is not a regular file`);
-    if ((stat.mode & 0o077) !== 0) {
+    if (ownerOnly && (stat.mode & 0o077) !== 0) {
       throw new ConfigError(
         `${what} at ${path} is accessible by group or others (mode ${(stat.mode & 0o777).toString(8)}); chmod 600 it`,
       );

@@ -178,7 +178,11 @@ describe('Cassandra TLS and password files, read at start', () => {
   });
 
   it('refuses a missing or non-PEM CA file and certificate', () => {
-    refuses(tls({}), /cannot read Cassandra TLS CA file at .*missing-ca\.pem: ENOENT/);
+    refuses(tls({}), /cannot open Cassandra TLS CA file at .*missing-ca\.pem: ENOENT/);
+    // A device would never end (or never start, for a FIFO): refused before reading.
+    refuses(tls({ caFile: '/dev/zero' }), /CA file at \/dev\/zero is not a regular file/);
+    const huge = `-----BEGIN CERTIFICATE-----\n${'A'.repeat(1024 * 1024)}\n`;
+    refuses(tls({ caFile: file('huge-ca.pem', huge, 0o644) }), /CA file at .* is larger than 1048576 bytes/);
     refuses(tls({ caFile: file('ca.der', randomBytes(600), 0o644) }), /CA file at .* is not a PEM file of CERTIFICATE/);
     const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' });
     refuses(tls({ caFile: file('key-as-ca.pem', key) }), /is not a PEM file of CERTIFICATE blocks/);
