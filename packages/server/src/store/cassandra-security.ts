@@ -1,7 +1,7 @@
 import { PadlockError, SecretBytes } from '@padlock/core';
 import cassandra from 'cassandra-driver';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { createSecureContext, type ConnectionOptions } from 'node:tls';
+import { createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { ConfigError, type CassandraAuthConfig, type CassandraTlsConfig } from '../config.js';
 
 /*
@@ -42,26 +42,35 @@ export function connectionSecurity(config: {
 }
 
 function tlsOptions(tls: CassandraTlsConfig): ConnectionOptions {
-  const options: ConnectionOptions = {
-    ca: readPem('CA file', tls.caFile, 'CERTIFICATE'),
+  const key = tls.keyFile === undefined ? undefined : readKey(tls.keyFile);
+  let secureContext: SecureContext;
+  try {
+    // One context for every connection, made here: OpenSSL keeps its own copy of the key, so the
+    // key's bytes are wiped below and are not in the driver's options, where printing them would
+    // print the key.
+    secureContext = createSecureContext({
+      ca: readPem('CA file', tls.caFile, 'CERTIFICATE'),
+      minVersion: 'TLSv1.2',
+      ...(tls.certFile === undefined || key === undefined
+        ? {}
+        : { cert: readPem('client certificate file', tls.certFile, 'CERTIFICATE'), key }),
+    });
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    // OpenSSL's reason ("key values mismatch", "no start line"), never the file's bytes.
+    throw new ConfigError(`config.store.cassandra.tls: the files cannot be used: ${(error as Error).message}`);
+  } finally {
+    key?.fill(0);
+  }
+  return {
+    secureContext,
     rejectUnauthorized: true,
-    minVersion: 'TLSv1.2',
-    ...(tls.certFile === undefined || tls.keyFile === undefined
-      ? {}
-      : { cert: readPem('client certificate file', tls.certFile, 'CERTIFICATE'), key: readKey(tls.keyFile) }),
     // Checked against this name instead of the address connected to: the driver finds the other
     // nodes by IP address, so a cluster whose certificates carry a DNS name is checked with one.
     ...(tls.serverName === undefined ? {} : { servername: tls.serverName }),
     // The chain is still checked against the CA; only the name in the certificate is not.
     ...(tls.verifyServerName ? {} : { checkServerIdentity: () => undefined }),
   };
-  try {
-    createSecureContext(options);
-  } catch (error) {
-    // OpenSSL's reason ("key values mismatch", "no start line"), never the file's bytes.
-    throw new ConfigError(`config.store.cassandra.tls: the files cannot be used: ${(error as Error).message}`);
-  }
-  return options;
 }
 
 function readPem(what: string, path: string, label: string): Buffer {
