@@ -106,6 +106,11 @@ EOF
 }
 
 [ -f "$TLS/.made" ] || make_pki
+# The certificates last 7 days: a node dir kept longer is remade, not served with expired ones.
+for cert in "$TLS/node.pem" "$CLIENT/client.pem" "$CLIENT/ca.pem"; do
+  openssl x509 -checkend 3600 -noout -in "$cert" >/dev/null ||
+    cass_die "secure: $cert expires within the hour: run scripts/cassandra/stop.sh --wipe secure, then start again"
+done
 
 tls_args="--tls-ca $CLIENT/ca.pem --tls-cert $CLIENT/client.pem --tls-key $CLIENT/client.key"
 # The default superuser is created 10 s after a first start unless told otherwise.
