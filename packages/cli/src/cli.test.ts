@@ -67,6 +67,10 @@ const COMMANDS = [
   'keychain create',
   'keychain show',
   'keychain shred',
+  'backup create',
+  'backup restore',
+  'journal replay',
+  'journal status',
 ];
 
 interface Created {

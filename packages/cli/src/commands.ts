@@ -15,6 +15,14 @@ import {
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import {
+  BackupUsageError,
+  createBackup,
+  journaledShred,
+  replayCommand,
+  restoreBackup,
+  statusCommand,
+} from './backup.js';
 import { serve } from './serve.js';
 
 export class UsageError extends Error {
@@ -423,13 +431,67 @@ const COMMANDS: readonly Command[] = [
         }
         const rows = await store.getKeychain(userId, { fresh: true });
         if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND', `user "${userId}" has no keychain`);
-        const shredded = await store.shred(userId, category, Date.now());
+        const shredded = await journaledShred(config, store, userId, category);
         print({ userId, category: category ?? null, shredded, servedUntilAtMost: `${config.maxStalenessSeconds}s` });
         return 0;
       });
     },
   },
+  {
+    name: 'backup create',
+    args: '<file>',
+    summary: 'copy the SQLite store online into a new file (wrapped rows only) with the journal position it covers',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [file] = one(positionals, ['file']) as [string];
+      return backupCommand(() => createBackup(loadConfig(configPath(values)), file));
+    },
+  },
+  {
+    name: 'backup restore',
+    args: '<file>',
+    summary: "put a backup in the store's place after replaying the shred journal into it (servers stopped)",
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [file] = one(positionals, ['file']) as [string];
+      return backupCommand(() => restoreBackup(loadConfig(configPath(values)), file));
+    },
+  },
+  {
+    name: 'journal replay',
+    args: '',
+    summary: 'shred again in the store every journal entry it has not applied (idempotent; safe while serving)',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return backupCommand(() => replayCommand(loadConfig(configPath(values))));
+    },
+  },
+  {
+    name: 'journal status',
+    args: '',
+    summary: "verify the whole shred journal and compare its head with the store's applied position",
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return backupCommand(() => statusCommand(loadConfig(configPath(values))));
+    },
+  },
 ];
+
+async function backupCommand(work: () => Promise<Record<string, unknown>>): Promise<number> {
+  try {
+    print(await work());
+    return 0;
+  } catch (error) {
+    if (error instanceof BackupUsageError) throw new UsageError(error.message);
+    throw error;
+  }
+}
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => `${c.name} ${c.args}`.length));

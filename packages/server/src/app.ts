@@ -5,6 +5,9 @@ import { MemcachedClient } from './cache/memcached-client.js';
 import type { PadlockConfig } from './config.js';
 import type { AppContext, Route } from './http/route.js';
 import { PadlockHttpServer } from './http/server.js';
+import { JournalGate } from './journal/gate.js';
+import { openJournal } from './journal/open.js';
+import type { ShredJournal } from './journal/types.js';
 import { loadKeks } from './kek.js';
 import { StoreRows, Unwrapper, type KeychainSource, type RowSource } from './keychain.js';
 import { KeyService } from './keys.js';
@@ -47,6 +50,8 @@ export interface Padlock {
   readonly store: KeyStore;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** The shred journal's gate: whether keys are served, and why not. */
+  readonly journal: JournalGate;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
   /** Graceful drain, then store close. */
@@ -59,6 +64,8 @@ export interface StartOptions {
   readonly store?: KeyStore;
   /** Extra layers over the store's rows, e.g. memcached; applied bottom-up. */
   readonly rowLayers?: readonly ((below: RowSource, metrics: Metrics, log: Logger) => RowSource)[];
+  /** A shred journal to use instead of opening the configured one (tests). */
+  readonly journal?: ShredJournal;
   /** Extra readiness checks, by name. */
   readonly checks?: Readonly<Record<string, () => Promise<string>>>;
 }
@@ -70,7 +77,10 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
   let memcached: MemcachedClient | undefined;
+  let journal: ShredJournal | undefined;
+  let gate: JournalGate | undefined;
   try {
+    journal = options.journal ?? (await openJournal(config, keks, log, { write: true }));
     const registry = new ServiceRegistry(store, keks, log);
     await registry.refresh();
     registry.start(config.services.refreshSeconds);
@@ -102,7 +112,16 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     if (config.cache.l1.enabled) {
       keychains = new L1Cache(keychains, { maxEntries: config.cache.l1.maxEntries, maxStalenessMs }, metrics);
     }
-    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics);
+    const cached = keychains;
+    gate = new JournalGate(journal, store, log, {
+      replay: config.journal.replay,
+      checkIntervalMs: config.journal.checkIntervalMs,
+      invalidate: (userId) => cached.invalidate(userId),
+    });
+    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics, gate);
+    // Before the port opens: a store behind the journal is replayed (journal.replay "auto") or kept shut.
+    await gate.start();
+    const journalGate = gate;
 
     let http: PadlockHttpServer | undefined = undefined;
     const document = openApiDocument(ROUTES, VERSION);
@@ -130,6 +149,8 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         checks['services'] =
           registryAge < 3 * config.services.refreshSeconds * 1000 ? 'ok' : `stale: ${registryAge} ms`;
         if (checks['services'] !== 'ok') ready = false;
+        checks['journal'] = journalGate.status();
+        if (!journalGate.open) ready = false;
         checks['draining'] = String(http?.draining ?? false);
         if (http?.draining === true) ready = false;
         for (const [name, check] of Object.entries(extraChecks)) checks[name] = await check();
@@ -157,16 +178,21 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       store,
       metrics,
       log,
+      journal: journalGate,
       port,
       async close() {
         await server.drain();
         registry.stop();
+        journalGate.stop();
         memcached?.close();
+        if (options.journal === undefined) await journalGate.journal.close();
         await store.close();
       },
     };
   } catch (error) {
+    gate?.stop();
     memcached?.close();
+    if (options.journal === undefined) await journal?.close();
     await store.close();
     throw error;
   }

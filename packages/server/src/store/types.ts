@@ -79,6 +79,18 @@ export interface KeyStore {
    */
   shred(userId: string, category: string | undefined, at: number): Promise<number>;
 
+  /**
+   * The shred journal position this store has applied: every journal entry up
+   * to it is shredded here (journal/replay.ts). 0 for a new store. A store
+   * restored from a backup reports the backup's position.
+   */
+  journalApplied(): Promise<number>;
+  /**
+   * Moves the applied position from `from` to `to` if it is still `from`
+   * (compare-and-set, so it never passes an entry not yet applied); false otherwise.
+   */
+  advanceJournal(from: number, to: number): Promise<boolean>;
+
   /** Creates a service; false when one with that id exists already. */
   createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean>;
   /** Replaces a service's permissions; false when there is no such service. */

@@ -496,6 +496,12 @@ export class SlowStore implements KeyStore {
   shred(userId: string, category: string | undefined, at: number): Promise<number> {
     return this.inner.shred(userId, category, at);
   }
+  journalApplied(): Promise<number> {
+    return this.inner.journalApplied();
+  }
+  advanceJournal(from: number, to: number): Promise<boolean> {
+    return this.inner.advanceJournal(from, to);
+  }
   createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
     return this.inner.createService(record);
   }
