@@ -70,7 +70,11 @@ export async function createBackup(config: PadlockConfig, file: string): Promise
   }
 }
 
-export async function restoreBackup(config: PadlockConfig, file: string): Promise<Record<string, unknown>> {
+export async function restoreBackup(
+  config: PadlockConfig,
+  file: string,
+  checkpointEvery: number,
+): Promise<Record<string, unknown>> {
   const storePath = sqliteOnly(config, 'backup restore');
   const source = resolve(file);
   if (source === storePath) throw new BackupUsageError('the backup is the store file itself');
@@ -90,7 +94,7 @@ export async function restoreBackup(config: PadlockConfig, file: string): Promis
     const store = new SqliteKeyStore({ ...config.store.sqlite, path: staging });
     let result: ReplayResult;
     try {
-      result = await replayJournal(journal, store, { onProgress: progress });
+      result = await replayJournal(journal, store, { onProgress: progress, checkpointEvery });
     } finally {
       await store.close();
     }
@@ -135,9 +139,9 @@ async function withJournal<T>(
   }
 }
 
-export function replayCommand(config: PadlockConfig): Promise<Record<string, unknown>> {
+export function replayCommand(config: PadlockConfig, checkpointEvery: number): Promise<Record<string, unknown>> {
   return withJournal(config, async (journal, store) => {
-    const result = await replayJournal(journal, store, { onProgress: progress });
+    const result = await replayJournal(journal, store, { onProgress: progress, checkpointEvery });
     return { journal: journal.location, ...result };
   });
 }

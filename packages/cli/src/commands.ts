@@ -50,6 +50,16 @@ interface Command {
 const DEFAULT_DIR = '.padlock';
 const CONFIG_OPTION: Options = { config: { type: 'string', short: 'c' } };
 const CONFIG_HELP = `--config, -c FILE   config file (default: $PADLOCK_CONFIG or ${DEFAULT_DIR}/padlock.json)`;
+const CHECKPOINT_OPTION: Options = { 'checkpoint-every': { type: 'string' } };
+const CHECKPOINT_HELP =
+  '--checkpoint-every N  entries between saved positions and progress lines on stderr (default 500)';
+
+function checkpointEvery(values: Values): number {
+  const n = Number(values['checkpoint-every'] ?? 500);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new UsageError('--checkpoint-every must be 1-1000000');
+  return n;
+}
+
 const RIGHTS_OPTIONS: Options = {
   read: { type: 'string' },
   create: { type: 'boolean' },
@@ -452,22 +462,22 @@ const COMMANDS: readonly Command[] = [
     name: 'backup restore',
     args: '<file>',
     summary: "put a backup in the store's place after replaying the shred journal into it (servers stopped)",
-    options: CONFIG_OPTION,
-    optionHelp: [CONFIG_HELP],
+    options: { ...CONFIG_OPTION, ...CHECKPOINT_OPTION },
+    optionHelp: [CONFIG_HELP, CHECKPOINT_HELP],
     run: (values, positionals) => {
       const [file] = one(positionals, ['file']) as [string];
-      return backupCommand(() => restoreBackup(loadConfig(configPath(values)), file));
+      return backupCommand(() => restoreBackup(loadConfig(configPath(values)), file, checkpointEvery(values)));
     },
   },
   {
     name: 'journal replay',
     args: '',
     summary: 'shred again in the store every journal entry it has not applied (idempotent; safe while serving)',
-    options: CONFIG_OPTION,
-    optionHelp: [CONFIG_HELP],
+    options: { ...CONFIG_OPTION, ...CHECKPOINT_OPTION },
+    optionHelp: [CONFIG_HELP, CHECKPOINT_HELP],
     run: (values, positionals) => {
       one(positionals, []);
-      return backupCommand(() => replayCommand(loadConfig(configPath(values))));
+      return backupCommand(() => replayCommand(loadConfig(configPath(values)), checkpointEvery(values)));
     },
   },
   {

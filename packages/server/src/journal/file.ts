@@ -4,6 +4,7 @@ import {
   fstatSync,
   fsyncSync,
   ftruncateSync,
+  mkdirSync,
   openSync,
   readFileSync,
   unlinkSync,
@@ -72,6 +73,7 @@ export class FileJournal implements ShredJournal {
       shared.refs++;
       return shared.journal;
     }
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     takeLock(path);
     try {
       const { head, validBytes } = await scan(path, keys);
