@@ -2,6 +2,7 @@ import { PadlockError } from '@padlock/core';
 import {
   SqliteKeyStore,
   createLogger,
+  FileJournal,
   inspectSqliteBackup,
   loadKeks,
   openJournal,
@@ -85,8 +86,17 @@ export async function restoreBackup(
     throw new BackupUsageError((error as Error).message);
   }
   const keks = loadKeks(config);
-  // The writer's lock keeps a server (the journal's writer) from running on the store meanwhile.
-  const journal = await openJournal(config, keks, stderrLog(), { write: config.journal.kind === 'file' });
+  if (config.journal.kind === 'file') {
+    // A server would go on with the old file (and lose what it writes): stop it first.
+    const pids = FileJournal.liveWriters(config.journal.file.path);
+    if (pids.length > 0) {
+      throw new PadlockError(
+        'JOURNAL_UNAVAILABLE',
+        `the shred journal is held by process ${pids.join(', ')} (a running server?): stop it before restoring`,
+      );
+    }
+  }
+  const journal = await openJournal(config, keks, stderrLog(), { write: false });
   const staging = `${storePath}.restoring`;
   try {
     for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${staging}${suffix}`, { force: true });

@@ -1,11 +1,13 @@
 import { kekRing, PadlockError, SecretBytes } from '@padlock/core';
 import fc from 'fast-check';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { SqliteKeyStore } from '../store/sqlite.js';
 import { encodeLine, JournalKeys, type JournalEntry } from './entry.js';
 import { FileJournal } from './file.js';
@@ -240,23 +242,70 @@ describe('file shred journal', () => {
     }
   });
 
-  it("one writer at a time: a live process holding the lock is refused, a dead one's lock is taken over", async () => {
+  it("an append waits for a lock held by a live process, takes over a dead one's, and gives up after 5 s", async () => {
     const path = join(dir, 'locked');
-    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
-    try {
-      writeFileSync(`${path}.lock`, `${sleeper.pid}\n`);
-      await assert.rejects(FileJournal.writer(path, keys), (error: unknown) => {
-        assert.ok(error instanceof PadlockError && error.code === 'JOURNAL_UNAVAILABLE');
-        assert.match(error.message, new RegExp(`held by process ${sleeper.pid}`));
-        return true;
-      });
-    } finally {
-      sleeper.kill('SIGKILL');
-      await new Promise((resolve) => sleeper.once('exit', resolve));
-    }
     const journal = await FileJournal.writer(path, keys);
-    assert.equal(readFileSync(`${path}.lock`, 'utf8'), `${process.pid}\n`);
+    // A process that is not this one's child (it would stay a zombie, alive to kill(0), while this one waits).
+    const holder = (ms: number): Promise<number> =>
+      new Promise((resolve, reject) => {
+        execFile('sh', ['-c', `sleep ${ms / 1000} >/dev/null 2>&1 & echo $!`], (error, stdout) =>
+          error === null ? resolve(Number(stdout.trim())) : reject(error),
+        );
+      });
+    writeFileSync(`${path}.lock`, `${await holder(400)}\n`);
+    const started = Date.now();
     assert.equal((await journal.append({ userId: 'u', category: null, at: 1 })).position, 1);
+    assert.ok(Date.now() - started >= 150, `waited ${Date.now() - started} ms for the holder to exit`);
+    const stuck = await holder(30000);
+    writeFileSync(`${path}.lock`, `${stuck}\n`);
+    await assert.rejects(journal.append({ userId: 'v', category: null, at: 2 }), (error: unknown) => {
+      assert.ok(error instanceof PadlockError && error.code === 'JOURNAL_UNAVAILABLE');
+      assert.match(error.message, new RegExp(`stayed locked by process ${stuck} for 5000 ms`));
+      return true;
+    });
+    process.kill(stuck, 'SIGKILL');
+    rmSync(`${path}.lock`);
+    assert.equal((await journal.append({ userId: 'w', category: null, at: 3 })).position, 2);
     await journal.close();
+  });
+
+  it('appends from several processes at once interleave into one valid chain', async () => {
+    const path = join(dir, 'shared');
+    const kekFile = join(dir, 'shared.kek');
+    const kek = randomBytes(32);
+    writeFileSync(kekFile, kek, { mode: 0o600 });
+    const script = `
+      const { FileJournal, JournalKeys } = await import(${JSON.stringify(new URL('../index.js', import.meta.url).href)});
+      const { kekRing, SecretBytes } = await import('@padlock/core');
+      const { readFileSync } = await import('node:fs');
+      const keys = new JournalKeys(kekRing([{ kid: 'k1', key: SecretBytes.adopt(readFileSync(process.argv[1])) }], 'k1'));
+      const journal = await FileJournal.writer(process.argv[2], keys);
+      for (let i = 0; i < 50; i++) await journal.append({ userId: process.argv[3] + '-' + i, category: null, at: i });
+      await journal.close();
+    `;
+    const runs = ['a', 'b', 'c'].map(
+      (name) =>
+        new Promise<number | null>((resolve) => {
+          const child = spawn(process.execPath, ['--input-type=module', '-e', script, kekFile, path, name], {
+            stdio: ['ignore', 'ignore', 'inherit'],
+            cwd: fileURLToPath(new URL('.', import.meta.url)),
+          });
+          child.on('exit', resolve);
+        }),
+    );
+    assert.deepEqual(await Promise.all(runs), [0, 0, 0]);
+    const shared = new JournalKeys(kekRing([{ kid: 'k1', key: SecretBytes.adopt(Buffer.from(kek)) }], 'k1'));
+    const entries = await readAll(path, shared);
+    assert.deepEqual(
+      entries.map((e) => e.position),
+      Array.from({ length: 150 }, (_, i) => i + 1),
+    );
+    for (const name of ['a', 'b', 'c']) {
+      assert.deepEqual(
+        entries.filter((e) => e.userId.startsWith(`${name}-`)).map((e) => e.userId),
+        Array.from({ length: 50 }, (_, i) => `${name}-${i}`),
+        "each process's entries in its order",
+      );
+    }
   });
 });

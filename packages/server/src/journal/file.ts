@@ -6,13 +6,16 @@ import {
   ftruncateSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
-  unlinkSync,
+  readSync,
+  rmSync,
+  writeFileSync,
   writeSync,
   constants,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import {
   decodeLine,
   encodeLine,
@@ -26,47 +29,61 @@ import type { JournalHead, ShredJournal } from './types.js';
 
 /*
  * The file journal for SQLite deployments: one JSON line per shred, appended
- * and fsync'd before the store shreds. One writer at a time: the writer holds
- * `<path>.lock` (its pid); a lock left by a dead process (kill -9) is taken
- * over. Readers (`padlock journal status`, replay, restore) take no lock.
+ * and fsync'd before the store shreds. Several processes may append (serve
+ * --workers, `padlock keychain shred` beside a server): each append holds
+ * `<path>.lock` (O_EXCL, holding the pid) for the few milliseconds it takes,
+ * reads what others appended since its last look, and writes the next
+ * position. A lock left by a dead process (kill -9) is taken over.
  *
  * A crash mid-append leaves a last line without its "\n": that append never
  * returned, so its shred was never acknowledged; readers skip it and the next
- * writer cuts it off. Anything else malformed is JOURNAL_CORRUPT.
+ * append cuts it off. Anything else malformed is JOURNAL_CORRUPT.
+ *
+ * A process that opens the journal for appending also leaves
+ * `<path>.writer-<pid>` while it has it open, so `padlock backup restore` can
+ * refuse to swap the store file under a running server.
  */
 
 const CHUNK = 64 * 1024;
+const LOCK_WAIT_MS = 5000;
+
+interface Known {
+  readonly position: number;
+  readonly mac: Uint8Array;
+  /** Bytes of complete, verified lines. */
+  readonly offset: number;
+}
 
 interface Open {
   journal: FileJournal;
   refs: number;
 }
 
-/** Writers in this process share one instance per file (two would fork the chain). */
+/** Appenders in this process share one instance per file. */
 const writers = new Map<string, Open>();
 
 export class FileJournal implements ShredJournal {
   readonly kind = 'file';
-  #fd: number | undefined;
-  #head: JournalHead;
+  #known: Known;
+  #writer: boolean;
 
   private constructor(
     readonly location: string,
     private readonly keys: JournalKeys,
-    fd: number | undefined,
-    head: JournalHead,
+    writer: boolean,
+    known: Known,
   ) {
-    this.#fd = fd;
-    this.#head = head;
+    this.#writer = writer;
+    this.#known = known;
   }
 
-  /** Opens for reading only: no lock, no writes; head() reads the file each time. */
+  /** Opens for reading only: head() follows what writers append. */
   static async reader(path: string, keys: JournalKeys): Promise<FileJournal> {
-    const head = await scan(path, keys);
-    return new FileJournal(path, keys, undefined, head.head);
+    const { head, validBytes } = await scan(path, keys);
+    return new FileJournal(path, keys, false, { ...head, offset: validBytes });
   }
 
-  /** Opens for appending: takes the lock, verifies the whole chain, cuts off a torn last line. */
+  /** Opens for appending: verifies the whole chain and marks this process as a writer. */
   static async writer(path: string, keys: JournalKeys): Promise<FileJournal> {
     const shared = writers.get(path);
     if (shared !== undefined) {
@@ -74,38 +91,62 @@ export class FileJournal implements ShredJournal {
       return shared.journal;
     }
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    takeLock(path);
+    const { head, validBytes } = await scan(path, keys);
+    const journal = new FileJournal(path, keys, true, { ...head, offset: validBytes });
+    writeFileSync(writerMarker(path, process.pid), `${process.pid}\n`, { mode: 0o600 });
+    writers.set(path, { journal, refs: 1 });
+    return journal;
+  }
+
+  /** Pids of other live processes that have this journal open for appending (servers, mostly). */
+  static liveWriters(path: string): number[] {
+    const prefix = `${basename(path)}.writer-`;
+    let names: string[];
     try {
-      const { head, validBytes } = await scan(path, keys);
-      const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
-      if (fstatSync(fd).size > validBytes) {
-        ftruncateSync(fd, validBytes);
-        fsyncSync(fd);
-      }
-      syncDirectory(path);
-      const journal = new FileJournal(path, keys, fd, head);
-      writers.set(path, { journal, refs: 1 });
-      return journal;
-    } catch (error) {
-      releaseLock(path);
-      throw error;
+      names = readdirSync(dirname(path));
+    } catch {
+      return [];
     }
+    const pids: number[] = [];
+    for (const name of names) {
+      if (!name.startsWith(prefix)) continue;
+      const pid = Number.parseInt(name.slice(prefix.length), 10);
+      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+      if (alive(pid)) pids.push(pid);
+      else rmSync(join(dirname(path), name), { force: true });
+    }
+    return pids;
   }
 
   append(shred: ShredRequest): Promise<JournalEntry> {
-    if (this.#fd === undefined)
+    if (!this.#writer) {
       return Promise.reject(new PadlockError('JOURNAL_UNAVAILABLE', 'the journal is open for reading only'));
-    const unsigned = { ...shred, position: this.#head.position + 1, kid: this.keys.activeKid };
-    const entry: JournalEntry = { ...unsigned, mac: this.keys.mac(unsigned, this.#head.mac) };
-    const line = Buffer.from(encodeLine(entry), 'utf8');
-    if (line.length > MAX_LINE_BYTES)
-      return Promise.reject(new PadlockError('INVALID_REQUEST', 'the shred does not fit a journal line'));
+    }
+    let fd: number | undefined;
     try {
-      // Synchronous on purpose: appends are ordered by the event loop, and the entry is on disk before the store is touched.
-      let written = 0;
-      while (written < line.length) written += writeSync(this.#fd, line, written);
-      fsyncSync(this.#fd);
+      // Synchronous on purpose: the lock is held for one write and one fsync, never across an await.
+      takeLock(this.location);
+      try {
+        fd = openSync(this.location, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
+        const known = this.#catchUp(fd, true);
+        const unsigned = { ...shred, position: known.position + 1, kid: this.keys.activeKid };
+        const entry: JournalEntry = { ...unsigned, mac: this.keys.mac(unsigned, known.mac) };
+        const line = Buffer.from(encodeLine(entry), 'utf8');
+        if (line.length > MAX_LINE_BYTES)
+          throw new PadlockError('INVALID_REQUEST', 'the shred does not fit a journal line');
+        let written = 0;
+        while (written < line.length) written += writeSync(fd, line, written);
+        fsyncSync(fd);
+        // The first entry created the file: its name must survive a crash too.
+        if (known.offset === 0) syncDirectory(this.location);
+        this.#known = { position: entry.position, mac: entry.mac, offset: known.offset + line.length };
+        return Promise.resolve(entry);
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+        releaseLock(this.location);
+      }
     } catch (error) {
+      if (error instanceof PadlockError) return Promise.reject(error);
       return Promise.reject(
         new PadlockError(
           'JOURNAL_UNAVAILABLE',
@@ -113,13 +154,79 @@ export class FileJournal implements ShredJournal {
         ),
       );
     }
-    this.#head = { position: entry.position, mac: entry.mac };
-    return Promise.resolve(entry);
   }
 
-  async head(): Promise<JournalHead> {
-    if (this.#fd !== undefined) return this.#head;
-    return (await scan(this.location, this.keys)).head;
+  head(): Promise<JournalHead> {
+    let fd: number;
+    try {
+      fd = openSync(this.location, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve(this.#known);
+      return Promise.reject(
+        new PadlockError(
+          'JOURNAL_UNAVAILABLE',
+          `cannot read the shred journal: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+        ),
+      );
+    }
+    try {
+      const known = this.#catchUp(fd, false);
+      return Promise.resolve({ position: known.position, mac: known.mac });
+    } catch (error) {
+      return Promise.reject(error as Error);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Reads and verifies the lines appended since the last look. With `cutTorn`
+   * (only under the lock, when no one else can be mid-write) a partial last
+   * line is a dead writer's and is cut off.
+   */
+  #catchUp(fd: number, cutTorn: boolean): Known {
+    const base = this.#known.offset;
+    let known = this.#known;
+    const size = fstatSync(fd).size;
+    if (size < known.offset) {
+      throw new PadlockError(
+        'JOURNAL_CORRUPT',
+        `shred journal ${this.location} is shorter than the ${known.offset} bytes already verified`,
+      );
+    }
+    if (size === known.offset) return known;
+    const tail = Buffer.alloc(size - known.offset);
+    let read = 0;
+    while (read < tail.length) {
+      const n = readSync(fd, tail, read, tail.length - read, known.offset + read);
+      if (n === 0) break;
+      read += n;
+    }
+    let at = 0;
+    let newline: number;
+    while ((newline = tail.indexOf(0x0a, at)) !== -1) {
+      const where = `shred journal ${this.location}, entry after position ${known.position}`;
+      const entry = decodeLine(tail.subarray(at, newline).toString('utf8'), where);
+      try {
+        this.keys.verify(entry, known);
+      } catch (error) {
+        throw new PadlockError('JOURNAL_CORRUPT', `${where}: ${(error as Error).message}`);
+      }
+      at = newline + 1;
+      known = { position: entry.position, mac: entry.mac, offset: base + at };
+    }
+    if (at < tail.length && tail.length - at > MAX_LINE_BYTES) {
+      throw new PadlockError(
+        'JOURNAL_CORRUPT',
+        `shred journal ${this.location}: a line longer than ${MAX_LINE_BYTES} bytes`,
+      );
+    }
+    if (cutTorn && at < tail.length) {
+      ftruncateSync(fd, known.offset);
+      fsyncSync(fd);
+    }
+    this.#known = known;
+    return known;
   }
 
   async *entriesAfter(position: number): AsyncIterable<JournalEntry> {
@@ -129,15 +236,18 @@ export class FileJournal implements ShredJournal {
   }
 
   close(): Promise<void> {
-    if (this.#fd === undefined) return Promise.resolve();
+    if (!this.#writer) return Promise.resolve();
     const shared = writers.get(this.location);
     if (shared !== undefined && --shared.refs > 0) return Promise.resolve();
     writers.delete(this.location);
-    closeSync(this.#fd);
-    this.#fd = undefined;
-    releaseLock(this.location);
+    this.#writer = false;
+    rmSync(writerMarker(this.location, process.pid), { force: true });
     return Promise.resolve();
   }
+}
+
+function writerMarker(path: string, pid: number): string {
+  return `${path}.writer-${pid}`;
 }
 
 /** Every complete line's entry, verified from position 1; `validBytes` ends the last complete line. */
@@ -211,7 +321,9 @@ function lockPath(path: string): string {
 }
 
 function takeLock(path: string): void {
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
     try {
       const fd = openSync(lockPath(path), 'wx', 0o600);
       writeSync(fd, `${process.pid}\n`);
@@ -226,28 +338,23 @@ function takeLock(path: string): void {
       }
     }
     const holder = Number.parseInt(safeRead(lockPath(path)), 10);
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
+    if (Number.isInteger(holder) && holder > 0 && !alive(holder)) {
+      // Left by a dead process (kill -9): take it over.
+      rmSync(lockPath(path), { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) {
       throw new PadlockError(
         'JOURNAL_UNAVAILABLE',
-        `the shred journal ${path} is held by process ${holder} (a running server?); shred through its API, or stop it`,
+        `the shred journal ${path} stayed locked by process ${Number.isInteger(holder) ? holder : 'unknown'} for ${LOCK_WAIT_MS} ms`,
       );
     }
-    // Left by a dead process (kill -9): take it over.
-    try {
-      unlinkSync(lockPath(path));
-    } catch {
-      // Someone else took it over first; the next attempt says who holds it.
-    }
+    Atomics.wait(pause, 0, 0, 2);
   }
-  throw new PadlockError('JOURNAL_UNAVAILABLE', `the shred journal ${path} is locked by another process`);
 }
 
 function releaseLock(path: string): void {
-  try {
-    if (Number.parseInt(safeRead(lockPath(path)), 10) === process.pid) unlinkSync(lockPath(path));
-  } catch {
-    // Already gone.
-  }
+  if (Number.parseInt(safeRead(lockPath(path)), 10) === process.pid) rmSync(lockPath(path), { force: true });
 }
 
 function safeRead(path: string): string {
@@ -267,7 +374,6 @@ function alive(pid: number): boolean {
   }
 }
 
-/** fsync the directory so a newly created journal file's name survives a crash too. */
 function syncDirectory(path: string): void {
   const fd = openSync(dirname(path), 'r');
   try {
