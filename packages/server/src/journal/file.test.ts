@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { SqliteKeyStore } from '../store/sqlite.js';
 import { encodeLine, JournalKeys, type JournalEntry } from './entry.js';
 import { FileJournal } from './file.js';
@@ -246,12 +247,10 @@ describe('file shred journal', () => {
     const path = join(dir, 'locked');
     const journal = await FileJournal.writer(path, keys);
     // A process that is not this one's child (it would stay a zombie, alive to kill(0), while this one waits).
-    const holder = (ms: number): Promise<number> =>
-      new Promise((resolve, reject) => {
-        execFile('sh', ['-c', `sleep ${ms / 1000} >/dev/null 2>&1 & echo $!`], (error, stdout) =>
-          error === null ? resolve(Number(stdout.trim())) : reject(error),
-        );
-      });
+    const holder = async (ms: number): Promise<number> => {
+      const { stdout } = await promisify(execFile)('sh', ['-c', `sleep ${ms / 1000} >/dev/null 2>&1 & echo $!`]);
+      return Number(stdout.trim());
+    };
     writeFileSync(`${path}.lock`, `${await holder(400)}\n`);
     const started = Date.now();
     assert.equal((await journal.append({ userId: 'u', category: null, at: 1 })).position, 1);

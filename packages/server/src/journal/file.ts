@@ -173,7 +173,7 @@ export class FileJournal implements ShredJournal {
       const known = this.#catchUp(fd, false);
       return Promise.resolve({ position: known.position, mac: known.mac });
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     } finally {
       closeSync(fd);
     }
