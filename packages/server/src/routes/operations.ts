@@ -17,7 +17,8 @@ export const readyz: Route = {
   method: 'GET',
   path: '/readyz',
   operationId: 'readyz',
-  summary: 'Readiness: the store answers, the service registry is loaded, the server is not draining',
+  summary:
+    'Readiness: the store answers, the service registry is loaded, the store is not behind the shred journal, the server is not draining',
   description: 'Details name each check; a degraded cache is reported but does not make the server unready.',
   auth: false,
   responses: { 200: 'Ready', 503: 'Not ready; details say which check failed' },
