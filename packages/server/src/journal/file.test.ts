@@ -246,7 +246,7 @@ describe('file shred journal', () => {
   it("an append waits for a lock held by a live process, takes over a dead one's, and gives up after 5 s", async () => {
     const path = join(dir, 'locked');
     const journal = await FileJournal.writer(path, keys);
-    // A process that is not this one's child (it would stay a zombie, alive to kill(0), while this one waits).
+    // A process that is not this one's child (a child that exits stays a zombie, alive to kill(0), until reaped).
     const holder = async (ms: number): Promise<number> => {
       const { stdout } = await promisify(execFile)('sh', ['-c', `sleep ${ms / 1000} >/dev/null 2>&1 & echo $!`]);
       return Number(stdout.trim());
@@ -257,11 +257,15 @@ describe('file shred journal', () => {
     assert.ok(Date.now() - started >= 150, `waited ${Date.now() - started} ms for the holder to exit`);
     const stuck = await holder(30000);
     writeFileSync(`${path}.lock`, `${stuck}\n`);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 100);
     await assert.rejects(journal.append({ userId: 'v', category: null, at: 2 }), (error: unknown) => {
       assert.ok(error instanceof PadlockError && error.code === 'JOURNAL_UNAVAILABLE');
       assert.match(error.message, new RegExp(`stayed locked by process ${stuck} for 5000 ms`));
       return true;
     });
+    clearInterval(ticker);
+    assert.ok(ticks >= 30, `the event loop ran ${ticks} 100-ms timers while the append waited 5 s`);
     process.kill(stuck, 'SIGKILL');
     rmSync(`${path}.lock`);
     assert.equal((await journal.append({ userId: 'w', category: null, at: 3 })).position, 2);

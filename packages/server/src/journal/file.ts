@@ -66,6 +66,7 @@ export class FileJournal implements ShredJournal {
   readonly kind = 'file';
   #known: Known;
   #writer: boolean;
+  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly location: string,
@@ -122,10 +123,18 @@ export class FileJournal implements ShredJournal {
     if (!this.#writer) {
       return Promise.reject(new PadlockError('JOURNAL_UNAVAILABLE', 'the journal is open for reading only'));
     }
+    // One append at a time in this process; the lock orders them across processes.
+    const run = this.#queue.then(() => this.#append(shred));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #append(shred: ShredRequest): Promise<JournalEntry> {
     let fd: number | undefined;
     try {
-      // Synchronous on purpose: the lock is held for one write and one fsync, never across an await.
-      takeLock(this.location);
+      // Waiting for the lock yields to the event loop; once held, the write and fsync are
+      // synchronous, so the lock is never held across an await.
+      await takeLock(this.location);
       try {
         fd = openSync(this.location, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
         const known = this.#catchUp(fd, true);
@@ -140,18 +149,16 @@ export class FileJournal implements ShredJournal {
         // The first entry created the file: its name must survive a crash too.
         if (known.offset === 0) syncDirectory(this.location);
         this.#known = { position: entry.position, mac: entry.mac, offset: known.offset + line.length };
-        return Promise.resolve(entry);
+        return entry;
       } finally {
         if (fd !== undefined) closeSync(fd);
         releaseLock(this.location);
       }
     } catch (error) {
-      if (error instanceof PadlockError) return Promise.reject(error);
-      return Promise.reject(
-        new PadlockError(
-          'JOURNAL_UNAVAILABLE',
-          `cannot append to the shred journal: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
-        ),
+      if (error instanceof PadlockError) throw error;
+      throw new PadlockError(
+        'JOURNAL_UNAVAILABLE',
+        `cannot append to the shred journal: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
       );
     }
   }
@@ -320,9 +327,8 @@ function lockPath(path: string): string {
   return `${path}.lock`;
 }
 
-function takeLock(path: string): void {
+async function takeLock(path: string): Promise<void> {
   const deadline = Date.now() + LOCK_WAIT_MS;
-  const pause = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
     try {
       const fd = openSync(lockPath(path), 'wx', 0o600);
@@ -349,7 +355,7 @@ function takeLock(path: string): void {
         `the shred journal ${path} stayed locked by process ${Number.isInteger(holder) ? holder : 'unknown'} for ${LOCK_WAIT_MS} ms`,
       );
     }
-    Atomics.wait(pause, 0, 0, 2);
+    await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
 
