@@ -803,6 +803,23 @@ export class WireServer {
     this.#sweep.unref();
   }
 
+  /**
+   * Serves a socket that another listener accepted (a TLS socket from a tls.Server): read with
+   * 'data' events, never adopted, and counted like the sockets this server accepts itself.
+   *
+   * @example
+   *   tls.createServer(options, (socket) => wire.accept(socket));
+   */
+  accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const connection = new WireConnection(socket, this, false);
+    this.connections.add(connection);
+    if (socket.isPaused()) socket.resume();
+  }
+
   onRequest(request: WireRequest): void {
     this.handlers.onRequest(request);
   }
