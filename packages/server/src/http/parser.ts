@@ -71,6 +71,7 @@ const CR = 13;
 const LF = 10;
 const DIGITS = /^[0-9]{1,15}$/;
 const MAX_CHUNK_SIZE_DIGITS = 8;
+const SEMICOLON = 0x3b;
 /** Fields that must not repeat: a second value would make the request ambiguous. */
 const SINGLE = new Set(['host', 'authorization', 'content-type', 'content-length']);
 
@@ -79,11 +80,15 @@ const TOKEN_CHAR = new Uint8Array(256);
 const FIELD_VALUE_CHAR = new Uint8Array(256);
 /** A hex digit's value plus one; 0 for any other byte. */
 const HEX_VALUE = new Uint8Array(256);
+/** qdtext of RFC 9110 section 5.6.4: a quoted-string's characters other than `"` and `\`. */
+const QDTEXT_CHAR = new Uint8Array(256);
 for (let c = 0; c < 256; c++) {
   TOKEN_CHAR[c] = /[!#$%&'*+.^_`|~0-9A-Za-z-]/.test(String.fromCharCode(c)) ? 1 : 0;
   // Visible characters, spaces and tabs, obs-text; no control characters (so no CR or LF).
   FIELD_VALUE_CHAR[c] = c === 9 || (c >= 0x20 && c <= 0x7e) || c >= 0x80 ? 1 : 0;
   const hex = parseInt(String.fromCharCode(c), 16);
+  QDTEXT_CHAR[c] =
+    c === 9 || c === 32 || c === 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e) || c >= 0x80 ? 1 : 0;
   HEX_VALUE[c] = /[0-9A-Fa-f]/.test(String.fromCharCode(c)) ? hex + 1 : 0;
 }
 
@@ -216,8 +221,18 @@ type State =
   | 'chunk-size'
   /** Whitespace after the size: only a chunk extension may follow (RFC 9112 section 7.1.1, BWS). */
   | 'chunk-size-blank'
-  /** In a chunk extension, from its ';' to the CR. */
-  | 'chunk-extension'
+  /*
+   * chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), a name a token,
+   * a value a token or a quoted-string (RFC 9112 section 7.1.1): read, checked, then ignored.
+   */
+  | 'ext-before-name'
+  | 'ext-name'
+  | 'ext-after-name'
+  | 'ext-before-value'
+  | 'ext-token-value'
+  | 'ext-quoted-value'
+  | 'ext-quoted-escape'
+  | 'ext-after-value'
   | 'chunk-size-lf'
   | 'chunk-data'
   | 'chunk-data-cr'
@@ -464,31 +479,31 @@ export class RequestParser {
           throw new BadRequest(400, 'a chunk size is not valid');
         } else if (byte === CR) {
           this.#state = 'chunk-size-lf';
-        } else if (byte === 0x3b /* ; */) {
-          this.#state = 'chunk-extension';
+        } else if (byte === SEMICOLON) {
+          this.#state = 'ext-before-name';
           this.#countExtensionByte();
         } else if (isBlank(byte)) {
           this.#state = 'chunk-size-blank';
-          this.#countLineByte();
+          this.#countExtensionByte();
         } else {
           throw new BadRequest(400, 'a chunk size is not valid');
         }
         return;
       }
       case 'chunk-size-blank':
-        if (byte === 0x3b) {
-          this.#state = 'chunk-extension';
-          this.#countExtensionByte();
-        } else if (isBlank(byte)) {
-          this.#countLineByte();
-        } else {
-          throw new BadRequest(400, 'a chunk size is not valid');
-        }
+        if (byte === SEMICOLON) this.#state = 'ext-before-name';
+        else if (!isBlank(byte)) throw new BadRequest(400, 'a chunk size is not valid');
+        this.#countExtensionByte();
         return;
-      case 'chunk-extension':
-        if (byte === CR) this.#state = 'chunk-size-lf';
-        else if (FIELD_VALUE_CHAR[byte]) this.#countExtensionByte();
-        else throw new BadRequest(400, 'a chunk extension is not valid');
+      case 'ext-before-name':
+      case 'ext-name':
+      case 'ext-after-name':
+      case 'ext-before-value':
+      case 'ext-token-value':
+      case 'ext-quoted-value':
+      case 'ext-quoted-escape':
+      case 'ext-after-value':
+        this.#extensionByte(byte);
         return;
       case 'chunk-size-lf': {
         if (byte !== LF) throw new BadRequest(400, 'a chunk size line does not end with CRLF');
@@ -546,6 +561,37 @@ export class RequestParser {
       default:
         throw new Error(`unreachable parser state ${this.#state}`);
     }
+  }
+
+  /** One byte of a chunk extension (RFC 9112 section 7.1.1); a CR ends the chunk-size line. */
+  #extensionByte(byte: number): void {
+    const state = this.#state;
+    let next: State | undefined;
+    if (state === 'ext-quoted-value') {
+      if (byte === 0x22 /* " */) next = 'ext-after-value';
+      else if (byte === 0x5c /* \ */) next = 'ext-quoted-escape';
+      else if (QDTEXT_CHAR[byte]) next = state;
+    } else if (state === 'ext-quoted-escape') {
+      if (FIELD_VALUE_CHAR[byte]) next = 'ext-quoted-value';
+    } else if (isBlank(byte)) {
+      // BWS: before a name, around "=", after a value.
+      next = state === 'ext-name' ? 'ext-after-name' : state === 'ext-token-value' ? 'ext-after-value' : state;
+    } else if (byte === CR || byte === SEMICOLON) {
+      // A name or a value ends the extension; nothing may end before its name or after its "=".
+      if (state !== 'ext-before-name' && state !== 'ext-before-value') {
+        next = byte === CR ? 'chunk-size-lf' : 'ext-before-name';
+      }
+    } else if (byte === 0x3d /* = */) {
+      if (state === 'ext-name' || state === 'ext-after-name') next = 'ext-before-value';
+    } else if (byte === 0x22) {
+      if (state === 'ext-before-value') next = 'ext-quoted-value';
+    } else if (TOKEN_CHAR[byte]) {
+      if (state === 'ext-before-name' || state === 'ext-name') next = 'ext-name';
+      else if (state === 'ext-before-value' || state === 'ext-token-value') next = 'ext-token-value';
+    }
+    if (next === undefined) throw new BadRequest(400, 'a chunk extension is not valid');
+    this.#state = next;
+    if (next !== 'chunk-size-lf') this.#countExtensionByte();
   }
 
   #countLineByte(): void {
