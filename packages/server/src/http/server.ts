@@ -499,14 +499,9 @@ export class PadlockHttpServer {
       (typeof reply.body === 'string' && reply.contentType !== undefined)
         ? reply.body
         : JSON.stringify(reply.body);
+    // One literal of a fixed shape (no spread: an object spread on every request showed in profiles).
     request.connection.respond(
-      {
-        status: reply.status,
-        contentType,
-        body,
-        close: this.#draining,
-        ...(reply.headers === undefined ? {} : { headers: reply.headers }),
-      },
+      { status: reply.status, contentType, body, close: this.#draining, headers: reply.headers },
       request.method === 'HEAD',
     );
     const seconds = (performance.now() - pending.started) / 1000;

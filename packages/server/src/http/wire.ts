@@ -70,7 +70,7 @@ export interface WireReply {
   /** Close the connection after this answer. */
   readonly close?: boolean;
   /** More header fields (Retry-After, WWW-Authenticate, Allow): names and values without CR or LF. */
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Why a request could not be read: answered by the server's `onBadRequest`, then the connection closes. */
