@@ -336,6 +336,8 @@ export class RequestParser {
           case 'body': {
             const to = Math.min(bytes.length, at + this.#remaining);
             this.events.onBody(bytes, at, to);
+            // The connection may give up on the request while taking its body (stop()).
+            if (this.stopped) return bytes.length;
             this.#remaining -= to - at;
             at = to;
             if (this.#remaining === 0) this.#end(false);
@@ -344,6 +346,7 @@ export class RequestParser {
           case 'chunk-data': {
             const to = Math.min(bytes.length, at + this.#remaining);
             this.events.onBody(bytes, at, to);
+            if (this.stopped) return bytes.length;
             this.#remaining -= to - at;
             at = to;
             if (this.#remaining === 0) this.#state = 'chunk-data-cr';

@@ -196,7 +196,9 @@ describe('HTTP layer: the bound on open connections', () => {
     await third.closed;
     assert.match(third.text(), /^HTTP\/1\.1 503 Service Unavailable\r\n/);
     assert.match(third.text(), /^retry-after: 1$/im);
-    assert.match(third.text(), /"code":"OVERLOADED"/);
+    const [head, body] = third.text().split('\r\n\r\n') as [string, string];
+    assert.equal(Number(/^content-length: (\d+)$/im.exec(head)?.[1]), Buffer.byteLength(body));
+    assert.equal((JSON.parse(body) as { error: { code: string } }).error.code, 'OVERLOADED');
     assert.deepEqual(s.shed, [{ reason: 'connections', bytes: 0 }]);
     assert.equal(s.server.connections.size, 2);
     first.socket.destroy();

@@ -113,12 +113,14 @@ const REASONS: Readonly<Record<number, string>> = {
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 /** Written to a connection closed at accept (past maxConnections), before anything was read. */
-const SHED_AT_ACCEPT = Buffer.from(
-  'HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 79\r\n' +
-    'retry-after: 1\r\nconnection: close\r\n\r\n' +
-    '{"error":{"code":"OVERLOADED","message":"the server holds too many connections"}}',
-  'latin1',
-);
+const SHED_AT_ACCEPT = ((): Buffer => {
+  const body = '{"error":{"code":"OVERLOADED","message":"the server holds too many connections"}}';
+  return Buffer.from(
+    'HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n' +
+      `content-length: ${body.length}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${body}`,
+    'latin1',
+  );
+})();
 /** The first buffer for a body whose length is not known in advance (chunked). */
 const FIRST_BODY_BYTES = 512;
 
