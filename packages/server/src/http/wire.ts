@@ -214,7 +214,6 @@ export class WireConnection implements ParserEvents {
   /** Bytes this connection has reserved from the server's bound on held bytes. */
   #held = 0;
   #closeAfter = false;
-  #http10 = false;
   /** The client is not reading its answers: nothing more is parsed until it does. */
   #blocked = false;
   #paused = false;
@@ -303,7 +302,6 @@ export class WireConnection implements ParserEvents {
     const close =
       reply.close === true ||
       this.#closeAfter ||
-      this.#http10 ||
       this.server.closing ||
       (this.#peerEnded && this.#pendingEnd === this.#pendingStart);
     const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
@@ -374,7 +372,6 @@ export class WireConnection implements ParserEvents {
 
   onHead(head: RequestHead): void {
     this.#head = head;
-    this.#http10 = head.http10;
     if (this.#requestStarted !== -1) {
       this.#deadline = this.#requestStarted + this.server.options.requestTimeoutMs;
     }
