@@ -262,6 +262,43 @@ describe('request parser', () => {
     );
   });
 
+  it('never frames a request differently from llhttp: on mutated streams, every request both read is the same', (t) => {
+    const interesting = [...'\r\n \t;:="0a,-'].map((c) => c.charCodeAt(0));
+    const mutation = fc.record({
+      at: fc.nat(),
+      kind: fc.constantFrom('replace', 'insert', 'delete'),
+      byte: fc.constantFrom(...interesting),
+    });
+    let nodeOnly = 0;
+    fc.assert(
+      fc.property(stream, fc.array(mutation, { minLength: 1, maxLength: 3 }), (bytes, mutations) => {
+        let mutated = bytes;
+        for (const m of mutations) {
+          const i = m.at % (mutated.length + 1);
+          const rest = mutated.subarray(m.kind === 'insert' ? i : i + 1);
+          const put = m.kind === 'delete' ? [] : [m.byte];
+          mutated = Buffer.concat([mutated.subarray(0, i), Buffer.from(put), rest]);
+        }
+        const ours = padlock([mutated]);
+        const node = llhttp([mutated]);
+        // Where both read a request, they read the same one: no request is framed two ways.
+        const both = Math.min(ours.requests.length, node.requests.length);
+        assert.deepEqual(
+          ours.requests.slice(0, both),
+          node.requests.slice(0, both),
+          JSON.stringify(mutated.toString('latin1')),
+        );
+        if (ours.error === undefined && node.error === undefined) assert.deepEqual(ours.requests, node.requests);
+        if (ours.error === undefined && node.error !== undefined) nodeOnly++;
+      }),
+      { numRuns: 5000 },
+    );
+    // Some streams llhttp refuses are not refused (yet) by Padlock: any method token, a head whose
+    // bad line comes before its end has arrived, bytes after a request that closes the connection
+    // (never read as a request by the connection). Framed the same as far as llhttp read them.
+    t.diagnostic(`${nodeOnly} of 5000 mutated streams read whole by Padlock and refused by llhttp`);
+  });
+
   it('reads a pipelined stream of every framing the same at every single split, and byte by byte', () => {
     const bytes = Buffer.from(
       '\r\nGET /a?x=1 HTTP/1.1\r\nHost: h\r\nX-L: 1\r\nx-l: 2\r\n\r\n' +
