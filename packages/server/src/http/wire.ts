@@ -5,6 +5,7 @@ import {
   DEFAULT_CHUNK_LINE_BYTES,
   RequestParser,
   type ParserEvents,
+  type ParserLimits,
   type RequestHead,
 } from './parser.js';
 import { adoptSocket } from './private-socket-handle.js';
@@ -229,17 +230,8 @@ export class WireConnection implements ParserEvents {
     /** True when the socket reads into the shared read buffer (private-socket-handle.ts). */
     readonly adopted: boolean,
   ) {
-    const options = server.options;
-    this.#parser = new RequestParser(
-      {
-        maxHeadBytes: options.maxHeadBytes,
-        maxBodyBytes: options.maxBodyBytes,
-        maxChunkLineBytes: DEFAULT_CHUNK_LINE_BYTES,
-        maxChunkExtensionBytes: DEFAULT_CHUNK_EXTENSION_BYTES,
-      },
-      this,
-    );
-    this.#deadline = performance.now() + options.keepAliveTimeoutMs;
+    this.#parser = new RequestParser(server.parserLimits, this);
+    this.#deadline = performance.now() + server.options.keepAliveTimeoutMs;
     socket.setNoDelay(true);
     if (!adopted) socket.on('data', (chunk: Buffer) => this.onBytes(chunk));
     socket.on('error', () => socket.destroy());
@@ -368,7 +360,7 @@ export class WireConnection implements ParserEvents {
     this.socket.uncork();
   }
 
-  // ParserEvents: called by the parser during #feed.
+  // ParserEvents: called by this connection's parser during #feed, never by anything else.
 
   onHead(head: RequestHead): void {
     this.#head = head;
@@ -598,7 +590,8 @@ export class WireServer {
   readonly connections = new Set<WireConnection>();
   /** The connection fields of a keep-alive answer, ending the head. */
   readonly keepAliveFields: Buffer;
-  /** Set by closeGracefully(): every answer from now on closes its connection. */
+  readonly parserLimits: ParserLimits;
+  /** Set by stopAccepting(): every answer from now on closes its connection. */
   closing = false;
   readonly #sweep: NodeJS.Timeout;
   #allClosed: (() => void) | undefined;
@@ -613,6 +606,12 @@ export class WireServer {
   ) {
     this.#maxHeldBytes = options.maxHeldBytes ?? Infinity;
     this.#maxConnections = options.maxConnections ?? Infinity;
+    this.parserLimits = {
+      maxHeadBytes: options.maxHeadBytes,
+      maxBodyBytes: options.maxBodyBytes,
+      maxChunkLineBytes: DEFAULT_CHUNK_LINE_BYTES,
+      maxChunkExtensionBytes: DEFAULT_CHUNK_EXTENSION_BYTES,
+    };
     this.keepAliveFields = Buffer.from(
       `connection: keep-alive\r\nkeep-alive: timeout=${Math.max(1, Math.floor(options.keepAliveTimeoutMs / 1000))}\r\n\r\n`,
       'latin1',
