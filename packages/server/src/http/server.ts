@@ -4,7 +4,8 @@ import type { Logger } from '../log.js';
 import { labelKey } from '../metrics.js';
 import type { Service, ServiceRegistry } from '../services.js';
 import type { AppContext, Reply, Route } from './route.js';
-import { BodyWriter, WireServer, type WireError, type WireRequest } from './wire.js';
+import { BodyWriter } from './answer.js';
+import { WireServer, type WireError, type WireRequest } from './wire.js';
 
 /*
  * The request pipeline on Padlock's HTTP/1.1 layer (wire.ts): shed, route,

@@ -8,7 +8,10 @@ import {
   type ParserLimits,
   type RequestHead,
 } from './parser.js';
+import { answerBytes, CLOSE_FIELDS, type WireReply } from './answer.js';
 import { adoptSocket } from './private-socket-handle.js';
+
+export type { WireReply } from './answer.js';
 
 /*
  * HTTP/1.1 connections on plain sockets: Padlock's own server side of the protocol, because
@@ -58,22 +61,6 @@ export interface WireRequest {
   readonly connection: WireConnection;
 }
 
-/** A body that writes itself into the answer's buffer, so it needs no buffer of its own. */
-export abstract class BodyWriter {
-  abstract readonly byteLength: number;
-  abstract writeTo(out: Buffer, at: number): void;
-}
-
-export interface WireReply {
-  readonly status: number;
-  readonly contentType: string;
-  readonly body: Buffer | string | BodyWriter;
-  /** Close the connection after this answer. */
-  readonly close?: boolean;
-  /** More header fields (Retry-After, WWW-Authenticate, Allow): names and values without CR or LF. */
-  readonly headers?: Readonly<Record<string, string>> | undefined;
-}
-
 /** Why a request could not be read: answered by the server's `onBadRequest`, then the connection closes. */
 export interface WireError {
   readonly status: 400 | 408 | 431 | 503;
@@ -91,27 +78,6 @@ export interface WireHandlers {
   onShed?(reason: ShedReason, heldBytes: number): void;
 }
 
-const REASONS: Readonly<Record<number, string>> = {
-  100: 'Continue',
-  200: 'OK',
-  201: 'Created',
-  204: 'No Content',
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  409: 'Conflict',
-  410: 'Gone',
-  413: 'Content Too Large',
-  415: 'Unsupported Media Type',
-  429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-};
-
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 /** Written to a connection closed at accept (past maxConnections), before anything was read. */
 const SHED_AT_ACCEPT = ((): Buffer => {
@@ -124,65 +90,6 @@ const SHED_AT_ACCEPT = ((): Buffer => {
 })();
 /** The first buffer for a body whose length is not known in advance (chunked). */
 const FIRST_BODY_BYTES = 512;
-
-/** The date field's value as bytes (29 of them, RFC 9110 IMF-fixdate), made once a second. */
-let dateSecond = 0;
-let dateBytes = Buffer.alloc(0);
-function httpDate(): Buffer {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateBytes = Buffer.from(new Date(now).toUTCString(), 'latin1');
-  }
-  return dateBytes;
-}
-
-/**
- * An answer's head is four constant pieces and two variable ones: `HTTP/1.1 <status> <reason>
- * content-type: <type> content-length: ` (made once per status and type), the length's digits,
- * `cache-control: no-store date: `, the date, then the connection fields. They are copied as
- * bytes into the answer's buffer: building the head as a string cost a tenth of what a request
- * allocated.
- */
-const headStarts = new Map<string, Map<number, Buffer>>();
-const HEAD_MIDDLE = Buffer.from('\r\ncache-control: no-store\r\ndate: ', 'latin1');
-const CRLF = Buffer.from('\r\n', 'latin1');
-const CLOSE_FIELDS = Buffer.from('connection: close\r\n\r\n', 'latin1');
-
-function headStart(status: number, contentType: string): Buffer {
-  let byStatus = headStarts.get(contentType);
-  let start = byStatus?.get(status);
-  if (start !== undefined) return start;
-  start = Buffer.from(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Unknown'}\r\ncontent-type: ${contentType}\r\ncontent-length: `,
-    'latin1',
-  );
-  // Statuses and content types come from the routes, a handful of each; the bound is a safeguard.
-  if (byStatus === undefined && headStarts.size < 64)
-    headStarts.set(contentType, (byStatus = new Map<number, Buffer>()));
-  if (byStatus !== undefined && byStatus.size < 64) byStatus.set(status, start);
-  return start;
-}
-
-function decimalDigits(value: number): number {
-  let digits = 1;
-  while (value >= 10) {
-    value = Math.floor(value / 10);
-    digits++;
-  }
-  return digits;
-}
-
-/** Extra header fields as bytes; a CR or LF in them would split the answer, so it is refused. */
-function extraFields(headers: Readonly<Record<string, string>>): Buffer {
-  let text = '';
-  for (const [name, value] of Object.entries(headers)) {
-    if (/[\r\n]/.test(name) || /[\r\n]/.test(value)) throw new Error(`the reply header ${name} holds CR or LF`);
-    text += `${name}: ${value}\r\n`;
-  }
-  return Buffer.from(text, 'latin1');
-}
 
 /** The next capacity of a buffer that must hold `needed` bytes: doubled, at most `cap`. */
 function grownCapacity(current: number, needed: number, first: number, cap: number): number {
@@ -296,36 +203,7 @@ export class WireConnection implements ParserEvents {
       this.#closeAfter ||
       this.server.closing ||
       (this.#peerEnded && this.#pendingEnd === this.#pendingStart);
-    const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
-    const isBuffer = Buffer.isBuffer(body);
-    // Each branch reads one shape's property (a shared read site turned polymorphic: 2 % of a lookup).
-    const length = isBuffer ? body.length : body.byteLength;
-    const start = headStart(reply.status, reply.contentType);
-    const digits = decimalDigits(length);
-    const date = httpDate();
-    const extra = reply.headers === undefined ? undefined : extraFields(reply.headers);
-    const fields = close ? CLOSE_FIELDS : this.server.keepAliveFields;
-    const headLength =
-      start.length + digits + HEAD_MIDDLE.length + date.length + CRLF.length + (extra?.length ?? 0) + fields.length;
-    const out = Buffer.allocUnsafe(headLength + (headOnly ? 0 : length));
-    out.set(start, 0);
-    let at = start.length + digits;
-    for (let rest = length, i = at - 1; i >= start.length; i--, rest = Math.floor(rest / 10)) out[i] = 48 + (rest % 10);
-    out.set(HEAD_MIDDLE, at);
-    at += HEAD_MIDDLE.length;
-    out.set(date, at);
-    at += date.length;
-    out.set(CRLF, at);
-    at += CRLF.length;
-    if (extra !== undefined) {
-      out.set(extra, at);
-      at += extra.length;
-    }
-    out.set(fields, at);
-    if (!headOnly) {
-      if (isBuffer) out.set(body, headLength);
-      else body.writeTo(out, headLength);
-    }
+    const out = answerBytes(reply, headOnly, close ? CLOSE_FIELDS : this.server.keepAliveFields);
     // Answers leave once the loop has handled every request that had arrived: all answers to a
     // client that pipelines in one write, as from node:http, and the answers to many clients
     // back to back. Each write is a system call that wakes a client; on the 2-core bench machine,
