@@ -9,6 +9,7 @@ import {
   type RequestHead,
 } from './parser.js';
 import { answerBytes, CLOSE_FIELDS, type WireReply } from './answer.js';
+import { GrowableBuffer } from './growable-buffer.js';
 import { adoptSocket } from './private-socket-handle.js';
 
 export type { WireReply } from './answer.js';
@@ -21,8 +22,8 @@ export type { WireReply } from './answer.js';
  * request needs until it is answered, keeps the timeouts and writes the answers:
  * - one request at a time per connection: pipelined requests wait (reading stops past a bound)
  *   and are answered in order;
- * - a body is held in one buffer per request, grown by doubling up to its declared length or
- *   maxBodyBytes, and what every connection holds (partial heads, bodies, waiting requests) is
+ * - a body is held in one buffer per request, grown in place by doubling up to its declared length
+ *   or maxBodyBytes (growable-buffer.ts), and what every connection holds (partial heads, bodies, waiting requests) is
  *   counted against one process-wide bound, past which the connection that asks for more is
  *   answered 503 and closed; past maxConnections a new connection is closed at once;
  * - timeouts: head and whole request (408), idle keep-alive (closed).
@@ -88,8 +89,6 @@ const SHED_AT_ACCEPT = ((): Buffer => {
     'latin1',
   );
 })();
-/** The first buffer for a body whose length is not known in advance (chunked). */
-const FIRST_BODY_BYTES = 512;
 
 /** The next capacity of a buffer that must hold `needed` bytes: doubled, at most `cap`. */
 function grownCapacity(current: number, needed: number, first: number, cap: number): number {
@@ -113,8 +112,7 @@ export class WireConnection implements ParserEvents {
   #requestStarted = 0;
   #head: RequestHead | undefined;
   /** The body of the request being read, in one buffer grown up to what it may hold. */
-  #body: Buffer | undefined;
-  #bodyLength = 0;
+  #body: GrowableBuffer | undefined;
   /** Bytes read but not parsed yet (pipelined requests while one is handled): pending[start, end). */
   #pending: Buffer | undefined;
   #pendingStart = 0;
@@ -249,30 +247,36 @@ export class WireConnection implements ParserEvents {
   }
 
   onBody(bytes: Buffer, start: number, end: number): void {
-    const length = this.#bodyLength + (end - start);
     let body = this.#body;
-    if (body === undefined || body.length < length) {
+    if (body === undefined) {
       const declared = this.#head?.headers.get('content-length');
-      const cap = declared === undefined ? this.server.options.maxBodyBytes : Number(declared);
-      const capacity = grownCapacity(body?.length ?? 0, length, FIRST_BODY_BYTES, cap);
-      if (!this.#reserve(capacity - (body?.length ?? 0))) return;
-      const grown = Buffer.allocUnsafeSlow(capacity);
-      if (body !== undefined) body.copy(grown, 0, 0, this.#bodyLength);
-      this.#body = body = grown;
+      body = this.#body = new GrowableBuffer(
+        declared === undefined ? this.server.options.maxBodyBytes : Number(declared),
+      );
     }
-    bytes.copy(body, this.#bodyLength, start, end);
-    this.#bodyLength = length;
+    const capacity = body.capacityFor(end - start);
+    if (capacity > body.capacity) {
+      if (!this.#reserve(capacity - body.capacity)) return;
+      try {
+        body.grow(capacity);
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error;
+        // No address space for it: as past the bound on held bytes.
+        this.#shed();
+        return;
+      }
+    }
+    body.append(bytes, start, end);
   }
 
   onEnd(tooLarge: boolean): void {
     const head = this.#head;
     if (head === undefined || this.#state !== 'open') return;
-    const body = tooLarge || this.#body === undefined ? EMPTY : this.#body.subarray(0, this.#bodyLength);
+    const body = tooLarge || this.#body === undefined ? EMPTY : this.#body.bytes();
     // The body now belongs to the request: no longer counted as held by an unfinished one.
-    this.#release(this.#body?.length ?? 0);
+    this.#release(this.#body?.capacity ?? 0);
     this.#head = undefined;
     this.#body = undefined;
-    this.#bodyLength = 0;
     this.#state = 'busy';
     this.#deadline = Infinity;
     if (head.close) this.#closeAfter = true;
@@ -388,7 +392,6 @@ export class WireConnection implements ParserEvents {
   #dropHeld(): void {
     this.#dropPending();
     this.#body = undefined;
-    this.#bodyLength = 0;
     this.#head = undefined;
     this.server.release(this.#held);
     this.#held = 0;
