@@ -119,6 +119,8 @@ export class WireConnection implements ParserEvents {
   #pendingEnd = 0;
   /** Bytes this connection has reserved from the server's bound on held bytes. */
   #held = 0;
+  /** Of those, the parser's (see #feed). */
+  #parserHeld = 0;
   #closeAfter = false;
   /** The client is not reading its answers: nothing more is parsed until it does. */
   #blocked = false;
@@ -273,10 +275,12 @@ export class WireConnection implements ParserEvents {
     const head = this.#head;
     if (head === undefined || this.#state !== 'open') return;
     const body = tooLarge || this.#body === undefined ? EMPTY : this.#body.bytes();
-    // The body now belongs to the request: no longer counted as held by an unfinished one.
-    this.#release(this.#body?.capacity ?? 0);
+    if (this.#body !== undefined) {
+      // The body now belongs to the request: no longer counted as held by an unfinished one.
+      this.#release(this.#body.capacity);
+      this.#body = undefined;
+    }
     this.#head = undefined;
-    this.#body = undefined;
     this.#state = 'busy';
     this.#deadline = Infinity;
     if (head.close) this.#closeAfter = true;
@@ -310,21 +314,24 @@ export class WireConnection implements ParserEvents {
     this.#feeding = true;
     try {
       while (at < bytes.length && this.#state === 'open' && !this.#blocked) {
-        const began = this.#parser.inRequest;
-        if (!began) this.#requestStarted = -1;
-        const heldBefore = this.#parser.heldBytes;
+        if (!this.#parser.inRequest) this.#requestStarted = -1;
         at = this.#parser.execute(bytes, at);
         if (this.#gone()) return bytes.length;
-        if (this.#parser.inRequest && this.#requestStarted === -1) {
+        if (this.#requestStarted === -1 && this.#parser.inRequest) {
           // A request began in these bytes and is not complete: its timeouts start now.
           this.#requestStarted = performance.now();
           this.#deadline =
             this.#requestStarted +
             (this.#head === undefined ? this.server.options.headersTimeoutMs : this.server.options.requestTimeoutMs);
         }
-        const heldAfter = this.#parser.heldBytes;
-        if (heldAfter > heldBefore && !this.#reserve(heldAfter - heldBefore)) return bytes.length;
-        if (heldAfter < heldBefore) this.#release(heldBefore - heldAfter);
+        // The parser's own bytes (a partial head) count as held too.
+        const parserHeld = this.#parser.heldBytes;
+        if (parserHeld !== this.#parserHeld) {
+          const grew = parserHeld - this.#parserHeld;
+          this.#parserHeld = parserHeld;
+          if (grew < 0) this.#release(-grew);
+          else if (!this.#reserve(grew)) return bytes.length;
+        }
       }
       return at;
     } finally {
@@ -395,6 +402,7 @@ export class WireConnection implements ParserEvents {
     this.#head = undefined;
     this.server.release(this.#held);
     this.#held = 0;
+    this.#parserHeld = 0;
   }
 
   /** Past the server's bound on held bytes: answer 503 when a request is being read, then close. */
