@@ -144,6 +144,8 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         maxBodyBytes: config.limits.maxBodyBytes,
         maxInFlight: config.limits.maxInFlight,
         deadlineMs: config.limits.deadlineMs,
+        maxConnections: config.limits.maxConnections,
+        maxUnfinishedRequestBytes: config.limits.maxUnfinishedRequestBytes,
         drainTimeoutMs: config.drainTimeoutMs,
         logRequests: config.log.requests,
       },

@@ -31,6 +31,10 @@ export interface PadlockConfig {
     readonly maxBodyBytes: number;
     readonly maxInFlight: number;
     readonly deadlineMs: number;
+    /** Open client connections; one more is answered 503 and closed as it arrives. */
+    readonly maxConnections: number;
+    /** Bytes all unfinished requests may hold together (partial heads, bodies, pipelined bytes); past it 503. */
+    readonly maxUnfinishedRequestBytes: number;
   };
   readonly services: { readonly refreshSeconds: number };
   readonly drainTimeoutMs: number;
@@ -222,6 +226,8 @@ export const CONFIG_SCHEMA = {
         maxBodyBytes: { ...POSITIVE, maximum: 16777216, default: 65536 },
         maxInFlight: { ...POSITIVE, default: 1024 },
         deadlineMs: { ...POSITIVE, maximum: 60000, default: 500 },
+        maxConnections: { ...POSITIVE, maximum: 1000000, default: 10000 },
+        maxUnfinishedRequestBytes: { type: 'integer', minimum: 65536, default: 134217728 },
       },
     },
     services: {

@@ -147,6 +147,14 @@ export class Metrics {
   readonly requests = new Counter('padlock_http_requests_total', 'HTTP requests by route, method and status');
   readonly requestDuration = new Histogram('padlock_http_request_duration_seconds', 'HTTP request latency by route');
   readonly shed = new Counter('padlock_requests_shed_total', 'Requests refused before handling, by reason');
+  readonly shedConnections = new Counter(
+    'padlock_http_shed_connections_total',
+    'Connections closed by the HTTP layer to bound its memory, by reason (connections: at accept; memory: past limits.maxUnfinishedRequestBytes)',
+  );
+  readonly shedBytes = new Counter(
+    'padlock_http_shed_bytes_total',
+    'Bytes that connections shed for memory held for their unfinished requests when they were shed',
+  );
   readonly cacheHits = new Counter('padlock_cache_hits_total', 'Cache hits by cache layer');
   readonly cacheMisses = new Counter('padlock_cache_misses_total', 'Cache misses by cache layer');
   readonly cacheErrors = new Counter(
@@ -161,6 +169,8 @@ export class Metrics {
     this.requests,
     this.requestDuration,
     this.shed,
+    this.shedConnections,
+    this.shedBytes,
     this.cacheHits,
     this.cacheMisses,
     this.cacheErrors,
