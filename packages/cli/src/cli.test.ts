@@ -127,7 +127,11 @@ describe('padlock CLI', () => {
     for (let i = 0; i < 2; i++) {
       const result = await withConfig('migrate');
       assert.equal(result.code, 0, result.stderr);
-      assert.deepEqual(json<{ store: string; path: string }>(result), { store: 'sqlite', path: db });
+      assert.deepEqual(json<{ store: string; path: string }>(result), {
+        store: 'sqlite',
+        path: db,
+        macs: { sealed: [], resealed: [], unchanged: 0, failed: [] },
+      });
     }
     assert.ok(statSync(db).size > 0);
   });

@@ -12,6 +12,27 @@ export {
   type Service,
 } from './services.js';
 export { KeyService } from './keys.js';
+export {
+  ServiceWriter,
+  ServiceWriteError,
+  verifyService,
+  sealService,
+  sealCredential,
+  serviceMacFields,
+  credentialMacFields,
+  type IntegrityFailure,
+  type MacMigration,
+  type VerifiedService,
+} from './service-rows.js';
+export {
+  macRow,
+  verifyRowMac,
+  encodeRow,
+  rowMacKid,
+  ROW_MAC_LABEL,
+  type MacField,
+  type RowMacVerdict,
+} from './row-mac.js';
 export { openStore } from './store/open.js';
 export { SqliteKeyStore, type SqliteStoreOptions } from './store/sqlite.js';
 export { CassandraKeyStore, schemaStatements, type CassandraStoreOptions } from './store/cassandra.js';

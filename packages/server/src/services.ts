@@ -11,7 +11,9 @@ import {
 } from '@padlock/core';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from './log.js';
-import type { CredentialRecord, KeyStore, ServicePermissions, ServiceRecord } from './store/types.js';
+import type { Metrics } from './metrics.js';
+import { verifyService, type IntegrityFailure, type Verification, type VerifiedService } from './service-rows.js';
+import type { CredentialRecord, KeyStore, ServicePermissions, ServiceRecord, ServiceRow } from './store/types.js';
 
 /*
  * Services and their credentials. A credential is
@@ -42,7 +44,10 @@ export function credentialVerifier(serviceId: string, credentialId: string, secr
 }
 
 /** Makes a new credential: the string to hand to the service once, and the record to store. */
-export function newCredential(serviceId: string, now: number): { credential: string; record: CredentialRecord } {
+export function newCredential(
+  serviceId: string,
+  now: number,
+): { credential: string; record: Omit<CredentialRecord, 'mac'> } {
   const credentialId = randomBytes(8).toString('hex');
   const secret = randomBytes(SECRET_LENGTH);
   const record = {
@@ -56,14 +61,14 @@ export function newCredential(serviceId: string, now: number): { credential: str
   return { credential, record };
 }
 
-/** Creates a service record with a fresh random derivation key, wrapped under the active KEK. */
+/** A new service's row, with a fresh random derivation key wrapped under the active KEK; ServiceWriter.create seals it. */
 export function newServiceRecord(
   keks: KekRing,
   serviceId: string,
   permissions: ServicePermissions,
   now: number,
   tlsIdentities: readonly string[] = [],
-): Omit<ServiceRecord, 'credentials'> {
+): Omit<ServiceRow, 'generation' | 'credentialStates' | 'mac'> {
   const key = SecretBytes.random(32);
   const wrappedKey = wrapKey(keks.active, serviceWrapInfo(serviceId), key);
   key.wipe();
@@ -123,6 +128,9 @@ const DUMMY_VERIFIER = randomBytes(32);
 export class ServiceRegistry {
   #services = new Map<string, Service>();
   #byTlsIdentity = new Map<string, Service>();
+  /** The generation of each service's rows last verified, kept while the process lives. */
+  readonly #generations = new Map<string, number>();
+  #failing = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
   #loadedAt = 0;
   /** Bumped by every refresh, so verdicts cached against an older registry are not reused. */
@@ -132,44 +140,105 @@ export class ServiceRegistry {
     private readonly store: KeyStore,
     private readonly keks: KekRing,
     private readonly log: Logger,
+    private readonly metrics?: Metrics,
   ) {}
 
   get loadedAt(): number {
     return this.#loadedAt;
   }
 
+  /**
+   * Reloads every service from the store. A service whose rows fail their
+   * MAC check (service-rows.ts) keeps the state this server last verified,
+   * neither disabled nor upgraded; one never verified is not loaded. Each
+   * failure is counted on every refresh and logged when it starts or changes.
+   */
   async refresh(): Promise<void> {
     const records = await this.store.listServices();
     const next = new Map<string, Service>();
+    const failing = new Map<string, string>();
     for (const record of records) {
-      let derivationKey: SecretBytes;
-      try {
-        derivationKey = unwrapKey(this.keks, serviceWrapInfo(record.serviceId), record.wrappedKey);
-      } catch {
-        this.log.error('service derivation key failed to unwrap; service disabled', { serviceId: record.serviceId });
+      const previous = this.#services.get(record.serviceId);
+      const checked = this.#check(record);
+      if (!checked.ok) {
+        const failure = checked.failure;
+        const reason = `${failure.row}:${failure.reason}`;
+        failing.set(record.serviceId, reason);
+        this.metrics?.integrityFailures.inc({ row: failure.row, reason: failure.reason });
+        if (this.#failing.get(record.serviceId) !== reason) this.#logFailure(record.serviceId, failure, previous);
+        if (previous !== undefined) next.set(record.serviceId, previous);
         continue;
       }
-      const verifiers = new Map<string, Buffer>();
-      for (const c of record.credentials)
-        if (c.revokedAt === null) verifiers.set(c.credentialId, Buffer.from(c.verifier));
-      next.set(record.serviceId, {
-        serviceId: record.serviceId,
-        // Not wiped when replaced: a request may still hold the previous Service across an await.
-        derivationKey,
-        permissions: record.permissions,
-        readable: new Set(record.permissions.read),
-        verifiers,
-        tlsIdentities: record.tlsIdentities.filter((identity) => {
-          if (isTlsIdentity(identity)) return true;
-          this.log.error('service has a malformed TLS identity; ignoring it', { serviceId: record.serviceId });
-          return false;
-        }),
-      });
+      if (this.#failing.has(record.serviceId)) {
+        this.log.info('service rows verify again', { serviceId: record.serviceId, generation: record.generation });
+      }
+      const service = this.#load(checked.service);
+      if (service !== undefined) {
+        next.set(record.serviceId, service);
+        this.#generations.set(record.serviceId, record.generation);
+      }
     }
+    this.#failing = failing;
     this.#byTlsIdentity = mapTlsIdentities([...next.values()], this.log);
     this.#services = next;
     this.#loadedAt = Date.now();
     this.#generation++;
+  }
+
+  /** Services whose rows failed their check at the last refresh, with `row:reason`. */
+  get integrityFailures(): ReadonlyMap<string, string> {
+    return this.#failing;
+  }
+
+  #check(record: ServiceRecord): Verification {
+    const verified = verifyService(this.keks, record);
+    const seen = this.#generations.get(record.serviceId);
+    // Within this process's life a service never goes back to an older generation (a restored row).
+    if (verified.ok && seen !== undefined && record.generation < seen) {
+      return { ok: false, failure: { row: 'service', reason: 'rollback' } };
+    }
+    return verified;
+  }
+
+  #logFailure(serviceId: string, failure: IntegrityFailure, previous: Service | undefined): void {
+    const kept = previous === undefined ? 'service not loaded' : 'keeping its last verified state';
+    if (failure.reason === 'unmigrated') {
+      this.log.error(`service rows have no MAC; run \`padlock migrate\` with the KEK to add them; ${kept}`, {
+        serviceId,
+        row: failure.row,
+      });
+    } else {
+      this.log.error(`service rows failed their integrity check (changed without the KEK); ${kept}`, {
+        serviceId,
+        row: failure.row,
+        reason: failure.reason,
+      });
+    }
+  }
+
+  #load({ row: record, credentials }: VerifiedService): Service | undefined {
+    let derivationKey: SecretBytes;
+    try {
+      derivationKey = unwrapKey(this.keks, serviceWrapInfo(record.serviceId), record.wrappedKey);
+    } catch {
+      this.log.error('service derivation key failed to unwrap; service disabled', { serviceId: record.serviceId });
+      return undefined;
+    }
+    const verifiers = new Map<string, Buffer>();
+    for (const c of credentials) if (c.revokedAt === null) verifiers.set(c.credentialId, Buffer.from(c.verifier));
+    return {
+      serviceId: record.serviceId,
+      // Not wiped when replaced: a request may still hold the previous Service across an await.
+      derivationKey,
+      permissions: record.permissions,
+      readable: new Set(record.permissions.read),
+      verifiers,
+      tlsIdentities: record.tlsIdentities.filter((identity) => {
+        if (isTlsIdentity(identity)) return true;
+        this.log.error('service has a malformed TLS identity; ignoring it', { serviceId: record.serviceId });
+        return false;
+      }),
+    };
   }
 
   /** Starts periodic refreshes; a failed refresh keeps the last good registry. */

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { requiredEnv } from '../testing/services-env.js';
 import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
+import { serviceRow } from '../service-rows.js';
 import { runKeyStoreConformance } from './conformance.js';
 
 const env = requiredEnv('PADLOCK_TEST_CASSANDRA');
@@ -151,8 +152,17 @@ describe('Cassandra store: schema migration', { skip: env.skip }, () => {
         try {
           const read = await store.getService('legacy');
           assert.deepEqual(read?.tlsIdentities, open === 0 ? [] : ['CN=legacy']);
+          assert.equal(read?.generation, open);
+          assert.equal(read?.mac, null);
+          assert.deepEqual(read?.credentialStates, []);
           assert.deepEqual(read?.permissions, { read: ['profile'], create: true, rotate: false, shred: true });
-          assert.equal(await store.setTlsIdentities('legacy', ['CN=legacy']), true);
+          if (read !== undefined) {
+            const row = serviceRow(read);
+            assert.equal(
+              await store.updateService({ ...row, tlsIdentities: ['CN=legacy'], generation: open + 1 }, open),
+              true,
+            );
+          }
         } finally {
           await store.close();
         }

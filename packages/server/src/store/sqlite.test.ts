@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { serviceRow } from '../service-rows.js';
 import { runKeyStoreConformance } from './conformance.js';
 import { SqliteKeyStore } from './sqlite.js';
 
@@ -76,8 +77,17 @@ describe('SQLite schema migration', () => {
         const store = new SqliteKeyStore({ path, busyTimeoutMs: 1000 });
         const read = await store.getService('legacy');
         assert.deepEqual(read?.tlsIdentities, open === 0 ? [] : ['CN=legacy']);
+        assert.equal(read?.generation, open);
+        assert.equal(read?.mac, null);
+        assert.deepEqual(read?.credentialStates, []);
         assert.deepEqual(read?.permissions, { read: ['profile'], create: true, rotate: false, shred: true });
-        assert.equal(await store.setTlsIdentities('legacy', ['CN=legacy']), true);
+        if (read !== undefined) {
+          const row = serviceRow(read);
+          assert.equal(
+            await store.updateService({ ...row, tlsIdentities: ['CN=legacy'], generation: open + 1 }, open),
+            true,
+          );
+        }
         assert.deepEqual((await store.getService('legacy'))?.tlsIdentities, ['CN=legacy']);
         await store.close();
       }

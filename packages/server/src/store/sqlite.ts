@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
-import { joinIdentities, splitIdentities } from './identities.js';
-import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ServicePermissions, ServiceRecord } from './types.js';
+import { joinCredentialStates, joinIdentities, splitCredentialStates, splitIdentities } from './columns.js';
+import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ServiceRecord, ServiceRow } from './types.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or ":memory:". */
@@ -32,6 +32,9 @@ interface ServiceSql {
   can_shred: number;
   created_at: number;
   tls_identities: string;
+  generation: number;
+  credential_states: string;
+  mac: Buffer | null;
 }
 
 interface CredentialSql {
@@ -40,6 +43,7 @@ interface CredentialSql {
   verifier: Buffer;
   created_at: number;
   revoked_at: number | null;
+  mac: Buffer | null;
 }
 
 const SCHEMA = `
@@ -60,7 +64,10 @@ CREATE TABLE IF NOT EXISTS services (
   can_rotate INTEGER NOT NULL,
   can_shred INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
-  tls_identities TEXT NOT NULL DEFAULT ''
+  tls_identities TEXT NOT NULL DEFAULT '',
+  generation INTEGER NOT NULL DEFAULT 0,
+  credential_states TEXT NOT NULL DEFAULT '',
+  mac BLOB
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS credentials (
   service_id TEXT NOT NULL,
@@ -68,6 +75,7 @@ CREATE TABLE IF NOT EXISTS credentials (
   verifier BLOB NOT NULL,
   created_at INTEGER NOT NULL,
   revoked_at INTEGER,
+  mac BLOB,
   PRIMARY KEY (service_id, credential_id)
 ) WITHOUT ROWID;
 `;
@@ -146,62 +154,44 @@ export class SqliteKeyStore implements KeyStore {
     return Promise.resolve(result.changes);
   }
 
-  createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
-    const p = record.permissions;
+  createService(row: ServiceRow): Promise<boolean> {
     const result = this.#db
       .prepare(
-        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       )
-      .run(
-        record.serviceId,
-        Buffer.from(record.wrappedKey),
-        p.read.join(','),
-        Number(p.create),
-        Number(p.rotate),
-        Number(p.shred),
-        record.createdAt,
-        joinIdentities(record.tlsIdentities),
-      );
+      .run(row.serviceId, ...serviceColumns(row));
     return Promise.resolve(result.changes === 1);
   }
 
-  setPermissions(serviceId: string, p: ServicePermissions): Promise<boolean> {
-    const result = this.#db
-      .prepare(
-        'UPDATE services SET read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ? WHERE service_id = ?',
-      )
-      .run(p.read.join(','), Number(p.create), Number(p.rotate), Number(p.shred), serviceId);
-    return Promise.resolve(result.changes === 1);
-  }
-
-  setTlsIdentities(serviceId: string, identities: readonly string[]): Promise<boolean> {
-    const result = this.#db
-      .prepare('UPDATE services SET tls_identities = ? WHERE service_id = ?')
-      .run(joinIdentities(identities), serviceId);
-    return Promise.resolve(result.changes === 1);
-  }
-
-  addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean> {
-    const add = this.#db.transaction(() => {
-      const exists = this.#db.prepare('SELECT 1 FROM services WHERE service_id = ?').get(serviceId);
-      if (exists === undefined) return false;
-      this.#db
+  updateService(
+    row: ServiceRow,
+    expectedGeneration: number,
+    credentials: readonly CredentialRecord[] = [],
+  ): Promise<boolean> {
+    const update = this.#db.transaction(() => {
+      const result = this.#db
         .prepare(
-          'INSERT INTO credentials (service_id, credential_id, verifier, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)',
+          'UPDATE services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ? WHERE service_id = ? AND generation = ?',
         )
-        .run(serviceId, credential.credentialId, Buffer.from(credential.verifier), credential.createdAt);
+        .run(...serviceColumns(row), row.serviceId, expectedGeneration);
+      if (result.changes !== 1) return false;
+      for (const credential of credentials) {
+        this.#db
+          .prepare(
+            'INSERT OR REPLACE INTO credentials (service_id, credential_id, verifier, created_at, revoked_at, mac) VALUES (?, ?, ?, ?, ?, ?)',
+          )
+          .run(
+            row.serviceId,
+            credential.credentialId,
+            Buffer.from(credential.verifier),
+            credential.createdAt,
+            credential.revokedAt,
+            credential.mac === null ? null : Buffer.from(credential.mac),
+          );
+      }
       return true;
     });
-    return Promise.resolve(add.immediate());
-  }
-
-  revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean> {
-    const result = this.#db
-      .prepare(
-        'UPDATE credentials SET revoked_at = ? WHERE service_id = ? AND credential_id = ? AND revoked_at IS NULL',
-      )
-      .run(at, serviceId, credentialId);
-    return Promise.resolve(result.changes === 1);
+    return Promise.resolve(update.immediate());
   }
 
   getService(serviceId: string): Promise<ServiceRecord | undefined> {
@@ -256,7 +246,29 @@ export class SqliteKeyStore implements KeyStore {
 /** Columns added after the first release, as (table, column, definition); `padlock migrate` or any open adds them. */
 const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
   ['services', 'tls_identities', "TEXT NOT NULL DEFAULT ''"],
+  ['services', 'generation', 'INTEGER NOT NULL DEFAULT 0'],
+  ['services', 'credential_states', "TEXT NOT NULL DEFAULT ''"],
+  ['services', 'mac', 'BLOB'],
+  ['credentials', 'mac', 'BLOB'],
 ];
+
+function serviceColumns(
+  row: ServiceRow,
+): [Buffer, string, number, number, number, number, string, number, string, Buffer | null] {
+  const p = row.permissions;
+  return [
+    Buffer.from(row.wrappedKey),
+    p.read.join(','),
+    Number(p.create),
+    Number(p.rotate),
+    Number(p.shred),
+    row.createdAt,
+    joinIdentities(row.tlsIdentities),
+    row.generation,
+    joinCredentialStates(row.credentialStates),
+    row.mac === null ? null : Buffer.from(row.mac),
+  ];
+}
 
 function addMissingColumns(db: Database.Database): void {
   for (const [table, column, definition] of ADDED_COLUMNS) {
@@ -290,11 +302,15 @@ function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): Service
     },
     createdAt: row.created_at,
     tlsIdentities: splitIdentities(row.tls_identities),
+    generation: row.generation,
+    credentialStates: splitCredentialStates(row.credential_states),
+    mac: row.mac,
     credentials: credentials.map((c) => ({
       credentialId: c.credential_id,
       verifier: c.verifier,
       createdAt: c.created_at,
       revokedAt: c.revoked_at,
+      mac: c.mac,
     })),
   };
 }
