@@ -1,5 +1,16 @@
 import { unwrapRootKey } from '@padlock/core';
-import { loadConfig, loadKeks, SqliteKeyStore, startPadlock, createLogger, type Padlock } from '@padlock/server';
+import {
+  loadConfig,
+  loadKeks,
+  newCredential,
+  newServiceRecord,
+  ServiceRegistry,
+  SqliteKeyStore,
+  startPadlock,
+  createLogger,
+  type Padlock,
+} from '@padlock/server';
+import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -409,6 +420,77 @@ describe('padlock CLI', () => {
       ['newsletter', 'ops', 'playlist'],
     );
     assert.throws(() => statSync(join(dir, 'other')), /ENOENT/);
+  });
+
+  it('migrate seals rows written before MACs, once; servers refuse them until then', async () => {
+    const config = loadConfig(configFile);
+    const keks = loadKeks(config);
+    const row = newServiceRecord(keks, 'legacy', { read: ['profile'], create: false, rotate: false, shred: false }, 5);
+    const { credential, record } = newCredential('legacy', 6);
+    // As a release before row MACs wrote them: no MAC, no generation, no credential list.
+    const db = new Database(config.store.sqlite.path);
+    db.prepare(
+      'INSERT INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at) VALUES (?, ?, ?, 0, 0, 0, ?)',
+    ).run('legacy', row.wrappedKey, 'profile', 5);
+    db.prepare('INSERT INTO credentials (service_id, credential_id, verifier, created_at) VALUES (?, ?, ?, ?)').run(
+      'legacy',
+      record.credentialId,
+      record.verifier,
+      6,
+    );
+    db.close();
+    const authenticates = async (): Promise<{ serviceId?: string; logs: string[] }> => {
+      const store = new SqliteKeyStore(config.store.sqlite);
+      const logs: string[] = [];
+      const registry = new ServiceRegistry(
+        store,
+        keks,
+        createLogger('info', (l) => logs.push(l)),
+      );
+      await registry.refresh();
+      await store.close();
+      const service = registry.authenticate(`Bearer ${credential}`);
+      return service === undefined ? { logs } : { serviceId: service.serviceId, logs };
+    };
+    const before = await authenticates();
+    assert.equal(before.serviceId, undefined);
+    assert.ok(before.logs.some((l) => l.includes('"serviceId":"legacy"') && l.includes('run `padlock migrate`')));
+
+    const first = json<{ macs: { sealed: string[]; unchanged: number; failed: unknown[] } }>(
+      await withConfig('migrate'),
+    );
+    assert.deepEqual(first.macs.sealed, ['legacy']);
+    assert.deepEqual(first.macs.failed, []);
+    assert.equal((await authenticates()).serviceId, 'legacy');
+    const second = json<{ macs: { sealed: string[]; unchanged: number } }>(await withConfig('migrate'));
+    assert.deepEqual(second.macs.sealed, []);
+    assert.equal(second.macs.unchanged, first.macs.unchanged + 1);
+  });
+
+  it('refuses to change or migrate a service whose row was edited without the KEK, with exit 1', async () => {
+    const path = loadConfig(configFile).store.sqlite.path;
+    const db = new Database(path);
+    try {
+      const original = db
+        .prepare<[], { read_categories: string }>("SELECT read_categories FROM services WHERE service_id = 'legacy'")
+        .get();
+      db.prepare(
+        "UPDATE services SET read_categories = 'profile,payments,advertising' WHERE service_id = 'legacy'",
+      ).run();
+      const grant = await withConfig('service', 'grant', 'legacy', '--shred');
+      assert.equal(grant.code, 1);
+      assert.match(grant.stderr, /^padlock: service "legacy" failed its integrity check \(service row: bad-mac\)/);
+      const migrate = await withConfig('migrate');
+      assert.equal(migrate.code, 1);
+      assert.match(
+        migrate.stderr,
+        /1 service\(s\) failed their integrity check and were left alone: legacy \(service row: bad-mac\)/,
+      );
+      db.prepare("UPDATE services SET read_categories = ? WHERE service_id = 'legacy'").run(original?.read_categories);
+      assert.equal((await withConfig('service', 'grant', 'legacy', '--shred')).code, 0, 'restored: writable again');
+    } finally {
+      db.close();
+    }
   });
 
   it('serve answers on its port and drains on SIGTERM with exit 0', async () => {

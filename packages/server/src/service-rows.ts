@@ -151,7 +151,12 @@ export interface MacMigration {
   readonly failed: { readonly serviceId: string; readonly failure: IntegrityFailure }[];
 }
 
-const ATTEMPTS = 5;
+const ATTEMPTS = 10;
+
+/** A random pause before another attempt, so writers that lost together do not collide again in step. */
+function backoff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+}
 
 /**
  * Every change to services and credentials: reads the current rows, checks
@@ -212,7 +217,10 @@ export class ServiceWriter {
         const record = attempt === 1 ? listed : await this.store.getService(listed.serviceId);
         if (record === undefined) break;
         const outcome = await this.#migrateOne(record);
-        if (outcome === 'raced' && attempt < ATTEMPTS) continue;
+        if (outcome === 'raced' && attempt < ATTEMPTS) {
+          await backoff(attempt);
+          continue;
+        }
         if (outcome === 'raced') throw new ServiceWriteError(`service "${record.serviceId}" kept changing; try again`);
         if (outcome === 'unchanged') unchanged++;
         else if (outcome === 'sealed') result.sealed.push(record.serviceId);
@@ -279,6 +287,7 @@ export class ServiceWriter {
       });
       const credentials = (wanted.credentials ?? []).map((c) => sealCredential(this.keks, serviceId, c));
       if (await this.store.updateService(next, row.generation, credentials)) return true;
+      await backoff(attempt);
     }
     throw new ServiceWriteError(`service "${serviceId}" kept changing while this write was tried; try again`);
   }

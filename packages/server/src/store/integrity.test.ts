@@ -10,6 +10,7 @@ import { ServiceWriter } from '../service-rows.js';
 import { credentialVerifier, newCredential, newServiceRecord, ServiceRegistry } from '../services.js';
 import { ALL_RIGHTS, metricValue, startHarness, type Harness } from '../testing/harness.js';
 import { requiredEnv } from '../testing/services-env.js';
+import { openStore } from './open.js';
 
 /*
  * The store cannot grant what the KEK did not (DESIGN.md section 10): rows of
@@ -115,7 +116,13 @@ const BACKENDS: {
   config: Record<string, unknown>;
   open: (h: Harness) => Promise<RawRows>;
 }[] = [
-  { name: 'sqlite', skip: false, config: {}, open: (h) => Promise.resolve(sqliteRows(h)) },
+  {
+    name: 'sqlite',
+    skip: false,
+    // Whatever PADLOCK_TEST_BACKEND the harness runs on: this case edits the SQLite file.
+    config: { store: { kind: 'sqlite', sqlite: { path: 'padlock.db', busyTimeoutMs: 5000 } } },
+    open: (h) => Promise.resolve(sqliteRows(h)),
+  },
   {
     name: 'cassandra',
     skip: cassandraEnv.skip,
@@ -327,6 +334,30 @@ for (const backend of BACKENDS) {
         }),
         /exists/,
       );
+    });
+
+    it('concurrent writes over two connections all land: the generation check makes the losers retry', async () => {
+      const peer = await openStore(
+        h.config,
+        createLogger('error', () => undefined),
+      );
+      try {
+        const writers = [new ServiceWriter(h.padlock.store, h.keks), new ServiceWriter(peer, h.keks)];
+        assert.equal(await writers[0]!.create(newServiceRecord(h.keks, 'busy', READ_PROFILE, Date.now())), true);
+        const made = Array.from({ length: 6 }, () => newCredential('busy', Date.now()));
+        const added = await Promise.all(made.map((m, i) => writers[i % 2]!.addCredential('busy', m.record)));
+        assert.deepEqual(
+          added,
+          made.map(() => true),
+        );
+        await registry.refresh();
+        assert.equal(registry.integrityFailures.has('busy'), false);
+        for (const m of made) assert.equal(registry.authenticate(`Bearer ${m.credential}`)?.serviceId, 'busy');
+        const record = await h.padlock.store.getService('busy');
+        assert.equal(record?.generation, 7);
+      } finally {
+        await peer.close();
+      }
     });
 
     it('logs name the service and the row kind, never row bytes', () => {
