@@ -110,6 +110,9 @@ describe('padlock CLI', () => {
     assert.equal(statSync(configFile).mode & 0o077, 0);
     const config = loadConfig(configFile);
     assert.equal(config.listen.port, 0);
+    // The dev config (also what `padlock dev` writes) is plaintext on loopback only.
+    assert.equal(config.listen.host, '127.0.0.1');
+    assert.equal(config.listen.tls, undefined);
     assert.deepEqual(config.categories, ['profile', 'payments', 'advertising']);
     assert.equal(config.store.kind, 'sqlite');
 

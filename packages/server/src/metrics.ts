@@ -156,6 +156,19 @@ export class Metrics {
   readonly storeDuration = new Histogram('padlock_store_duration_seconds', 'Key store call latency by operation');
   readonly storeErrors = new Counter('padlock_store_errors_total', 'Key store call failures by operation');
   readonly keysDerived = new Counter('padlock_keys_derived_total', 'Derived keys handed out');
+  readonly tlsHandshakes = new Counter(
+    'padlock_tls_handshakes_total',
+    'TLS handshakes completed, by session (new, resumed)',
+  );
+  readonly tlsHandshakeFailures = new Counter(
+    'padlock_tls_handshake_failures_total',
+    'TLS handshakes that failed or were refused, by reason',
+  );
+  readonly tlsReloads = new Counter('padlock_tls_reloads_total', 'TLS certificate reloads by result (ok, failed)');
+  readonly tlsCertificateRefusals = new Counter(
+    'padlock_tls_client_certificate_refusals_total',
+    'Requests refused for their client certificate, by reason (unmapped, mismatch, missing)',
+  );
   readonly gauges = new Gauge('padlock_gauge', 'Point-in-time values by name');
   readonly #all: Metric[] = [
     this.requests,
@@ -167,6 +180,10 @@ export class Metrics {
     this.storeDuration,
     this.storeErrors,
     this.keysDerived,
+    this.tlsHandshakes,
+    this.tlsHandshakeFailures,
+    this.tlsReloads,
+    this.tlsCertificateRefusals,
     this.gauges,
   ];
 

@@ -4,6 +4,8 @@ import type { Logger } from '../log.js';
 import { labelKey } from '../metrics.js';
 import type { Service, ServiceRegistry } from '../services.js';
 import type { AppContext, Reply, Route } from './route.js';
+import type { TlsConfig } from '../config.js';
+import { TlsListener } from './tls.js';
 import { BodyWriter, WireServer, type WireRequest } from './wire.js';
 
 /*
@@ -164,6 +166,7 @@ export function matchSegments(segments: readonly string[], path: string, capture
 
 export class PadlockHttpServer {
   readonly #wire: WireServer;
+  #tls: TlsListener | undefined;
   readonly #routes: CompiledRoute[];
   #inFlight = 0;
   #draining = false;
@@ -266,6 +269,21 @@ export class PadlockHttpServer {
     return this.#wire.listen(port, host);
   }
 
+  /** Listens for HTTPS instead: a TLS server whose secure sockets this server's HTTP layer serves. */
+  listenTls(port: number, host: string, tls: TlsConfig): Promise<number> {
+    this.#tls = new TlsListener(tls, (socket) => this.#wire.accept(socket), this.app.metrics, this.log);
+    return this.#tls.listen(port, host);
+  }
+
+  /** Reads the TLS files again (see TlsListener.reload); false when that failed or there is no TLS. */
+  reloadTls(): boolean {
+    if (this.#tls === undefined) {
+      this.log.warn('TLS reload asked for, but this server has no TLS listener');
+      return false;
+    }
+    return this.#tls.reload();
+  }
+
   /**
    * Graceful drain: stop accepting connections, answer new requests on open
    * connections with 503 and Connection: close, let in-flight requests finish,
@@ -277,6 +295,7 @@ export class PadlockHttpServer {
     // client sent just before the drain may not have been read yet, and closing its connection
     // would reset it (the DiRT sigterm-drain scenario: 29 of 32 sent 15 ms before SIGTERM to a
     // busy server). Meanwhile what is read gets an answer (503 SHUTTING_DOWN, Connection: close).
+    this.#tls?.stopAccepting();
     const closed = this.#wire.stopAccepting();
     const timer = setTimeout(() => this.#wire.closeAllConnections(), this.options.drainTimeoutMs);
     let idle: NodeJS.Timeout | undefined;
@@ -294,6 +313,7 @@ export class PadlockHttpServer {
       clearTimeout(grace);
       clearInterval(idle);
       clearInterval(this.#loopTimer);
+      this.#tls?.destroyHandshaking();
     }
   }
 

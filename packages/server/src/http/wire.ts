@@ -803,6 +803,11 @@ export class WireServer {
     this.#sweep.unref();
   }
 
+  /** Serves a socket from another listener (a TLS server's secure sockets): read with 'data' events. */
+  accept(socket: Socket): void {
+    this.connections.add(new WireConnection(socket, this, false));
+  }
+
   onRequest(request: WireRequest): void {
     this.handlers.onRequest(request);
   }
