@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
+import { once } from 'node:events';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -154,6 +156,44 @@ describe('HTTPS listener: minVersion TLSv1.2', () => {
         ),
       { message: 'invalid configuration:\n  config.listen.tls.minVersion: must be one of "TLSv1.2", "TLSv1.3"' },
     );
+  });
+});
+
+describe('HTTPS listener: connections that never finish', () => {
+  it('refuses TLS 1.2 renegotiation (a connection keeps the certificate of its handshake)', async () => {
+    const { h } = await tlsHarness({ minVersion: 'TLSv1.2' });
+    try {
+      const socket = tlsConnect({
+        host: '127.0.0.1',
+        port: h.port,
+        ca: readFileSync(pki.ca.cert),
+        maxVersion: 'TLSv1.2',
+      });
+      await once(socket, 'secureConnect');
+      const closed = once(socket, 'close');
+      socket.on('error', () => undefined);
+      const outcome = await new Promise<Error | null>((resolve) => {
+        socket.renegotiate({ rejectUnauthorized: true }, (error) => resolve(error));
+        // The server ends the connection when asked to renegotiate; the callback may not come first.
+        void closed.then(() => resolve(new Error('closed')));
+      });
+      assert.ok(outcome instanceof Error, 'the renegotiation was refused');
+      await closed;
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a drain cuts connections still in their handshake instead of waiting for them', async () => {
+    const { h } = await tlsHarness();
+    const silent = connect(h.port, '127.0.0.1');
+    await once(silent, 'connect');
+    const closed = once(silent, 'close');
+    silent.on('error', () => undefined);
+    const started = performance.now();
+    await h.close();
+    await closed;
+    assert.ok(performance.now() - started < 5000, `took ${Math.round(performance.now() - started)} ms`);
   });
 });
 
