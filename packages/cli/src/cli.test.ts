@@ -66,6 +66,7 @@ const COMMANDS = [
   'service list',
   'service grant',
   'service revoke',
+  'service tls-identities',
   'service credential-add',
   'service credential-revoke',
   'keychain create',
@@ -83,6 +84,7 @@ interface Created {
 interface Listed {
   serviceId: string;
   permissions: Created['permissions'];
+  tlsIdentities: string[];
   createdAt: string;
   credentials: { credentialId: string; createdAt: string; revokedAt: string | null }[];
 }
@@ -237,6 +239,55 @@ describe('padlock CLI', () => {
     credentials.push(added.credential);
   });
 
+  it('service create and tls-identities set, replace and clear TLS identities; list shows them', async () => {
+    const spiffe = 'spiffe://example.org/ns/a/sa/newsletter';
+    const subject = 'CN=newsletter, O=Example Corp';
+    const made = json<Created & { tlsIdentities: string[] }>(
+      await withConfig(
+        'service',
+        'create',
+        'newsletter',
+        '--read',
+        'profile',
+        '--tls-identity',
+        spiffe,
+        '--tls-identity',
+        subject,
+      ),
+    );
+    assert.deepEqual(made.tlsIdentities, [spiffe, subject]);
+    const listed = (): Promise<Listed | undefined> =>
+      withConfig('service', 'list').then((r) => json<Listed[]>(r).find((s) => s.serviceId === 'newsletter'));
+    assert.deepEqual((await listed())?.tlsIdentities, [spiffe, subject]);
+    const replaced = await withConfig('service', 'tls-identities', 'newsletter', '--tls-identity', 'CN=newsletter-2');
+    assert.deepEqual(json<{ tlsIdentities: string[] }>(replaced).tlsIdentities, ['CN=newsletter-2']);
+    assert.deepEqual((await listed())?.tlsIdentities, ['CN=newsletter-2']);
+
+    // One identity, one service: refused on create and on replace, and nothing changes.
+    const taken = await withConfig('service', 'create', 'copycat', '--tls-identity', 'CN=newsletter-2');
+    assert.equal(taken.code, 2);
+    assert.match(taken.stderr, /^padlock: TLS identity "CN=newsletter-2" belongs to service "newsletter" already/);
+    assert.equal((await withConfig('service', 'list')).stdout.includes('copycat'), false);
+    const twice = await withConfig(
+      'service',
+      'tls-identities',
+      'newsletter',
+      '--tls-identity',
+      'CN=x',
+      '--tls-identity',
+      'CN=x',
+    );
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /TLS identity "CN=x" is listed twice/);
+    assert.deepEqual((await listed())?.tlsIdentities, ['CN=newsletter-2']);
+
+    assert.deepEqual(
+      json<{ tlsIdentities: string[] }>(await withConfig('service', 'tls-identities', 'newsletter')).tlsIdentities,
+      [],
+    );
+    assert.deepEqual((await listed())?.tlsIdentities, []);
+  });
+
   it('keychain create is idempotent; show prints metadata and never key bytes; shred destroys', async () => {
     const created = json<{ created: string[] }>(await withConfig('keychain', 'create', 'alice'));
     assert.deepEqual(created.created, ['profile', 'payments', 'advertising']);
@@ -338,6 +389,9 @@ describe('padlock CLI', () => {
     { name: 'bad port', args: ['init', '--dir', 'other', '--port', 'eighty'], message: /--port must be 0-65535/ },
     { name: 'port out of range', args: ['init', '--dir', 'other', '--port', '70000'], message: /--port must be 0-65535/ },
     { name: 'zero workers', args: ['serve', '--workers', '0'], message: /--workers must be 1-64/ },
+    { name: 'TLS identity with a newline', args: ['service', 'create', 'svc-z', '--tls-identity', 'CN=a\nCN=b'], config: true, message: /TLS identity "CN=a\\nCN=b" must be 1-1024 characters, no control characters/ },
+    { name: 'TLS identity with a trailing space', args: ['service', 'tls-identities', 'playlist', '--tls-identity', 'CN=a '], config: true, message: /TLS identity "CN=a " must be/ },
+    { name: 'TLS identities of an unknown service', args: ['service', 'tls-identities', 'ghost', '--tls-identity', 'CN=ghost'], config: true, message: /no service "ghost"/ },
     { name: 'option missing its value', args: ['service', 'create', 'svc-y', '--read'], config: true, message: /--read/ },
   ];
 
@@ -355,7 +409,7 @@ describe('padlock CLI', () => {
     const services = json<Listed[]>(await withConfig('service', 'list'));
     assert.deepEqual(
       services.map((s) => s.serviceId),
-      ['ops', 'playlist'],
+      ['newsletter', 'ops', 'playlist'],
     );
     assert.throws(() => statSync(join(dir, 'other')), /ENOENT/);
   });

@@ -6,6 +6,7 @@ import {
   newServiceRecord,
   openStore,
   createLogger,
+  tlsIdentityProblem,
   CassandraKeyStore,
   schemaStatements,
   type KeyStore,
@@ -48,6 +49,22 @@ const RIGHTS_OPTIONS: Options = {
   rotate: { type: 'boolean' },
   shred: { type: 'boolean' },
 };
+const TLS_IDENTITY_OPTION: Options = { 'tls-identity': { type: 'string', multiple: true } };
+const TLS_IDENTITY_HELP =
+  '--tls-identity ID   a TLS client identity mapped to the service (URI SAN or subject); repeatable';
+
+function tlsIdentities(values: Values): string[] {
+  const given = values['tls-identity'];
+  return Array.isArray(given) ? given : [];
+}
+
+/** Refuses identities that are malformed, repeated, or another service's. */
+async function checkTlsIdentities(store: KeyStore, serviceId: string, identities: readonly string[]): Promise<void> {
+  if (identities.length === 0) return;
+  const problem = tlsIdentityProblem(serviceId, identities, await store.listServices());
+  if (problem !== undefined) throw new UsageError(problem);
+}
+
 const RIGHTS_HELP = [
   '--read a,b          categories whose derived keys the service may read',
   '--create            may create keychains',
@@ -237,12 +254,14 @@ const COMMANDS: readonly Command[] = [
     name: 'service create',
     args: '<serviceId>',
     summary: 'register a service; prints its first credential once',
-    options: { ...CONFIG_OPTION, ...RIGHTS_OPTIONS },
-    optionHelp: [CONFIG_HELP, ...RIGHTS_HELP],
+    options: { ...CONFIG_OPTION, ...RIGHTS_OPTIONS, ...TLS_IDENTITY_OPTION },
+    optionHelp: [CONFIG_HELP, ...RIGHTS_HELP, TLS_IDENTITY_HELP],
     run: (values, positionals) => {
       const [id] = one(positionals, ['serviceId']) as [string];
       checkServiceId(id);
       return withStore(values, async (store, config) => {
+        const identities = tlsIdentities(values);
+        await checkTlsIdentities(store, id, identities);
         const permissions: ServicePermissions = {
           read: readList(values['read'], config),
           create: values['create'] === true,
@@ -250,12 +269,18 @@ const COMMANDS: readonly Command[] = [
           shred: values['shred'] === true,
         };
         const now = Date.now();
-        if (!(await store.createService(newServiceRecord(loadKeks(config), id, permissions, now)))) {
+        if (!(await store.createService(newServiceRecord(loadKeks(config), id, permissions, now, identities)))) {
           throw new UsageError(`service "${id}" exists already`);
         }
         const { credential, record } = newCredential(id, now);
         await store.addCredential(id, record);
-        print({ serviceId: id, permissions, credentialId: record.credentialId, credential });
+        print({
+          serviceId: id,
+          permissions,
+          tlsIdentities: identities,
+          credentialId: record.credentialId,
+          credential,
+        });
         process.stderr.write('padlock: the credential is shown once and not stored; keep it now\n');
         return 0;
       });
@@ -275,6 +300,7 @@ const COMMANDS: readonly Command[] = [
           services.map((s) => ({
             serviceId: s.serviceId,
             permissions: s.permissions,
+            tlsIdentities: s.tlsIdentities,
             createdAt: new Date(s.createdAt).toISOString(),
             credentials: s.credentials.map((c) => ({
               credentialId: c.credentialId,
@@ -320,6 +346,24 @@ const COMMANDS: readonly Command[] = [
       });
     },
   })),
+  {
+    name: 'service tls-identities',
+    args: '<serviceId>',
+    summary: "replace a service's TLS client identities (none given: remove them all)",
+    options: { ...CONFIG_OPTION, ...TLS_IDENTITY_OPTION },
+    optionHelp: [CONFIG_HELP, TLS_IDENTITY_HELP],
+    run: (values, positionals) => {
+      const [id] = one(positionals, ['serviceId']) as [string];
+      checkServiceId(id);
+      return withStore(values, async (store) => {
+        const identities = tlsIdentities(values);
+        await checkTlsIdentities(store, id, identities);
+        if (!(await store.setTlsIdentities(id, identities))) throw new UsageError(`no service "${id}"`);
+        print({ serviceId: id, tlsIdentities: identities });
+        return 0;
+      });
+    },
+  },
   {
     name: 'service credential-add',
     args: '<serviceId>',

@@ -3,7 +3,14 @@ export { parseConfig, loadConfig, ConfigError, CONFIG_SCHEMA, type PadlockConfig
 export { loadKek, loadKeks } from './kek.js';
 export { createLogger, type Logger, type LogLevel } from './log.js';
 export { Metrics } from './metrics.js';
-export { newCredential, newServiceRecord, credentialVerifier, ServiceRegistry, type Service } from './services.js';
+export {
+  newCredential,
+  newServiceRecord,
+  credentialVerifier,
+  tlsIdentityProblem,
+  ServiceRegistry,
+  type Service,
+} from './services.js';
 export { KeyService } from './keys.js';
 export { openStore } from './store/open.js';
 export { SqliteKeyStore, type SqliteStoreOptions } from './store/sqlite.js';

@@ -2,6 +2,7 @@ import {
   frame,
   hmacSha256,
   isServiceId,
+  isTlsIdentity,
   SecretBytes,
   serviceWrapInfo,
   unwrapKey,
@@ -32,6 +33,8 @@ export interface Service {
   readonly permissions: ServicePermissions;
   readonly readable: ReadonlySet<string>;
   readonly verifiers: ReadonlyMap<string, Buffer>;
+  /** TLS client identities mutual TLS maps to this service (see ServiceRegistry.byTlsIdentity). */
+  readonly tlsIdentities: readonly string[];
 }
 
 export function credentialVerifier(serviceId: string, credentialId: string, secret: Uint8Array): Buffer {
@@ -59,11 +62,36 @@ export function newServiceRecord(
   serviceId: string,
   permissions: ServicePermissions,
   now: number,
+  tlsIdentities: readonly string[] = [],
 ): Omit<ServiceRecord, 'credentials'> {
   const key = SecretBytes.random(32);
   const wrappedKey = wrapKey(keks.active, serviceWrapInfo(serviceId), key);
   key.wipe();
-  return { serviceId, wrappedKey, permissions, createdAt: now };
+  return { serviceId, wrappedKey, permissions, createdAt: now, tlsIdentities: [...tlsIdentities] };
+}
+
+/**
+ * Checks a service's new TLS identities against the grammar, themselves and
+ * every other service; returns the first problem as a sentence, or undefined.
+ * One identity must name one service, or a certificate would authenticate as
+ * whichever the registry met first.
+ */
+export function tlsIdentityProblem(
+  serviceId: string,
+  identities: readonly string[],
+  services: readonly Pick<ServiceRecord, 'serviceId' | 'tlsIdentities'>[],
+): string | undefined {
+  const seen = new Set<string>();
+  for (const identity of identities) {
+    if (!isTlsIdentity(identity)) {
+      return `TLS identity ${JSON.stringify(identity)} must be 1-1024 characters, no control characters, no space at either end`;
+    }
+    if (seen.has(identity)) return `TLS identity "${identity}" is listed twice`;
+    seen.add(identity);
+    const owner = services.find((s) => s.serviceId !== serviceId && s.tlsIdentities.includes(identity));
+    if (owner !== undefined) return `TLS identity "${identity}" belongs to service "${owner.serviceId}" already`;
+  }
+  return undefined;
 }
 
 interface ParsedCredential {
@@ -94,6 +122,7 @@ const DUMMY_VERIFIER = randomBytes(32);
  */
 export class ServiceRegistry {
   #services = new Map<string, Service>();
+  #byTlsIdentity = new Map<string, Service>();
   #timer: NodeJS.Timeout | undefined;
   #loadedAt = 0;
   /** Bumped by every refresh, so verdicts cached against an older registry are not reused. */
@@ -130,8 +159,14 @@ export class ServiceRegistry {
         permissions: record.permissions,
         readable: new Set(record.permissions.read),
         verifiers,
+        tlsIdentities: record.tlsIdentities.filter((identity) => {
+          if (isTlsIdentity(identity)) return true;
+          this.log.error('service has a malformed TLS identity; ignoring it', { serviceId: record.serviceId });
+          return false;
+        }),
       });
     }
+    this.#byTlsIdentity = mapTlsIdentities([...next.values()], this.log);
     this.#services = next;
     this.#loadedAt = Date.now();
     this.#generation++;
@@ -155,6 +190,15 @@ export class ServiceRegistry {
     return this.#generation;
   }
 
+  /**
+   * The service a TLS client identity (a certificate's URI SAN or subject,
+   * compared exactly) is mapped to, or undefined. An identity two services
+   * claim maps to neither.
+   */
+  byTlsIdentity(identity: string): Service | undefined {
+    return this.#byTlsIdentity.get(identity);
+  }
+
   /** The service an Authorization header authenticates, or undefined for any bad credential. */
   authenticate(header: string | undefined): Service | undefined {
     const parsed = parseCredential(header);
@@ -169,4 +213,24 @@ export class ServiceRegistry {
     const match = timingSafeEqual(actual, expected);
     return match && expected !== DUMMY_VERIFIER ? service : undefined;
   }
+}
+
+function mapTlsIdentities(services: readonly Service[], log: Logger): Map<string, Service> {
+  const map = new Map<string, Service>();
+  const contested = new Set<string>();
+  for (const service of services) {
+    for (const identity of service.tlsIdentities) {
+      const other = map.get(identity);
+      if (other !== undefined && other !== service) contested.add(identity);
+      else map.set(identity, service);
+    }
+  }
+  for (const identity of contested) {
+    const claimants = services.filter((s) => s.tlsIdentities.includes(identity)).map((s) => s.serviceId);
+    log.error('a TLS identity is claimed by several services; it authenticates none of them', {
+      serviceIds: claimants.join(','),
+    });
+    map.delete(identity);
+  }
+  return map;
 }

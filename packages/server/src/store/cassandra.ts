@@ -1,5 +1,6 @@
 import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config.js';
+import { joinIdentities, splitIdentities } from './identities.js';
 import type {
   CredentialRecord,
   KeyRow,
@@ -107,13 +108,33 @@ export function schemaStatements(keyspace: string, replication: Readonly<Record<
     ) WITH CLUSTERING ORDER BY (category ASC, version ASC) AND ${options}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.services (
       service_id text PRIMARY KEY, wrapped_key blob, read_categories text,
-      can_create boolean, can_rotate boolean, can_shred boolean, created_at timestamp
+      can_create boolean, can_rotate boolean, can_shred boolean, created_at timestamp,
+      tls_identities text
     ) WITH ${options}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.credentials (
       service_id text, credential_id text, verifier blob, created_at timestamp, revoked_at timestamp,
       PRIMARY KEY ((service_id), credential_id)
     ) WITH ${options}`,
   ];
+}
+
+/** Columns added after the first release, as (table, column, type); created with the schema when missing. */
+export const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [['services', 'tls_identities', 'text']];
+
+async function addMissingColumns(client: cassandra.Client, keyspace: string): Promise<void> {
+  for (const [table, column, type] of ADDED_COLUMNS) {
+    const found = await client.execute(
+      'SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = ?',
+      [keyspace, table, column],
+      { prepare: true, consistency: consistencies.localOne },
+    );
+    if (found.rowLength === 0) {
+      await client.execute(`ALTER TABLE ${keyspace}.${table} ADD ${column} ${type}`, [], {
+        readTimeout: 60000,
+        prepare: false,
+      });
+    }
+  }
 }
 
 type Row = cassandra.types.Row;
@@ -172,6 +193,7 @@ export class CassandraKeyStore implements KeyStore {
         for (const statement of schemaStatements(options.keyspace, options.replication)) {
           await client.execute(statement, [], { readTimeout: 60000, prepare: false });
         }
+        await addMissingColumns(client, options.keyspace);
       }
       return new CassandraKeyStore(client, options);
     } catch (error) {
@@ -261,7 +283,7 @@ export class CassandraKeyStore implements KeyStore {
   async createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
     const p = record.permissions;
     const result = await this.#exec(
-      'INSERT INTO {ks}.services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+      'INSERT INTO {ks}.services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
       [
         record.serviceId,
         Buffer.from(record.wrappedKey),
@@ -270,6 +292,7 @@ export class CassandraKeyStore implements KeyStore {
         p.rotate,
         p.shred,
         new Date(record.createdAt),
+        joinIdentities(record.tlsIdentities),
       ],
       consistencies.localQuorum,
     );
@@ -280,6 +303,15 @@ export class CassandraKeyStore implements KeyStore {
     const result = await this.#exec(
       'UPDATE {ks}.services SET read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ? WHERE service_id = ? IF EXISTS',
       [p.read.join(','), p.create, p.rotate, p.shred, serviceId],
+      consistencies.localQuorum,
+    );
+    return result.wasApplied();
+  }
+
+  async setTlsIdentities(serviceId: string, identities: readonly string[]): Promise<boolean> {
+    const result = await this.#exec(
+      'UPDATE {ks}.services SET tls_identities = ? WHERE service_id = ? IF EXISTS',
+      [joinIdentities(identities), serviceId],
       consistencies.localQuorum,
     );
     return result.wasApplied();
@@ -383,6 +415,7 @@ function toServiceRecord(row: Row, credentials: Row[]): ServiceRecord {
       shred: row['can_shred'] === true,
     },
     createdAt: time(row['created_at']) ?? 0,
+    tlsIdentities: splitIdentities(row['tls_identities'] as string | null | undefined),
     credentials: credentials
       .map((c) => ({
         credentialId: c['credential_id'] as string,

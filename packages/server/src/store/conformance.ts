@@ -232,6 +232,7 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
           wrappedKey: blob(),
           permissions,
           createdAt: 1_700_000_000_000,
+          tlsIdentities: ['spiffe://example.org/ns/a/sa/b', 'CN=newsletter,O=Example'],
         };
         assert.equal(await store.createService(record), true);
         assert.equal(await store.createService({ ...record, wrappedKey: blob() }), false);
@@ -239,6 +240,7 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
         assert.ok(read);
         assert.ok(Buffer.from(read.wrappedKey).equals(Buffer.from(record.wrappedKey)));
         assert.deepEqual(read.permissions, permissions);
+        assert.deepEqual(read.tlsIdentities, record.tlsIdentities);
         assert.deepEqual(read.credentials, []);
         assert.equal(await store.getService(`svc-${randomUUID().slice(0, 8)}`), undefined);
         assert.ok((await store.listServices()).some((s) => s.serviceId === serviceId));
@@ -246,7 +248,13 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
 
       it('changes permissions, including to none', async () => {
         const serviceId = `svc-${randomUUID().slice(0, 8)}`;
-        await store.createService({ serviceId, wrappedKey: blob(), permissions, createdAt: Date.now() });
+        await store.createService({
+          serviceId,
+          wrappedKey: blob(),
+          permissions,
+          createdAt: Date.now(),
+          tlsIdentities: [],
+        });
         const none = { read: [], create: false, rotate: false, shred: false };
         assert.equal(await store.setPermissions(serviceId, none), true);
         assert.deepEqual((await store.getService(serviceId))?.permissions, none);
@@ -256,9 +264,29 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
         assert.equal(await store.setPermissions('svc-missing-x', all), false);
       });
 
+      it('replaces TLS identities, including with none, and leaves the rest of the row alone', async () => {
+        const serviceId = `svc-${randomUUID().slice(0, 8)}`;
+        await store.createService({ serviceId, wrappedKey: blob(), permissions, createdAt: 5000, tlsIdentities: [] });
+        const identities = ['CN=a, O=Example Corp', 'spiffe://example.org/x', 'CN=Zürich'];
+        assert.equal(await store.setTlsIdentities(serviceId, identities), true);
+        const read = await store.getService(serviceId);
+        assert.deepEqual(read?.tlsIdentities, identities);
+        assert.deepEqual(read?.permissions, permissions);
+        assert.equal(read?.createdAt, 5000);
+        assert.equal(await store.setTlsIdentities(serviceId, []), true);
+        assert.deepEqual((await store.getService(serviceId))?.tlsIdentities, []);
+        assert.equal(await store.setTlsIdentities('svc-missing-z', identities), false);
+      });
+
       it('keeps several live credentials and revokes one at a time', async () => {
         const serviceId = `svc-${randomUUID().slice(0, 8)}`;
-        await store.createService({ serviceId, wrappedKey: blob(), permissions, createdAt: Date.now() });
+        await store.createService({
+          serviceId,
+          wrappedKey: blob(),
+          permissions,
+          createdAt: Date.now(),
+          tlsIdentities: [],
+        });
         const first = { credentialId: 'c1', verifier: randomBytes(32), createdAt: 1000, revokedAt: null };
         const second = { credentialId: 'c2', verifier: randomBytes(32), createdAt: 2000, revokedAt: null };
         assert.equal(await store.addCredential(serviceId, first), true);

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { joinIdentities, splitIdentities } from './identities.js';
 import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ServicePermissions, ServiceRecord } from './types.js';
 
 export interface SqliteStoreOptions {
@@ -30,6 +31,7 @@ interface ServiceSql {
   can_rotate: number;
   can_shred: number;
   created_at: number;
+  tls_identities: string;
 }
 
 interface CredentialSql {
@@ -57,7 +59,8 @@ CREATE TABLE IF NOT EXISTS services (
   can_create INTEGER NOT NULL,
   can_rotate INTEGER NOT NULL,
   can_shred INTEGER NOT NULL,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  tls_identities TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS credentials (
   service_id TEXT NOT NULL,
@@ -93,6 +96,7 @@ export class SqliteKeyStore implements KeyStore {
     this.#db.pragma('secure_delete = ON');
     this.#db.pragma(`cache_size = -${Math.trunc((options.cacheMiB ?? 64) * 1024)}`);
     this.#db.exec(SCHEMA);
+    addMissingColumns(this.#db);
     this.#getKeychain = this.#db.prepare(
       'SELECT user_id, category, version, wrapped, created_at, shredded_at FROM root_keys WHERE user_id = ? ORDER BY category, version',
     );
@@ -146,7 +150,7 @@ export class SqliteKeyStore implements KeyStore {
     const p = record.permissions;
     const result = this.#db
       .prepare(
-        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       )
       .run(
         record.serviceId,
@@ -156,6 +160,7 @@ export class SqliteKeyStore implements KeyStore {
         Number(p.rotate),
         Number(p.shred),
         record.createdAt,
+        joinIdentities(record.tlsIdentities),
       );
     return Promise.resolve(result.changes === 1);
   }
@@ -166,6 +171,13 @@ export class SqliteKeyStore implements KeyStore {
         'UPDATE services SET read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ? WHERE service_id = ?',
       )
       .run(p.read.join(','), Number(p.create), Number(p.rotate), Number(p.shred), serviceId);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  setTlsIdentities(serviceId: string, identities: readonly string[]): Promise<boolean> {
+    const result = this.#db
+      .prepare('UPDATE services SET tls_identities = ? WHERE service_id = ?')
+      .run(joinIdentities(identities), serviceId);
     return Promise.resolve(result.changes === 1);
   }
 
@@ -241,6 +253,18 @@ export class SqliteKeyStore implements KeyStore {
   }
 }
 
+/** Columns added after the first release, as (table, column, definition); `padlock migrate` or any open adds them. */
+const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
+  ['services', 'tls_identities', "TEXT NOT NULL DEFAULT ''"],
+];
+
+function addMissingColumns(db: Database.Database): void {
+  for (const [table, column, definition] of ADDED_COLUMNS) {
+    const columns = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all();
+    if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+  }
+}
+
 /** SQLite's default limit on bound parameters is 32766; stay well below it. */
 const MULTI_GET_CHUNK = 500;
 
@@ -265,6 +289,7 @@ function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): Service
       shred: row.can_shred === 1,
     },
     createdAt: row.created_at,
+    tlsIdentities: splitIdentities(row.tls_identities),
     credentials: credentials.map((c) => ({
       credentialId: c.credential_id,
       verifier: c.verifier,

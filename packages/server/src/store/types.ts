@@ -44,6 +44,11 @@ export interface ServiceRecord {
   readonly wrappedKey: Uint8Array;
   readonly permissions: ServicePermissions;
   readonly createdAt: number;
+  /**
+   * TLS client identities (URI SAN or certificate subject) that mutual TLS maps
+   * to this service; [] when none. One identity names at most one service.
+   */
+  readonly tlsIdentities: readonly string[];
   readonly credentials: readonly CredentialRecord[];
 }
 
@@ -83,6 +88,8 @@ export interface KeyStore {
   createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean>;
   /** Replaces a service's permissions; false when there is no such service. */
   setPermissions(serviceId: string, permissions: ServicePermissions): Promise<boolean>;
+  /** Replaces a service's TLS client identities; false when there is no such service. */
+  setTlsIdentities(serviceId: string, identities: readonly string[]): Promise<boolean>;
   /** Adds a credential to an existing service; false when there is no such service. */
   addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean>;
   /** Marks a credential revoked; false when there is no such live credential. */

@@ -37,6 +37,8 @@ export const ALL_RIGHTS: ServicePermissions = { read: [...CATEGORIES], create: t
 export interface ServiceSpec {
   readonly serviceId: string;
   readonly permissions: ServicePermissions;
+  /** TLS client identities mapped to the service (mutual TLS); default none. */
+  readonly tlsIdentities?: readonly string[];
 }
 
 export interface HarnessOptions {
@@ -325,8 +327,8 @@ async function writeServices(config: PadlockConfig, keks: KekRing, services: rea
   );
   try {
     const now = Date.now();
-    for (const { serviceId, permissions } of services) {
-      if (!(await store.createService(newServiceRecord(keks, serviceId, permissions, now)))) {
+    for (const { serviceId, permissions, tlsIdentities = [] } of services) {
+      if (!(await store.createService(newServiceRecord(keks, serviceId, permissions, now, tlsIdentities)))) {
         throw new Error(`service ${serviceId} listed twice`);
       }
       const live = newCredential(serviceId, now);
@@ -582,6 +584,9 @@ export class SlowStore implements KeyStore {
   }
   setPermissions(serviceId: string, permissions: ServicePermissions): Promise<boolean> {
     return this.inner.setPermissions(serviceId, permissions);
+  }
+  setTlsIdentities(serviceId: string, identities: readonly string[]): Promise<boolean> {
+    return this.inner.setTlsIdentities(serviceId, identities);
   }
   addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean> {
     return this.inner.addCredential(serviceId, credential);
