@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { issue, makeTestPki, type TestPki } from '../../../scripts/testing/certs.mjs';
+import { issue, makeCa, makeTestPki, type TestPki } from '../../../scripts/testing/certs.mjs';
 import { PadlockClient } from './client.js';
-import { Unavailable } from './errors.js';
+import { PermissionDenied, Unavailable } from './errors.js';
 import type { PadlockClientOptions } from './options.js';
 import { createDeployment, metricValue, type Deployment, type PadlockProcess } from './testing/padlock-processes.js';
 
@@ -172,5 +172,54 @@ describe('client over HTTPS', () => {
     } finally {
       stalled.close();
     }
+  });
+});
+
+describe('client with a certificate, server in certificate-only mode', () => {
+  let mtls: Deployment;
+  let server: PadlockProcess;
+  let app: { cert: Buffer; key: Buffer };
+  before(async () => {
+    const clientsCa = makeCa(pkiDir, 'clients');
+    const files = issue(pkiDir, clientsCa, 'app', { client: true, sans: ['URI:spiffe://test/app'] });
+    app = { cert: readFileSync(files.cert), key: readFileSync(files.key) };
+    mtls = await createDeployment({
+      tls: {
+        certFile: pki.server.cert,
+        keyFile: pki.server.key,
+        clientCertificates: { caFile: clientsCa.cert, mode: 'certificate-only' },
+      },
+      scrapeTls: { ca, ...app },
+    });
+    await mtls.cli('service', 'tls-identities', 'app', '--tls-identity', 'spiffe://test/app');
+    server = await mtls.start('mtls');
+  });
+  after(() => mtls?.close());
+
+  it('authenticates with the certificate alone, no credential', async () => {
+    const padlock = new PadlockClient({
+      groups: [{ name: 'mtls', urls: [server.url] }],
+      tls: { ca, ...app },
+      timeoutMs: 10_000,
+    });
+    clients.push(padlock);
+    await padlock.createKeychain('cert-only-user');
+    const sealed = await padlock.encrypt('cert-only-user', 'payments', 'no bearer needed');
+    assert.equal(await padlock.decryptText('cert-only-user', sealed), 'no bearer needed');
+  });
+
+  it("is refused with another service's credential next to its certificate", async () => {
+    const padlock = new PadlockClient({
+      groups: [{ name: 'mtls', urls: [server.url] }],
+      credential: mtls.credentials['reader']!,
+      tls: { ca, ...app },
+      timeoutMs: 10_000,
+    });
+    clients.push(padlock);
+    await assert.rejects(padlock.createKeychain('cert-only-other'), (error: unknown) => {
+      assert.ok(error instanceof PermissionDenied);
+      assert.equal(error.serverCode, 'UNAUTHENTICATED');
+      return true;
+    });
   });
 });

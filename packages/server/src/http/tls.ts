@@ -268,7 +268,10 @@ export class TlsListener {
       socket.once('close', () => this.#raw.delete(socket));
     });
     this.server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) => {
-      const reason = failureReason(error.code);
+      // A client certificate that does not verify is not an OpenSSL error here: node:tls completes
+      // the handshake, sets authorizationError and destroys the socket (so the error is a reset).
+      const rejected = clientAuth !== undefined && Boolean(socket.authorizationError);
+      const reason = rejected ? 'client_certificate_rejected' : failureReason(error.code);
       this.metrics.tlsHandshakeFailures.inc({ reason });
       this.log.debug('TLS handshake failed', { reason, code: error.code ?? 'unknown' });
       socket.destroy();
