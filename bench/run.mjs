@@ -414,7 +414,9 @@ async function load(server, job) {
     graceMs: 3000,
     timeoutMs: 5000,
     maxConnections: 256,
-    ...(server.tls === undefined ? {} : { tls: { caFile: server.tls.caFile } }),
+    // Over TLS no connections beyond the first ones: under a backlog the generator would open more,
+    // each a full handshake on both sides, and the handshakes would deepen the backlog they answer.
+    ...(server.tls === undefined ? {} : { tls: { caFile: server.tls.caFile }, maxConnections: job.connections }),
     ...job,
   };
   // bench/loadgen-go speaks no TLS: open-loop rows over TLS run on bench/loadgen.mjs.
