@@ -13,11 +13,15 @@ import {
 import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { issue, makeTestPki, type TestPki } from '../../../scripts/testing/certs.mjs';
 
 /* The compiled CLI, run as a child process the way an operator runs it. */
 
@@ -123,6 +127,9 @@ describe('padlock CLI', () => {
     assert.equal(statSync(configFile).mode & 0o077, 0);
     const config = loadConfig(configFile);
     assert.equal(config.listen.port, 0);
+    // The dev config (also what `padlock dev` writes) is plaintext on loopback only.
+    assert.equal(config.listen.host, '127.0.0.1');
+    assert.equal(config.listen.tls, undefined);
     assert.deepEqual(config.categories, ['profile', 'payments', 'advertising']);
     assert.equal(config.store.kind, 'sqlite');
 
@@ -522,3 +529,90 @@ describe('padlock CLI', () => {
     for (const credential of credentials) assert.ok(!stdout.includes(credential.split('.')[3] ?? ''));
   });
 });
+
+describe('padlock serve over TLS', () => {
+  let dir: string;
+  let configFile: string;
+  let pki: TestPki;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'padlock-cli-tls-'));
+    pki = makeTestPki(join(dir, 'pki'));
+    assert.equal((await padlock(['init', '--dir', 'conf', '--port', '0'], dir)).code, 0);
+    configFile = join(dir, 'conf', 'padlock.json');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const withListen = (listen: Record<string, unknown>): void => {
+    const config = JSON.parse(readFileSync(configFile, 'utf8')) as { listen: Record<string, unknown> };
+    config.listen = { ...config.listen, ...listen };
+    writeFileSync(configFile, JSON.stringify(config));
+  };
+
+  it('refuses plaintext on 0.0.0.0, naming the switch', async () => {
+    withListen({ host: '0.0.0.0' });
+    const result = await padlock(['serve', '--config', configFile], dir);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /^padlock: config\.listen\.host "0\.0\.0\.0" is not a loopback address .*insecurePlaintextOffLoopback/,
+    );
+  });
+
+  it('reloads its certificate on SIGHUP without dropping an open connection', async () => {
+    const certFile = join(dir, 'conf', 'server.crt');
+    const keyFile = join(dir, 'conf', 'server.key');
+    copyFileSync(pki.server.cert, certFile);
+    copyFileSync(pki.server.key, keyFile);
+    withListen({ host: '127.0.0.1', tls: { certFile: 'server.crt', keyFile: 'server.key' } });
+    const child = spawn(process.execPath, [MAIN, 'serve', '--config', configFile], { cwd: dir, env: childEnv() });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const waitFor = async (pattern: RegExp): Promise<string> => {
+      for (let i = 0; i < 200 && !pattern.test(stdout); i++) await new Promise((r) => setTimeout(r, 50));
+      const line = stdout.split('\n').find((l) => pattern.test(l));
+      assert.ok(line, `no log line matching ${pattern}: ${stdout}`);
+      return line;
+    };
+    const agent = new HttpsAgent({
+      keepAlive: true,
+      maxSockets: 1,
+      ca: readFileSync(pki.ca.cert),
+      maxCachedSessions: 0,
+    });
+    try {
+      const port = (JSON.parse(await waitFor(/"padlock listening"/)) as { port: number }).port;
+      const before = await httpsGet(port, agent);
+      assert.equal(before.fingerprint, new X509Certificate(readFileSync(pki.server.cert)).fingerprint256);
+
+      const renewed = issue(join(dir, 'pki'), pki.ca, 'renewed', { sans: ['IP:127.0.0.1'] });
+      copyFileSync(renewed.cert, certFile);
+      copyFileSync(renewed.key, keyFile);
+      child.kill('SIGHUP');
+      await waitFor(/"msg":"TLS certificate reloaded"/);
+
+      const same = await httpsGet(port, agent);
+      assert.equal(same.localPort, before.localPort, 'the open connection survived');
+      const fresh = await httpsGet(port, new HttpsAgent({ ca: readFileSync(pki.ca.cert) }));
+      assert.equal(fresh.fingerprint, new X509Certificate(readFileSync(renewed.cert)).fingerprint256);
+      assert.equal(child.exitCode, null, 'SIGHUP did not end the process');
+    } finally {
+      agent.destroy();
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    }
+  });
+});
+
+function httpsGet(port: number, agent: HttpsAgent): Promise<{ fingerprint: string; localPort: number }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path: '/healthz', agent }, (res) => {
+      const socket = res.socket as TLSSocket;
+      const seen = { fingerprint: socket.getPeerCertificate().fingerprint256, localPort: socket.localPort ?? 0 };
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(seen) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -5,6 +5,7 @@ import { MemcachedClient } from './cache/memcached-client.js';
 import type { PadlockConfig } from './config.js';
 import type { AppContext, Route } from './http/route.js';
 import { PadlockHttpServer } from './http/server.js';
+import { checkPlaintextListener } from './http/tls.js';
 import { loadKeks } from './kek.js';
 import { StoreRows, Unwrapper, type KeychainSource, type RowSource } from './keychain.js';
 import { KeyService } from './keys.js';
@@ -49,6 +50,8 @@ export interface Padlock {
   readonly log: Logger;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
+  /** Reads the TLS certificate, key and CA files again (SIGHUP); false when that failed or TLS is off. */
+  reloadTls(): boolean;
   /** Graceful drain, then store close. */
   close(): Promise<void>;
 }
@@ -66,6 +69,8 @@ export interface StartOptions {
 /** Opens the store, loads KEKs and services, and starts serving. */
 export async function startPadlock(config: PadlockConfig, options: StartOptions = {}): Promise<Padlock> {
   const log = options.log ?? createLogger(config.log.level);
+  // Before anything is opened: a plaintext listener off loopback is refused unless meant.
+  const insecure = checkPlaintextListener(config.listen);
   const metrics = new Metrics();
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
@@ -157,7 +162,9 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       },
       log,
     );
-    const port = await http.listen(config.listen.port, config.listen.host);
+    const { host, port: wanted, tls } = config.listen;
+    const port = tls === undefined ? await http.listen(wanted, host) : await http.listenTls(wanted, host, tls);
+    if (insecure !== undefined) log.warn(insecure, { host });
     const server = http;
     return {
       config,
@@ -166,6 +173,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       metrics,
       log,
       port,
+      reloadTls: () => server.reloadTls(),
       async close() {
         await server.drain();
         registry.stop();

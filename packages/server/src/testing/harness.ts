@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequestRaw, type Agent as HttpsAgent } from 'node:https';
+import type { SecureVersion, TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPadlock, type Padlock } from '../app.js';
@@ -236,6 +238,85 @@ export function httpRequest(
     req.on('error', reject);
     if (body !== undefined) req.write(body);
     req.end();
+  });
+}
+
+export interface HttpsCall {
+  readonly method?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+  /** PEM file contents: the CA to trust (only it), and a client certificate and key to present. */
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  /** The DNS name to ask for and verify; default the address 127.0.0.1 is verified against the certificate. */
+  readonly servername?: string;
+  readonly minVersion?: SecureVersion;
+  readonly maxVersion?: SecureVersion;
+  /** A keep-alive agent to reuse connections and sessions; default a fresh connection. */
+  readonly agent?: HttpsAgent;
+}
+
+export interface HttpsReply extends HttpReply {
+  /** The server certificate's SHA-256 fingerprint, as node:tls prints it. */
+  readonly fingerprint: string;
+  /** The connection's local port (which connection answered). */
+  readonly localPort: number;
+  readonly sessionReused: boolean;
+  readonly reusedSocket: boolean;
+}
+
+/** One request over HTTPS to 127.0.0.1 (node:https), with what the TLS connection was. */
+export function httpsRequest(port: number, path: string, call: HttpsCall = {}): Promise<HttpsReply> {
+  const headers: Record<string, string> = { ...call.headers };
+  if (call.body !== undefined) headers['content-length'] = String(Buffer.byteLength(call.body));
+  return new Promise((resolve, reject) => {
+    const req = httpsRequestRaw(
+      {
+        host: '127.0.0.1',
+        port,
+        method: call.method ?? 'GET',
+        path,
+        headers,
+        ...(call.servername === undefined ? {} : { servername: call.servername }),
+        ...(call.ca === undefined ? {} : { ca: call.ca }),
+        ...(call.cert === undefined ? {} : { cert: call.cert }),
+        ...(call.key === undefined ? {} : { key: call.key }),
+        ...(call.minVersion === undefined ? {} : { minVersion: call.minVersion }),
+        ...(call.maxVersion === undefined ? {} : { maxVersion: call.maxVersion }),
+        ...(call.agent === undefined ? { agent: false } : { agent: call.agent }),
+      },
+      (res) => {
+        const socket = res.socket as TLSSocket;
+        const fingerprint = socket.getPeerCertificate().fingerprint256;
+        const localPort = socket.localPort ?? 0;
+        const sessionReused = socket.isSessionReused();
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown = undefined;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text,
+            body,
+            fingerprint,
+            localPort,
+            sessionReused,
+            reusedSocket: req.reusedSocket,
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(call.body);
   });
 }
 
