@@ -289,6 +289,9 @@ export class PadlockHttpServer {
   /** Listens for HTTPS instead: a TLS server whose secure sockets this server's HTTP layer serves. */
   listenTls(port: number, host: string, tls: TlsConfig): Promise<number> {
     this.#tls = new TlsListener(tls, (socket) => this.#wire.accept(socket), this.app.metrics, this.log);
+    // Connections still in their handshake are not yet the HTTP layer's: node:tls closes the TCP
+    // connections past the same bound at accept, so a flood of unfinished handshakes stays bounded.
+    if (this.options.maxConnections !== undefined) this.#tls.server.maxConnections = this.options.maxConnections;
     this.#clientAuth = tls.clientCertificates?.mode;
     return this.#tls.listen(port, host);
   }

@@ -8,6 +8,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleepMs } from 'node:timers/promises';
 import { issue, makeTestPki, type TestPki } from '../../../../scripts/testing/certs.mjs';
 import { ConfigError, parseConfig } from '../config.js';
 import { startPadlock } from '../app.js';
@@ -181,6 +182,53 @@ describe('HTTPS listener: connections that never finish', () => {
       await closed;
     } finally {
       await h.close();
+    }
+  });
+
+  it('bounds connections still in their handshake by limits.maxConnections: the ones past it are closed at accept', async () => {
+    const dir = mkdtempSync(join(pkiDir, 'bounded-'));
+    const keyFile = join(dir, 'server.key');
+    copyFileSync(pki.server.key, keyFile);
+    chmodSync(keyFile, 0o600);
+    const bounded = await startHarness({
+      config: { listen: { tls: { certFile: pki.server.cert, keyFile } }, limits: { maxConnections: 3 } },
+    });
+    const silent: ReturnType<typeof connect>[] = [];
+    try {
+      const closedEarly: boolean[] = [];
+      for (let i = 0; i < 6; i++) {
+        const socket = connect(bounded.port, '127.0.0.1');
+        socket.on('error', () => undefined);
+        await once(socket, 'connect');
+        const index = i;
+        closedEarly[index] = false;
+        socket.once('close', () => (closedEarly[index] = true));
+        silent.push(socket);
+      }
+      // The server closes what it does not accept as it arrives; give the closes time to land.
+      const waitUntil = performance.now() + 2000;
+      while (closedEarly.filter(Boolean).length < 3 && performance.now() < waitUntil) await sleepMs(20);
+      assert.deepEqual(
+        closedEarly,
+        [false, false, false, true, true, true],
+        'the first three wait; the rest are closed',
+      );
+      // Reset, not closed: a half-closed handshake keeps its slot until the 10 s handshake timeout.
+      for (const socket of silent) socket.resetAndDestroy();
+      // Once the silent ones are gone, a real client is served.
+      const waitFree = performance.now() + 2000;
+      let status = 0;
+      while (status !== 200 && performance.now() < waitFree) {
+        status = await httpsRequest(bounded.port, '/healthz', { ca: readFileSync(pki.ca.cert) }).then(
+          (r) => r.status,
+          () => 0,
+        );
+        if (status !== 200) await sleepMs(50);
+      }
+      assert.equal(status, 200);
+    } finally {
+      for (const socket of silent) socket.destroy();
+      await bounded.close();
     }
   });
 
