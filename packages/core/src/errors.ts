@@ -23,6 +23,7 @@ export const ERRORS = {
     message: 'Another request changed this keychain at the same time; retry if still needed',
   },
   KEYCHAIN_SHREDDED: { status: 410, message: 'The requested keys have been shredded' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers or trailers are larger than allowed' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than allowed' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json' },
   OVERLOADED: { status: 503, message: 'The server is overloaded; the request was shed' },

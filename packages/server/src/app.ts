@@ -8,6 +8,7 @@ import { PadlockHttpServer } from './http/server.js';
 import { JournalGate } from './journal/gate.js';
 import { openJournal } from './journal/open.js';
 import type { ShredJournal } from './journal/types.js';
+import { checkPlaintextListener } from './http/tls.js';
 import { loadKeks } from './kek.js';
 import { StoreRows, Unwrapper, type KeychainSource, type RowSource } from './keychain.js';
 import { KeyService } from './keys.js';
@@ -54,6 +55,8 @@ export interface Padlock {
   readonly journal: JournalGate;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
+  /** Reads the TLS certificate, key and CA files again (SIGHUP); false when that failed or TLS is off. */
+  reloadTls(): boolean;
   /** Graceful drain, then store close. */
   close(): Promise<void>;
 }
@@ -73,6 +76,8 @@ export interface StartOptions {
 /** Opens the store, loads KEKs and services, and starts serving. */
 export async function startPadlock(config: PadlockConfig, options: StartOptions = {}): Promise<Padlock> {
   const log = options.log ?? createLogger(config.log.level);
+  // Before anything is opened: a plaintext listener off loopback is refused unless meant.
+  const insecure = checkPlaintextListener(config.listen);
   const metrics = new Metrics();
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
@@ -81,7 +86,8 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   let gate: JournalGate | undefined;
   try {
     journal = options.journal ?? (await openJournal(config, keks, log, { write: true }));
-    const registry = new ServiceRegistry(store, keks, log);
+    const registry = new ServiceRegistry(store, keks, log, metrics);
+    metrics.gauges.track(() => registry.integrityFailures.size, { name: 'services_failing_integrity' });
     await registry.refresh();
     registry.start(config.services.refreshSeconds);
 
@@ -149,6 +155,11 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         checks['services'] =
           registryAge < 3 * config.services.refreshSeconds * 1000 ? 'ok' : `stale: ${registryAge} ms`;
         if (checks['services'] !== 'ok') ready = false;
+        // Reported, not unready: each failing service runs on its last verified state, and a
+        // store writer without the KEK must not be able to take every server out of rotation.
+        const failing = [...registry.integrityFailures].map(([id, reason]) => `${id} (${reason})`);
+        checks['integrity'] =
+          failing.length === 0 ? 'ok' : `failing, last verified state kept: ${failing.sort().join(', ')}`;
         checks['journal'] = journalGate.status();
         if (!journalGate.open) ready = false;
         checks['draining'] = String(http?.draining ?? false);
@@ -165,12 +176,16 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         maxBodyBytes: config.limits.maxBodyBytes,
         maxInFlight: config.limits.maxInFlight,
         deadlineMs: config.limits.deadlineMs,
+        maxConnections: config.limits.maxConnections,
+        maxUnfinishedRequestBytes: config.limits.maxUnfinishedRequestBytes,
         drainTimeoutMs: config.drainTimeoutMs,
         logRequests: config.log.requests,
       },
       log,
     );
-    const port = await http.listen(config.listen.port, config.listen.host);
+    const { host, port: wanted, tls } = config.listen;
+    const port = tls === undefined ? await http.listen(wanted, host) : await http.listenTls(wanted, host, tls);
+    if (insecure !== undefined) log.warn(insecure, { host });
     const server = http;
     return {
       config,
@@ -180,6 +195,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       log,
       journal: journalGate,
       port,
+      reloadTls: () => server.reloadTls(),
       async close() {
         await server.drain();
         registry.stop();

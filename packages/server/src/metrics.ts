@@ -147,6 +147,14 @@ export class Metrics {
   readonly requests = new Counter('padlock_http_requests_total', 'HTTP requests by route, method and status');
   readonly requestDuration = new Histogram('padlock_http_request_duration_seconds', 'HTTP request latency by route');
   readonly shed = new Counter('padlock_requests_shed_total', 'Requests refused before handling, by reason');
+  readonly shedConnections = new Counter(
+    'padlock_http_shed_connections_total',
+    'Connections closed by the HTTP layer to bound its memory, by reason (connections: at accept; memory: past limits.maxUnfinishedRequestBytes)',
+  );
+  readonly shedBytes = new Counter(
+    'padlock_http_shed_bytes_total',
+    'Bytes that connections shed for memory held for their unfinished requests when they were shed',
+  );
   readonly cacheHits = new Counter('padlock_cache_hits_total', 'Cache hits by cache layer');
   readonly cacheMisses = new Counter('padlock_cache_misses_total', 'Cache misses by cache layer');
   readonly cacheErrors = new Counter(
@@ -156,17 +164,41 @@ export class Metrics {
   readonly storeDuration = new Histogram('padlock_store_duration_seconds', 'Key store call latency by operation');
   readonly storeErrors = new Counter('padlock_store_errors_total', 'Key store call failures by operation');
   readonly keysDerived = new Counter('padlock_keys_derived_total', 'Derived keys handed out');
+  readonly integrityFailures = new Counter(
+    'padlock_store_integrity_failures_total',
+    'Store rows refused by their MAC check, by row kind and reason, counted at every service refresh',
+  );
+  readonly tlsHandshakes = new Counter(
+    'padlock_tls_handshakes_total',
+    'TLS handshakes completed, by session (new, resumed)',
+  );
+  readonly tlsHandshakeFailures = new Counter(
+    'padlock_tls_handshake_failures_total',
+    'TLS handshakes that failed or were refused, by reason',
+  );
+  readonly tlsReloads = new Counter('padlock_tls_reloads_total', 'TLS certificate reloads by result (ok, failed)');
+  readonly tlsCertificateRefusals = new Counter(
+    'padlock_tls_client_certificate_refusals_total',
+    'Requests refused for their client certificate, by reason (unmapped, mismatch, missing)',
+  );
   readonly gauges = new Gauge('padlock_gauge', 'Point-in-time values by name');
   readonly #all: Metric[] = [
     this.requests,
     this.requestDuration,
     this.shed,
+    this.shedConnections,
+    this.shedBytes,
     this.cacheHits,
     this.cacheMisses,
     this.cacheErrors,
     this.storeDuration,
     this.storeErrors,
     this.keysDerived,
+    this.integrityFailures,
+    this.tlsHandshakes,
+    this.tlsHandshakeFailures,
+    this.tlsReloads,
+    this.tlsCertificateRefusals,
     this.gauges,
   ];
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -178,6 +179,8 @@ describe('bad input: exact status and stable code, never 500', () => {
       const reply = await h.call(c.method, c.path, options);
       replies.set(c.name, reply);
       assertError(reply, c.status, c.code, c.name);
+      if (c.status === 405) assert.ok(reply.headers['allow'], `${c.name}: a 405 without Allow`);
+      if (c.status === 401) assert.equal(reply.headers['www-authenticate'], 'Bearer', c.name);
       if (c.message !== undefined)
         assert.match((reply.body as { error: { message: string } }).error.message, c.message);
     });
@@ -221,12 +224,29 @@ describe('requests node:http cannot parse', () => {
   });
   after(() => h.close());
 
-  const cases: [string, string, number][] = [
-    ['a request line that is not HTTP', 'HELLO\r\n\r\n', 400],
-    ['a header without a colon', 'GET /healthz HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n', 400],
-    ['headers beyond the size limit', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431],
+  const cases: [string, string, number, string][] = [
+    ['a request line that is not HTTP', 'HELLO\r\n\r\n', 400, 'INVALID_REQUEST'],
+    ['a header without a colon', 'GET /healthz HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n', 400, 'INVALID_REQUEST'],
+    [
+      'headers beyond the size limit',
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`,
+      431,
+      'HEADERS_TOO_LARGE',
+    ],
+    [
+      'trailers beyond the size limit',
+      `POST /v1/keys/batch-get HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${'X-T: 0123456789\r\n'.repeat(1000)}\r\n`,
+      431,
+      'HEADERS_TOO_LARGE',
+    ],
+    [
+      'a chunk-size line over 1,024 bytes',
+      `POST /v1/keys/batch-get HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;${'e'.repeat(1100)}\r\na\r\n0\r\n\r\n`,
+      400,
+      'INVALID_REQUEST',
+    ],
   ];
-  for (const [name, raw, status] of cases) {
+  for (const [name, raw, status, code] of cases) {
     it(`${name}: ${status} in the error shape, connection closed`, async () => {
       const answer = await new Promise<string>((resolve, reject) => {
         const socket = connect(h.port, '127.0.0.1', () => socket.end(raw));
@@ -238,7 +258,119 @@ describe('requests node:http cannot parse', () => {
       assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `));
       assert.match(answer, /^connection: close$/im);
       const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string } };
-      assert.equal(body.error.code, 'INVALID_REQUEST');
+      assert.equal(body.error.code, code);
     });
   }
 });
+
+describe('answer headers: HEAD, Allow, WWW-Authenticate, Retry-After', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+    assert.equal((await h.call('POST', '/v1/keychains', { json: { userId: 'alice' } })).status, 201);
+  });
+  after(() => h.close());
+
+  it('answers HEAD as GET without the body, on every GET route', async () => {
+    for (const path of ['/v1/keys/alice', '/v1/keychains/alice', '/healthz', '/openapi.json']) {
+      const get = await h.call('GET', path);
+      const head = await h.call('HEAD', path);
+      assert.equal(head.status, get.status, path);
+      assert.equal(head.text, '', `${path}: HEAD answered with a body`);
+      assert.equal(head.headers['content-length'], get.headers['content-length'], path);
+    }
+  });
+
+  // prettier-ignore
+  const allowed: [string, string, string][] = [
+    ['PATCH', '/healthz', 'GET, HEAD'],
+    ['POST', '/v1/keys/alice', 'GET, HEAD'],
+    ['GET', '/v1/keychains', 'POST'],
+    ['HEAD', '/v1/keychains', 'POST'],
+    ['PUT', '/v1/keychains/alice', 'GET, HEAD, DELETE'],
+    ['GET', '/v1/keychains/alice/categories/profile/rotate', 'POST'],
+  ];
+  for (const [method, path, allow] of allowed) {
+    it(`${method} ${path}: 405 with Allow: ${allow}`, async () => {
+      const reply = await h.call(method, path);
+      assert.equal(reply.status, 405);
+      assert.equal(reply.headers['allow'], allow);
+    });
+  }
+
+  it('sends Retry-After with a 503', async () => {
+    const stopping = await h.peer();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      // A request on a connection opened before the drain gets 503 SHUTTING_DOWN.
+      assert.equal((await stopping.call('GET', '/healthz', { agent })).status, 200);
+      const drained = stopping.padlock.http.drain();
+      const reply = await stopping.call('GET', '/v1/keys/alice', { agent });
+      assertError(reply, 503, 'SHUTTING_DOWN');
+      assert.equal(reply.headers['retry-after'], '1');
+      agent.destroy();
+      await drained;
+    } finally {
+      agent.destroy();
+      await stopping.close();
+    }
+  });
+});
+
+describe('the HTTP layer bounds, through the config', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ config: { limits: { maxConnections: 3, maxUnfinishedRequestBytes: 65536 } } });
+  });
+  after(() => h.close());
+
+  /** Opens a connection and sends `text`; resolves with everything received once it closes or after `ms`. */
+  function rawCall(text: string, ms = 1000): { socket: ReturnType<typeof connect>; done: Promise<string> } {
+    const socket = connect(h.port, '127.0.0.1');
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    socket.write(text);
+    const done = new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve(received), ms);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(received);
+      });
+    });
+    return { socket, done };
+  }
+
+  it('sheds a request past limits.maxUnfinishedRequestBytes with 503 OVERLOADED and Retry-After, and counts it', async () => {
+    const head = 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n';
+    // 20,000 body bytes in a 32 KiB buffer; the second request passes the 64 KiB bound while growing.
+    const first = rawCall(head + '1\r\na\r\n'.repeat(20000), 300);
+    await first.done;
+    const second = rawCall(head + '1\r\na\r\n'.repeat(40000), 2000);
+    const answer = await second.done;
+    assert.match(answer, /^HTTP\/1\.1 503 /);
+    assert.match(answer, /^retry-after: 1$/im);
+    assert.match(answer, /^connection: close$/im);
+    assert.equal((JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as ErrorShape).error.code, 'OVERLOADED');
+    first.socket.destroy();
+    const metrics = (await h.call('GET', '/metrics', { authorization: null })).text;
+    assert.equal(metricValue(metrics, 'padlock_http_shed_connections_total', { reason: 'memory' }), 1);
+    assert.ok(metricValue(metrics, 'padlock_http_shed_bytes_total', { reason: 'memory' }) > 0);
+  });
+
+  it('sheds a connection past limits.maxConnections at once with 503, and counts it', async () => {
+    const held = [rawCall(''), rawCall(''), rawCall('')];
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const answer = await rawCall('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 2000).done;
+    assert.match(answer, /^HTTP\/1\.1 503 /);
+    assert.match(answer, /^retry-after: 1$/im);
+    for (const c of held) c.socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const metrics = (await h.call('GET', '/metrics', { authorization: null })).text;
+    assert.equal(metricValue(metrics, 'padlock_http_shed_connections_total', { reason: 'connections' }), 1);
+  });
+});
+
+interface ErrorShape {
+  error: { code: string };
+}

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BadRequest, parseHead, type ParsedHead } from './wire.js';
+import { BadRequest, parseHead, type ParsedHead } from './parser.js';
 
 /*
  * parseHead scans the head by hand; this reference states the same grammar

@@ -31,6 +31,8 @@ export interface Reply {
    */
   readonly body: unknown;
   readonly contentType?: string;
+  /** More header fields of the answer (Allow, Retry-After, WWW-Authenticate). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface QueryParameter {

@@ -2,7 +2,7 @@ import type { Keychain, RenderedKeys } from '../keychain.js';
 import type { DerivedKeychain, KeyService } from '../keys.js';
 import type { Service } from '../services.js';
 import type { CategoryChoice } from './route.js';
-import { BodyWriter } from './wire.js';
+import { BodyWriter } from './answer.js';
 
 /*
  * The one place key bytes become text: base64url in a response body. A lookup

@@ -4,7 +4,10 @@ import type { Logger } from '../log.js';
 import { labelKey } from '../metrics.js';
 import type { Service, ServiceRegistry } from '../services.js';
 import type { AppContext, Reply, Route } from './route.js';
-import { BodyWriter, WireServer, type WireRequest } from './wire.js';
+import type { ClientCertificatesConfig, TlsConfig } from '../config.js';
+import { BodyWriter } from './answer.js';
+import { clientCertificateOf, TlsListener, type ClientCertificate } from './tls.js';
+import { WireServer, type WireError, type WireRequest } from './wire.js';
 
 /*
  * The request pipeline on Padlock's HTTP/1.1 layer (wire.ts): shed, route,
@@ -17,6 +20,10 @@ export interface PipelineOptions {
   readonly maxBodyBytes: number;
   readonly maxInFlight: number;
   readonly deadlineMs: number;
+  /** Open connections the HTTP layer keeps; default no bound. */
+  readonly maxConnections?: number;
+  /** Bytes all unfinished requests may hold together; default no bound. */
+  readonly maxUnfinishedRequestBytes?: number;
   /**
    * Shed a request when the event loop has been busy this long without a break (its handler would
    * start that late), two turns of the loop in a row; default deadlineMs / 5, at least 10 ms.
@@ -27,7 +34,8 @@ export interface PipelineOptions {
 }
 
 interface Verdict {
-  readonly header: string;
+  /** Undefined when a client certificate authenticated without a bearer credential. */
+  readonly header: string | undefined;
   readonly service: Service;
   readonly generation: number;
 }
@@ -164,6 +172,9 @@ export function matchSegments(segments: readonly string[], path: string, capture
 
 export class PadlockHttpServer {
   readonly #wire: WireServer;
+  #tls: TlsListener | undefined;
+  /** How client certificates authenticate (listen.tls.clientCertificates.mode); undefined without mutual TLS. */
+  #clientAuth: ClientCertificatesConfig['mode'] | undefined;
   readonly #routes: CompiledRoute[];
   #inFlight = 0;
   #draining = false;
@@ -204,23 +215,32 @@ export class PadlockHttpServer {
         headersTimeoutMs: 10000,
         requestTimeoutMs: 30000,
         keepAliveTimeoutMs: 5000,
+        ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+        ...(options.maxUnfinishedRequestBytes === undefined ? {} : { maxHeldBytes: options.maxUnfinishedRequestBytes }),
       },
       {
         onRequest: (request) => this.#handle(request),
-        // Requests that cannot be framed never reach #handle: answered in the error shape, then closed.
+        // Requests that cannot be read never reach #handle: answered in the error shape, then closed.
         onBadRequest: (connection, error) => {
-          app.metrics.shed.inc({ reason: error.status === 408 ? 'timeout' : 'unparsable' });
-          const code = error.status === 408 ? 'REQUEST_TIMEOUT' : 'INVALID_REQUEST';
+          const { code, reason } = WIRE_ERRORS[error.status];
+          app.metrics.shed.inc({ reason });
           connection.respond({
             status: error.status,
             contentType: 'application/json',
             body: JSON.stringify({ error: { code, message: error.message } }),
             close: true,
+            ...(error.status === 503 ? { headers: RETRY_AFTER } : {}),
           });
+        },
+        onShed: (reason, bytes) => {
+          app.metrics.shedConnections.inc({ reason });
+          if (bytes > 0) app.metrics.shedBytes.inc({ reason }, bytes);
         },
       },
     );
     app.metrics.gauges.track(() => this.#inFlight, { name: 'inflight_requests' });
+    app.metrics.gauges.track(() => this.#wire.connections.size, { name: 'http_connections' });
+    app.metrics.gauges.track(() => this.#wire.heldBytes, { name: 'http_unfinished_request_bytes' });
     // A CPU-bound server never reaches maxInFlight (each request finishes within its turn of the
     // loop); its queue is in the sockets instead, where no deadline sees it. The DiRT overload
     // scenario measured that: at twice the capacity nothing was shed and the p99 grew past 1.5 s.
@@ -266,6 +286,25 @@ export class PadlockHttpServer {
     return this.#wire.listen(port, host);
   }
 
+  /** Listens for HTTPS instead: a TLS server whose secure sockets this server's HTTP layer serves. */
+  listenTls(port: number, host: string, tls: TlsConfig): Promise<number> {
+    this.#tls = new TlsListener(tls, (socket) => this.#wire.accept(socket), this.app.metrics, this.log);
+    // Connections still in their handshake are not yet the HTTP layer's: node:tls closes the TCP
+    // connections past the same bound at accept, so a flood of unfinished handshakes stays bounded.
+    if (this.options.maxConnections !== undefined) this.#tls.server.maxConnections = this.options.maxConnections;
+    this.#clientAuth = tls.clientCertificates?.mode;
+    return this.#tls.listen(port, host);
+  }
+
+  /** Reads the TLS files again (see TlsListener.reload); false when that failed or there is no TLS. */
+  reloadTls(): boolean {
+    if (this.#tls === undefined) {
+      this.log.warn('TLS reload asked for, but this server has no TLS listener');
+      return false;
+    }
+    return this.#tls.reload();
+  }
+
   /**
    * Graceful drain: stop accepting connections, answer new requests on open
    * connections with 503 and Connection: close, let in-flight requests finish,
@@ -277,6 +316,7 @@ export class PadlockHttpServer {
     // client sent just before the drain may not have been read yet, and closing its connection
     // would reset it (the DiRT sigterm-drain scenario: 29 of 32 sent 15 ms before SIGTERM to a
     // busy server). Meanwhile what is read gets an answer (503 SHUTTING_DOWN, Connection: close).
+    this.#tls?.stopAccepting();
     const closed = this.#wire.stopAccepting();
     const timer = setTimeout(() => this.#wire.closeAllConnections(), this.options.drainTimeoutMs);
     let idle: NodeJS.Timeout | undefined;
@@ -294,16 +334,17 @@ export class PadlockHttpServer {
       clearTimeout(grace);
       clearInterval(idle);
       clearInterval(this.#loopTimer);
+      this.#tls?.destroyHandshaking();
     }
   }
 
   #match(
     method: string,
     path: string,
-  ): { compiled: CompiledRoute; params: Record<string, string> } | 'method' | undefined {
+  ): { compiled: CompiledRoute; params: Record<string, string> } | MethodNotAllowed | undefined {
     // Compared in place, and the parameters decoded only for a route that matched: splitting the
     // path and filling a parameter object for every candidate route showed in allocation profiles.
-    let methodMismatch = false;
+    let allowed: string[] | undefined;
     for (const compiled of this.#routes) {
       if (!matchSegments(compiled.segments, path, this.#captures)) continue;
       const params: Record<string, string> = {};
@@ -323,13 +364,15 @@ export class PadlockHttpServer {
           throw new PadlockError('INVALID_REQUEST', 'the path is not valid percent-encoding');
         }
       }
-      if (compiled.route.method !== method) {
-        methodMismatch = true;
+      // HEAD is GET without the body (RFC 9110 section 9.3.2): respond() leaves the body out.
+      if (compiled.route.method !== method && !(method === 'HEAD' && compiled.route.method === 'GET')) {
+        (allowed ??= []).push(compiled.route.method);
+        if (compiled.route.method === 'GET') allowed.push('HEAD');
         continue;
       }
       return { compiled, params };
     }
-    return methodMismatch ? 'method' : undefined;
+    return allowed === undefined ? undefined : new MethodNotAllowed(method, allowed);
   }
 
   #handle(request: WireRequest): void {
@@ -402,9 +445,7 @@ export class PadlockHttpServer {
         `no route for ${path.length > 200 ? `${path.slice(0, 200)}...` : path}`,
       );
     }
-    if (match === 'method') {
-      throw new PadlockError('METHOD_NOT_ALLOWED', `${method} is not allowed on this path`);
-    }
+    if (match instanceof MethodNotAllowed) throw match;
     const { compiled, params } = match;
     pending.label = compiled.label;
     pending.compiled = compiled;
@@ -443,12 +484,43 @@ export class PadlockHttpServer {
     if (cached !== undefined && cached.header === header && cached.generation === this.registry.generation) {
       return cached.service;
     }
-    const service = this.registry.authenticate(header);
+    const service =
+      this.#clientAuth === undefined
+        ? this.registry.authenticate(header)
+        : this.#authenticateWithCertificate(header, clientCertificateOf(connection.socket), this.#clientAuth);
+    // A connection's certificate is fixed at its handshake, so the verdict may be kept with it too.
     connection.note =
-      service !== undefined && header !== undefined
-        ? ({ header, service, generation: this.registry.generation } satisfies Verdict)
-        : undefined;
+      service !== undefined ? ({ header, service, generation: this.registry.generation } satisfies Verdict) : undefined;
     return service;
+  }
+
+  /**
+   * Mutual TLS (docs/operations.md): a certificate binds its connection to the service that claims
+   * its identity, and a bearer credential of any other service is refused like any bad credential.
+   * The credential, when one is sent, is always checked first, so every refusal costs the same
+   * work as a wrong credential does.
+   */
+  #authenticateWithCertificate(
+    header: string | undefined,
+    certificate: ClientCertificate | undefined,
+    mode: ClientCertificatesConfig['mode'],
+  ): Service | undefined {
+    const alone = mode === 'certificate-only' && header === undefined;
+    const bearer = alone ? undefined : this.registry.authenticate(header);
+    // Without a certificate: only in optional mode (the others end such a handshake).
+    if (certificate === undefined) return mode === 'optional' ? bearer : undefined;
+    const bound = certificate.identity === undefined ? undefined : this.registry.byTlsIdentity(certificate.identity);
+    if (bound === undefined) {
+      this.app.metrics.tlsCertificateRefusals.inc({ reason: 'unmapped' });
+      return undefined;
+    }
+    if (alone) return bound;
+    if (bearer === undefined) return undefined;
+    if (bearer.serviceId !== bound.serviceId) {
+      this.app.metrics.tlsCertificateRefusals.inc({ reason: 'mismatch' });
+      return undefined;
+    }
+    return bearer;
   }
 
   #json(request: WireRequest): unknown {
@@ -486,8 +558,9 @@ export class PadlockHttpServer {
       (typeof reply.body === 'string' && reply.contentType !== undefined)
         ? reply.body
         : JSON.stringify(reply.body);
+    // One literal of a fixed shape (no spread: an object spread on every request showed in profiles).
     request.connection.respond(
-      { status: reply.status, contentType, body, close: this.#draining },
+      { status: reply.status, contentType, body, close: this.#draining, headers: reply.headers },
       request.method === 'HEAD',
     );
     const seconds = (performance.now() - pending.started) / 1000;
@@ -513,7 +586,33 @@ export class PadlockHttpServer {
   }
 }
 
+/** Tells a client when to come back (RFC 9110 section 10.2.3): shed and overloaded answers. */
+const RETRY_AFTER: Readonly<Record<string, string>> = Object.freeze({ 'retry-after': '1' });
+/** RFC 6750 section 3: a 401 names the scheme it wants. */
+const WWW_AUTHENTICATE: Readonly<Record<string, string>> = Object.freeze({ 'www-authenticate': 'Bearer' });
+
+/** How the HTTP layer's refusals are answered and counted in padlock_requests_shed_total. */
+const WIRE_ERRORS: Readonly<Record<WireError['status'], { code: ErrorCode; reason: string }>> = {
+  400: { code: 'INVALID_REQUEST', reason: 'unparsable' },
+  408: { code: 'REQUEST_TIMEOUT', reason: 'timeout' },
+  431: { code: 'HEADERS_TOO_LARGE', reason: 'unparsable' },
+  503: { code: 'OVERLOADED', reason: 'memory' },
+};
+
+/** A 405, with the methods the path does allow (RFC 9110 section 15.5.6: a 405 carries Allow). */
+class MethodNotAllowed extends PadlockError {
+  readonly allow: string;
+  constructor(method: string, allowed: readonly string[]) {
+    super('METHOD_NOT_ALLOWED', `${method} is not allowed on this path`);
+    this.allow = [...new Set(allowed)].join(', ');
+  }
+}
+
 function errorReply(error: unknown): Reply {
   const e = error instanceof PadlockError ? error : new PadlockError('INTERNAL');
-  return { status: e.status, body: e.toJSON() };
+  const body = e.toJSON();
+  if (e instanceof MethodNotAllowed) return { status: e.status, body, headers: { allow: e.allow } };
+  if (e.status === 401) return { status: e.status, body, headers: WWW_AUTHENTICATE };
+  if (e.status === 503 || e.status === 429) return { status: e.status, body, headers: RETRY_AFTER };
+  return { status: e.status, body };
 }

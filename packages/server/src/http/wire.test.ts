@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WireServer, type WireOptions, type WireRequest } from './wire.js';
@@ -468,6 +468,34 @@ describe('HTTP/1.1 wire layer', () => {
       });
     } finally {
       delayMs = 0;
+    }
+  });
+
+  it('serves sockets accepted by another listener (accept), read with data events and counted', async () => {
+    const other = createServer({ allowHalfOpen: true }, (socket) => server.accept(socket));
+    const otherPort = await new Promise<number>((resolve) =>
+      other.listen(0, '127.0.0.1', () => resolve((other.address() as { port: number }).port)),
+    );
+    try {
+      seen = [];
+      const socket = connect(otherPort, '127.0.0.1');
+      socket.on('error', () => {});
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      socket.write(GET('/accepted') + `POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok`);
+      for (let i = 0; i < 100 && answers(text).length < 2; i++) await sleep(10);
+      assert.deepEqual(
+        answers(text).map((a) => [a.status, (JSON.parse(a.body) as Echo).body]),
+        [
+          [200, ''],
+          [200, 'ok'],
+        ],
+      );
+      assert.equal(seen[0]!.connection.adopted, false, 'a socket from another listener was adopted');
+      assert.ok(server.connections.has(seen[0]!.connection), 'the accepted connection is not counted');
+      socket.destroy();
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
     }
   });
 
