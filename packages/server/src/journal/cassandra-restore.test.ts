@@ -176,6 +176,32 @@ describe(
       await nodetool('clearsnapshot', '-t', tag, '--', keyspace);
     });
 
+    it('two servers appending at once get distinct positions in one valid chain (conditional inserts)', async () => {
+      const other = await CassandraJournal.open(
+        options,
+        { keyspace: journalKeyspace, replication: { dc1: 1 } },
+        new JournalKeys(keks),
+        false,
+      );
+      try {
+        const start = (await journal.head()).position;
+        const appended = await Promise.all(
+          Array.from({ length: 40 }, (_, i) =>
+            (i % 2 === 0 ? journal : other).append({ userId: `race-${i}`, category: null, at: i }),
+          ),
+        );
+        assert.deepEqual(
+          appended.map((e) => e.position).sort((a, b) => a - b),
+          Array.from({ length: 40 }, (_, i) => start + i + 1),
+        );
+        const read: string[] = [];
+        for await (const entry of journal.entriesAfter(start)) read.push(entry.userId);
+        assert.deepEqual(read.sort(), appended.map((e) => e.userId).sort());
+      } finally {
+        await other.close();
+      }
+    });
+
     it('the journal refuses an edited entry: JOURNAL_CORRUPT', async () => {
       await store.driver.execute(
         `UPDATE ${journalKeyspace}.shreds SET user_id = 'someone-else' WHERE stream = 0 AND position = 3`,
