@@ -50,7 +50,7 @@ export interface PadlockSpec {
     readonly deadlineMs?: number;
   };
   readonly maxStalenessSeconds: number;
-  /** The shred journal file; default: padlock-shreds.journal beside the config. */
+  /** The shred journal file; default: shred-journal/padlock-shreds.journal beside the config. */
   readonly journalPath?: string;
   readonly drainTimeoutMs?: number;
   readonly logRequests?: boolean;

@@ -317,7 +317,7 @@ export const CONFIG_SCHEMA = {
           type: 'object',
           additionalProperties: false,
           default: {},
-          properties: { path: { ...PATH, default: 'padlock-shreds.journal' } },
+          properties: { path: { ...PATH, default: 'shred-journal/padlock-shreds.journal' } },
         },
         cassandra: {
           type: 'object',

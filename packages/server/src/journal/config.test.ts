@@ -11,11 +11,11 @@ function parse(extra: Record<string, unknown>): ReturnType<typeof parseConfig> {
 }
 
 describe('config: journal', () => {
-  it('defaults to a file beside the config, replayed automatically, checked every second', () => {
+  it('defaults to a file in its own directory beside the config (not the store directory), replayed automatically, checked every second', () => {
     const { journal } = parse({});
     assert.deepEqual(journal, {
       kind: 'file',
-      file: { path: '/etc/padlock/padlock-shreds.journal' },
+      file: { path: '/etc/padlock/shred-journal/padlock-shreds.journal' },
       cassandra: { keyspace: 'padlock_journal', contactPoints: [], replication: { dc1: 1 } },
       replay: 'auto',
       checkIntervalMs: 1000,
