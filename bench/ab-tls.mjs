@@ -16,12 +16,17 @@ import { makeTestPki } from '../scripts/testing/certs.mjs';
  * and ratios to bare node:https. CPU per answer moves far less with what else the machine does
  * than req/s: on a shared machine it says where a change stands when the ratio of rates swings.
  *
- *   node bench/ab-tls.mjs <checkout A> [checkout B] [rounds=6] [seconds=4] [connections=32]
+ *   node bench/ab-tls.mjs <checkout A> [checkout B|-] [rounds=6] [seconds=4] [connections=32] [keepalive|reconnect]
+ *
+ * With `reconnect`, every connection closes after one answer and a new one takes its place: a full
+ * handshake (no session resumption) and one GET, so the CPU per answer is the CPU per connection.
  */
 
-const [rootA, rootB, rounds = '6', seconds = '4', connections = '32'] = process.argv.slice(2);
+const [rootA, rootB, rounds = '6', seconds = '4', connections = '32', mode = 'keepalive'] = process.argv.slice(2);
 if (rootA === undefined) {
-  console.error('usage: node bench/ab-tls.mjs <checkout A> [checkout B|-] [rounds] [seconds] [connections]');
+  console.error(
+    'usage: node bench/ab-tls.mjs <checkout A> [checkout B|-] [rounds] [seconds] [connections] [keepalive|reconnect]',
+  );
   process.exit(2);
 }
 const here = dirname(fileURLToPath(import.meta.url));
@@ -86,7 +91,11 @@ async function startPadlock(name, root) {
 }
 
 /** Answers per second and server CPU µs per answer over `durationS`, after one second of warm-up. */
-function measure({ port, request, server }, durationS) {
+function measure(target, durationS) {
+  return mode === 'reconnect' ? measureReconnecting(target, durationS) : measureKeepAlive(target, durationS);
+}
+
+function measureKeepAlive({ port, request, server }, durationS) {
   return new Promise((done) => {
     let answerLength = 0;
     let counting = false;
@@ -128,6 +137,51 @@ function measure({ port, request, server }, durationS) {
         const usPerAnswer = (cpu * 1e6) / answers;
         for (const socket of sockets) socket.destroy();
         setTimeout(() => done({ rate, usPerAnswer }), 200);
+      }, durationS * 1000);
+    }, 1000);
+  });
+}
+
+/** Like measure(), each connection replaced by a new one after its first answer. */
+function measureReconnecting({ port, request, server }, durationS) {
+  return new Promise((done) => {
+    let counting = false;
+    let answers = 0;
+    let stopped = false;
+    const sockets = new Set();
+    const open = () => {
+      if (stopped) return;
+      const socket = connect({ port, host: '127.0.0.1', ca });
+      sockets.add(socket);
+      let text = '';
+      socket.on('secureConnect', () => socket.write(request));
+      socket.on('data', (data) => {
+        text += data.toString('latin1');
+        const end = text.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const length = Number(/content-length: (\d+)/i.exec(text)?.[1]);
+        if (text.length < end + 4 + length) return;
+        if (counting) answers++;
+        socket.destroy();
+      });
+      socket.on('close', () => {
+        sockets.delete(socket);
+        open();
+      });
+      socket.on('error', () => {});
+    };
+    for (let i = 0; i < Number(connections); i++) open();
+    setTimeout(() => {
+      counting = true;
+      const started = performance.now();
+      const cpu0 = cpuSeconds(server.child.pid);
+      setTimeout(() => {
+        const cpu = cpuSeconds(server.child.pid) - cpu0;
+        const rate = answers / ((performance.now() - started) / 1000);
+        const usPerAnswer = (cpu * 1e6) / answers;
+        stopped = true;
+        for (const socket of sockets) socket.destroy();
+        setTimeout(() => done({ rate, usPerAnswer }), 300);
       }, durationS * 1000);
     }, 1000);
   });

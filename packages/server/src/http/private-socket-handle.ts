@@ -1,8 +1,9 @@
 import { Socket, type SocketConstructorOpts } from 'node:net';
 
 /*
- * The one place Padlock uses a private part of Node.js: a socket's `_handle`. Every accepted
- * connection reads into one shared buffer, and its bytes are handled before the next read (the
+ * The one place Padlock uses private parts of Node.js: a socket's `_handle`, and for TLS sockets
+ * the symbols under which net.Socket keeps its onread option. Every accepted connection, plain or
+ * TLS, reads into one shared buffer, and its bytes are handled before the next read (the
  * connection copies what it must keep). A socket of node:net otherwise reads into a fresh 64 KiB
  * allocation per read and wraps what it read in a new ArrayBuffer: malloc took a tenth of a warm
  * lookup's CPU (perf), and sweeping those ArrayBuffers was most of each young-generation GC's
@@ -76,7 +77,7 @@ const ONREAD_SYMBOLS = ((): OnreadSymbols | undefined => {
  * listener is added. Returns the bytes the socket had already decrypted (its own buffers, to be
  * handled before anything read later),
  * or undefined when this Node.js does not allow it (the socket is then read with 'data'
- * events); tls.test.ts checks that TLS sockets are switched on the Node.js that runs the tests.
+ * events); wire.test.ts checks that TLS sockets are switched on the Node.js that runs the tests.
  */
 export function readTlsIntoSharedBuffer(socket: Socket, onBytes: (bytes: Buffer) => void): Buffer[] | undefined {
   const symbols = ONREAD_SYMBOLS;
