@@ -542,6 +542,50 @@ describe('HTTP/1.1 wire layer', () => {
     }
   });
 
+  it('stops reading from a TLS client that sends requests but never reads answers', async () => {
+    // The same bound as for plain sockets, through the TLSWrap's reads into the shared buffer
+    // (pause and resume stop and start the TLS handle's reads).
+    const pkiDir = mkdtempSync(join(tmpdir(), 'padlock-wire-tls-'));
+    const pki = makeTestPki(pkiDir);
+    const other = createTlsServer(
+      { cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key), allowHalfOpen: true },
+      (socket) => server.accept(socket),
+    );
+    const otherPort = await new Promise<number>((resolve) =>
+      other.listen(0, '127.0.0.1', () => resolve((other.address() as { port: number }).port)),
+    );
+    try {
+      const socket = tlsConnect({ port: otherPort, host: '127.0.0.1', ca: readFileSync(pki.ca.cert) });
+      socket.on('error', () => {});
+      await once(socket, 'secureConnect');
+      socket.pause();
+      seen = [];
+      const request = Buffer.from(GET(`/${'p'.repeat(2000)}`));
+      let sent = 0;
+      for (let i = 0; i < 20000 && socket.writableLength < 4 * 1024 * 1024; i++) {
+        socket.write(request);
+        sent++;
+      }
+      let handled = -1;
+      for (let i = 0; i < 50 && handled !== seen.length; i++) {
+        handled = seen.length;
+        await sleep(200);
+      }
+      assert.ok(handled > 0, 'the server handled nothing');
+      assert.ok(seen[0]!.connection.adopted, 'the TLS socket does not read into the shared buffer');
+      const read = seen[0]!.connection.socket.bytesRead;
+      assert.ok(handled < sent, `the server handled all ${sent} requests of a client that reads nothing`);
+      assert.equal(seen.length, handled, 'the server went on handling requests whose answers cannot be sent');
+      const held = read - handled * request.length;
+      const bound = OPTIONS.maxHeadBytes + OPTIONS.maxBodyBytes + 4 * 65536;
+      assert.ok(held < bound, `the server holds ${held} unhandled bytes (read ${read} of ${sent * request.length})`);
+      socket.destroy();
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+      rmSync(pkiDir, { recursive: true, force: true });
+    }
+  });
+
   it('interoperates with node:http as a client (keep-alive, chunked body)', async () => {
     const reply = await new Promise<string>((resolve, reject) => {
       const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/node' }, (res) => {
