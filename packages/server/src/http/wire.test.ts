@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { connect, createServer, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { makeTestPki } from '../../../../scripts/testing/certs.mjs';
 import { WireServer, type WireOptions, type WireRequest } from './wire.js';
 
 /*
@@ -471,31 +477,112 @@ describe('HTTP/1.1 wire layer', () => {
     }
   });
 
-  it('serves sockets accepted by another listener (accept), read with data events and counted', async () => {
-    const other = createServer({ allowHalfOpen: true }, (socket) => server.accept(socket));
+  it('serves TLS sockets from a tls.Server (accept), counted and read into the shared read buffer', async () => {
+    // Eight TLS clients send a head, a body and a pipelined request in pieces (one TLS record
+    // each), interleaved, their answers held back. Each socket is handed over 20 ms after its
+    // handshake: what node:tls decrypted meanwhile must be handled first, then the reads into the
+    // shared buffer.
+    const pkiDir = mkdtempSync(join(tmpdir(), 'padlock-wire-tls-'));
+    const pki = makeTestPki(pkiDir);
+    const other = createTlsServer(
+      { cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key), allowHalfOpen: true },
+      (socket) => setTimeout(() => server.accept(socket), 20),
+    );
+    const otherPort = await new Promise<number>((resolve) =>
+      other.listen(0, '127.0.0.1', () => resolve((other.address() as { port: number }).port)),
+    );
+    const ca = readFileSync(pki.ca.cert);
+    delayMs = 30;
+    try {
+      seen = [];
+      const results = await Promise.all(
+        Array.from({ length: 8 }, async (_, i) => {
+          const body = `body of client ${i} `.repeat(3 + i);
+          const request =
+            `POST /tls/${i} HTTP/1.1\r\nHost: t\r\nContent-Length: ${body.length}\r\n\r\n${body}` + GET(`/after/${i}`);
+          const bodyAt = request.indexOf('\r\n\r\n') + 4;
+          const cut = [0, 20 + i, bodyAt + 5, bodyAt + 25 + i, request.length - 10, request.length];
+          const parts = cut.slice(1).map((end, k) => request.slice(cut[k], end));
+          const socket = tlsConnect({ port: otherPort, host: '127.0.0.1', ca });
+          socket.on('error', () => {});
+          let text = '';
+          socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+          await once(socket, 'secureConnect');
+          await sleep(i);
+          for (const part of parts) {
+            socket.write(part);
+            await sleep(4);
+          }
+          for (let wait = 0; wait < 100 && answers(text).length < 2; wait++) await sleep(10);
+          return { socket, body, got: answers(text).map((a) => JSON.parse(a.body) as Echo) };
+        }),
+      );
+      results.forEach(({ body, got }, i) =>
+        assert.deepEqual(
+          got.map((e) => [e.target, e.body]),
+          [
+            [`/tls/${i}`, body],
+            [`/after/${i}`, ''],
+          ],
+          `client ${i}`,
+        ),
+      );
+      assert.equal(seen.length, 16);
+      for (const request of seen) {
+        assert.equal(request.connection.adopted, true, 'TLS sockets are read the slow way (one allocation per read)');
+      }
+      for (const request of seen) {
+        assert.ok(server.connections.has(request.connection), 'an accepted connection is not counted');
+      }
+      for (const { socket } of results) socket.destroy();
+    } finally {
+      delayMs = 0;
+      await new Promise((resolve) => other.close(resolve));
+      rmSync(pkiDir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops reading from a TLS client that sends requests but never reads answers', async () => {
+    // The same bound as for plain sockets, through the TLSWrap's reads into the shared buffer
+    // (pause and resume stop and start the TLS handle's reads).
+    const pkiDir = mkdtempSync(join(tmpdir(), 'padlock-wire-tls-'));
+    const pki = makeTestPki(pkiDir);
+    const other = createTlsServer(
+      { cert: readFileSync(pki.server.cert), key: readFileSync(pki.server.key), allowHalfOpen: true },
+      (socket) => server.accept(socket),
+    );
     const otherPort = await new Promise<number>((resolve) =>
       other.listen(0, '127.0.0.1', () => resolve((other.address() as { port: number }).port)),
     );
     try {
-      seen = [];
-      const socket = connect(otherPort, '127.0.0.1');
+      const socket = tlsConnect({ port: otherPort, host: '127.0.0.1', ca: readFileSync(pki.ca.cert) });
       socket.on('error', () => {});
-      let text = '';
-      socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
-      socket.write(GET('/accepted') + `POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok`);
-      for (let i = 0; i < 100 && answers(text).length < 2; i++) await sleep(10);
-      assert.deepEqual(
-        answers(text).map((a) => [a.status, (JSON.parse(a.body) as Echo).body]),
-        [
-          [200, ''],
-          [200, 'ok'],
-        ],
-      );
-      assert.equal(seen[0]!.connection.adopted, false, 'a socket from another listener was adopted');
-      assert.ok(server.connections.has(seen[0]!.connection), 'the accepted connection is not counted');
+      await once(socket, 'secureConnect');
+      socket.pause();
+      seen = [];
+      const request = Buffer.from(GET(`/${'p'.repeat(2000)}`));
+      let sent = 0;
+      for (let i = 0; i < 20000 && socket.writableLength < 4 * 1024 * 1024; i++) {
+        socket.write(request);
+        sent++;
+      }
+      let handled = -1;
+      for (let i = 0; i < 50 && handled !== seen.length; i++) {
+        handled = seen.length;
+        await sleep(200);
+      }
+      assert.ok(handled > 0, 'the server handled nothing');
+      assert.ok(seen[0]!.connection.adopted, 'the TLS socket does not read into the shared buffer');
+      const read = seen[0]!.connection.socket.bytesRead;
+      assert.ok(handled < sent, `the server handled all ${sent} requests of a client that reads nothing`);
+      assert.equal(seen.length, handled, 'the server went on handling requests whose answers cannot be sent');
+      const held = read - handled * request.length;
+      const bound = OPTIONS.maxHeadBytes + OPTIONS.maxBodyBytes + 4 * 65536;
+      assert.ok(held < bound, `the server holds ${held} unhandled bytes (read ${read} of ${sent * request.length})`);
       socket.destroy();
     } finally {
       await new Promise((resolve) => other.close(resolve));
+      rmSync(pkiDir, { recursive: true, force: true });
     }
   });
 

@@ -10,7 +10,7 @@ import {
 } from './parser.js';
 import { answerBytes, CLOSE_FIELDS, type WireReply } from './answer.js';
 import { GrowableBuffer } from './growable-buffer.js';
-import { adoptSocket } from './private-socket-handle.js';
+import { adoptSocket, readTlsIntoSharedBuffer } from './private-socket-handle.js';
 
 export type { WireReply } from './answer.js';
 
@@ -523,17 +523,22 @@ export class WireServer {
   }
 
   /**
-   * Serves a socket that another listener accepted (a TLS socket from a tls.Server): read with
-   * 'data' events, never adopted, and counted like the sockets this server accepts itself.
+   * Serves a TLS socket that a tls.Server accepted, counted like the sockets this server accepts
+   * itself. It reads into the shared read buffer when this Node.js allows it
+   * (private-socket-handle.ts), else with 'data' events.
    *
    * @example
    *   tls.createServer(options, (socket) => wire.accept(socket));
    */
   accept(socket: Socket): void {
     if (!this.#admit(socket)) return;
-    const connection = new WireConnection(socket, this, false);
+    const earlier = readTlsIntoSharedBuffer(socket, (bytes) => connection.onBytes(bytes));
+    const connection = new WireConnection(socket, this, earlier !== undefined);
     this.connections.add(connection);
-    if (socket.isPaused()) socket.resume();
+    // Reads start (again: a socket whose readable buffer filled has stopped them) before the
+    // earlier bytes are handled, so that flow control may stop them.
+    if (socket.readableFlowing !== true) socket.resume();
+    if (earlier !== undefined) for (const bytes of earlier) connection.onBytes(bytes);
   }
 
   /** Bytes held by all unfinished requests now. */
