@@ -3,6 +3,7 @@ import { L1Cache } from './cache/l1.js';
 import { MemcachedRows } from './cache/memcached.js';
 import { MemcachedClient } from './cache/memcached-client.js';
 import type { PadlockConfig } from './config.js';
+import { AuditLog } from './audit.js';
 import type { AppContext, Route } from './http/route.js';
 import { PadlockHttpServer } from './http/server.js';
 import { loadKeks } from './kek.js';
@@ -11,11 +12,14 @@ import { KeyService } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
+import { ReceiptSigner } from './receipts.js';
 import { batchGet } from './routes/batch-get.js';
 import { createKeychain } from './routes/create-keychain.js';
 import { getKeys } from './routes/get-keys.js';
+import { getReceipt } from './routes/get-receipt.js';
 import { keychainMetadata } from './routes/keychain-metadata.js';
 import { healthz, metrics, openapi, readyz } from './routes/operations.js';
+import { receiptKeys } from './routes/receipt-keys.js';
 import { rotateCategory } from './routes/rotate-category.js';
 import { shredCategory } from './routes/shred-category.js';
 import { shredKeychain } from './routes/shred-keychain.js';
@@ -33,6 +37,9 @@ export const ROUTES: readonly Route[] = [
   shredKeychain,
   shredCategory,
   rotateCategory,
+  // Before getReceipt, whose {receiptId} would match "keys".
+  receiptKeys,
+  getReceipt,
   healthz,
   readyz,
   metrics,
@@ -47,6 +54,9 @@ export interface Padlock {
   readonly store: KeyStore;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** This process's audit chain. */
+  readonly audit: AuditLog;
+  readonly receipts: ReceiptSigner;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
   /** Graceful drain, then store close. */
@@ -70,6 +80,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
   let memcached: MemcachedClient | undefined;
+  let proofTimer: NodeJS.Timeout | undefined;
   try {
     const registry = new ServiceRegistry(store, keks, log);
     await registry.refresh();
@@ -102,7 +113,23 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     if (config.cache.l1.enabled) {
       keychains = new L1Cache(keychains, { maxEntries: config.cache.l1.maxEntries, maxStalenessMs }, metrics);
     }
-    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics);
+    const receipts = await ReceiptSigner.open(store, keks, log);
+    const audit = new AuditLog(store, {
+      checkpointEveryMs: config.audit.checkpointSeconds * 1000,
+      signer: receipts,
+      log,
+    });
+    // A rotation made elsewhere (padlock receipt rotate-key) signs here from the next refresh; a quiet chain
+    // still gets its head checkpointed.
+    proofTimer = setInterval(() => {
+      receipts.refresh().catch((error: unknown) => log.warn('receipt key refresh failed', { error: String(error) }));
+      audit.checkpoint(true).catch(() => undefined);
+    }, config.services.refreshSeconds * 1000);
+    proofTimer.unref();
+    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics, {
+      receipts,
+      audit,
+    });
 
     let http: PadlockHttpServer | undefined = undefined;
     const document = openApiDocument(ROUTES, VERSION);
@@ -159,15 +186,20 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       store,
       metrics,
       log,
+      audit,
+      receipts,
       port,
       async close() {
         await server.drain();
         registry.stop();
+        clearInterval(proofTimer);
+        await audit.checkpoint();
         memcached?.close();
         await store.close();
       },
     };
   } catch (error) {
+    clearInterval(proofTimer);
     memcached?.close();
     await store.close();
     throw error;

@@ -170,9 +170,16 @@ export class AuditLog {
     return entry;
   }
 
-  /** Writes a signed checkpoint of the chain head now, if anything was appended since the last. */
-  checkpoint(): Promise<void> {
-    const next = this.#tail.then(() => this.#checkpointNow());
+  /**
+   * Writes a signed checkpoint of the chain head if anything was appended since
+   * the last one: now, or with `onlyIfDue` once checkpointEveryMs has passed.
+   */
+  checkpoint(onlyIfDue = false): Promise<void> {
+    const next = this.#tail.then(() =>
+      onlyIfDue && Date.now() - this.#lastCheckpointAt < this.options.checkpointEveryMs
+        ? undefined
+        : this.#checkpointNow(),
+    );
     this.#tail = next.catch(() => undefined);
     return next;
   }

@@ -37,6 +37,8 @@ export interface PadlockConfig {
     readonly maxUnfinishedRequestBytes: number;
   };
   readonly services: { readonly refreshSeconds: number };
+  /** The audit log: a signed checkpoint of this process's chain head at most this often (docs/operations.md). */
+  readonly audit: { readonly checkpointSeconds: number };
   readonly drainTimeoutMs: number;
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly requests: boolean };
 }
@@ -235,6 +237,12 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       default: {},
       properties: { refreshSeconds: { ...POSITIVE, maximum: 3600, default: 5 } },
+    },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { checkpointSeconds: { ...POSITIVE, maximum: 86400, default: 60 } },
     },
     drainTimeoutMs: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
     log: {
