@@ -1,5 +1,16 @@
 import { unwrapRootKey } from '@padlock/core';
-import { loadConfig, loadKeks, SqliteKeyStore, startPadlock, createLogger, type Padlock } from '@padlock/server';
+import {
+  loadConfig,
+  loadKeks,
+  newCredential,
+  newServiceRecord,
+  ServiceRegistry,
+  SqliteKeyStore,
+  startPadlock,
+  createLogger,
+  type Padlock,
+} from '@padlock/server';
+import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -62,6 +73,7 @@ const COMMANDS = [
   'service list',
   'service grant',
   'service revoke',
+  'service tls-identities',
   'service credential-add',
   'service credential-revoke',
   'keychain create',
@@ -79,6 +91,7 @@ interface Created {
 interface Listed {
   serviceId: string;
   permissions: Created['permissions'];
+  tlsIdentities: string[];
   createdAt: string;
   credentials: { credentialId: string; createdAt: string; revokedAt: string | null }[];
 }
@@ -125,7 +138,11 @@ describe('padlock CLI', () => {
     for (let i = 0; i < 2; i++) {
       const result = await withConfig('migrate');
       assert.equal(result.code, 0, result.stderr);
-      assert.deepEqual(json<{ store: string; path: string }>(result), { store: 'sqlite', path: db });
+      assert.deepEqual(json<{ store: string; path: string }>(result), {
+        store: 'sqlite',
+        path: db,
+        macs: { sealed: [], resealed: [], unchanged: 0, failed: [] },
+      });
     }
     assert.ok(statSync(db).size > 0);
   });
@@ -230,6 +247,55 @@ describe('padlock CLI', () => {
     credentials.push(added.credential);
   });
 
+  it('service create and tls-identities set, replace and clear TLS identities; list shows them', async () => {
+    const spiffe = 'spiffe://example.org/ns/a/sa/newsletter';
+    const subject = 'CN=newsletter, O=Example Corp';
+    const made = json<Created & { tlsIdentities: string[] }>(
+      await withConfig(
+        'service',
+        'create',
+        'newsletter',
+        '--read',
+        'profile',
+        '--tls-identity',
+        spiffe,
+        '--tls-identity',
+        subject,
+      ),
+    );
+    assert.deepEqual(made.tlsIdentities, [spiffe, subject]);
+    const listed = (): Promise<Listed | undefined> =>
+      withConfig('service', 'list').then((r) => json<Listed[]>(r).find((s) => s.serviceId === 'newsletter'));
+    assert.deepEqual((await listed())?.tlsIdentities, [spiffe, subject]);
+    const replaced = await withConfig('service', 'tls-identities', 'newsletter', '--tls-identity', 'CN=newsletter-2');
+    assert.deepEqual(json<{ tlsIdentities: string[] }>(replaced).tlsIdentities, ['CN=newsletter-2']);
+    assert.deepEqual((await listed())?.tlsIdentities, ['CN=newsletter-2']);
+
+    // One identity, one service: refused on create and on replace, and nothing changes.
+    const taken = await withConfig('service', 'create', 'copycat', '--tls-identity', 'CN=newsletter-2');
+    assert.equal(taken.code, 2);
+    assert.match(taken.stderr, /^padlock: TLS identity "CN=newsletter-2" belongs to service "newsletter" already/);
+    assert.equal((await withConfig('service', 'list')).stdout.includes('copycat'), false);
+    const twice = await withConfig(
+      'service',
+      'tls-identities',
+      'newsletter',
+      '--tls-identity',
+      'CN=x',
+      '--tls-identity',
+      'CN=x',
+    );
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /TLS identity "CN=x" is listed twice/);
+    assert.deepEqual((await listed())?.tlsIdentities, ['CN=newsletter-2']);
+
+    assert.deepEqual(
+      json<{ tlsIdentities: string[] }>(await withConfig('service', 'tls-identities', 'newsletter')).tlsIdentities,
+      [],
+    );
+    assert.deepEqual((await listed())?.tlsIdentities, []);
+  });
+
   it('keychain create is idempotent; show prints metadata and never key bytes; shred destroys', async () => {
     const created = json<{ created: string[] }>(await withConfig('keychain', 'create', 'alice'));
     assert.deepEqual(created.created, ['profile', 'payments', 'advertising']);
@@ -331,6 +397,9 @@ describe('padlock CLI', () => {
     { name: 'bad port', args: ['init', '--dir', 'other', '--port', 'eighty'], message: /--port must be 0-65535/ },
     { name: 'port out of range', args: ['init', '--dir', 'other', '--port', '70000'], message: /--port must be 0-65535/ },
     { name: 'zero workers', args: ['serve', '--workers', '0'], message: /--workers must be 1-64/ },
+    { name: 'TLS identity with a newline', args: ['service', 'create', 'svc-z', '--tls-identity', 'CN=a\nCN=b'], config: true, message: /TLS identity "CN=a\\nCN=b" must be 1-1024 characters, no control characters/ },
+    { name: 'TLS identity with a trailing space', args: ['service', 'tls-identities', 'playlist', '--tls-identity', 'CN=a '], config: true, message: /TLS identity "CN=a " must be/ },
+    { name: 'TLS identities of an unknown service', args: ['service', 'tls-identities', 'ghost', '--tls-identity', 'CN=ghost'], config: true, message: /no service "ghost"/ },
     { name: 'option missing its value', args: ['service', 'create', 'svc-y', '--read'], config: true, message: /--read/ },
   ];
 
@@ -348,9 +417,80 @@ describe('padlock CLI', () => {
     const services = json<Listed[]>(await withConfig('service', 'list'));
     assert.deepEqual(
       services.map((s) => s.serviceId),
-      ['ops', 'playlist'],
+      ['newsletter', 'ops', 'playlist'],
     );
     assert.throws(() => statSync(join(dir, 'other')), /ENOENT/);
+  });
+
+  it('migrate seals rows written before MACs, once; servers refuse them until then', async () => {
+    const config = loadConfig(configFile);
+    const keks = loadKeks(config);
+    const row = newServiceRecord(keks, 'legacy', { read: ['profile'], create: false, rotate: false, shred: false }, 5);
+    const { credential, record } = newCredential('legacy', 6);
+    // As a release before row MACs wrote them: no MAC, no generation, no credential list.
+    const db = new Database(config.store.sqlite.path);
+    db.prepare(
+      'INSERT INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at) VALUES (?, ?, ?, 0, 0, 0, ?)',
+    ).run('legacy', row.wrappedKey, 'profile', 5);
+    db.prepare('INSERT INTO credentials (service_id, credential_id, verifier, created_at) VALUES (?, ?, ?, ?)').run(
+      'legacy',
+      record.credentialId,
+      record.verifier,
+      6,
+    );
+    db.close();
+    const authenticates = async (): Promise<{ serviceId?: string; logs: string[] }> => {
+      const store = new SqliteKeyStore(config.store.sqlite);
+      const logs: string[] = [];
+      const registry = new ServiceRegistry(
+        store,
+        keks,
+        createLogger('info', (l) => logs.push(l)),
+      );
+      await registry.refresh();
+      await store.close();
+      const service = registry.authenticate(`Bearer ${credential}`);
+      return service === undefined ? { logs } : { serviceId: service.serviceId, logs };
+    };
+    const before = await authenticates();
+    assert.equal(before.serviceId, undefined);
+    assert.ok(before.logs.some((l) => l.includes('"serviceId":"legacy"') && l.includes('run `padlock migrate`')));
+
+    const first = json<{ macs: { sealed: string[]; unchanged: number; failed: unknown[] } }>(
+      await withConfig('migrate'),
+    );
+    assert.deepEqual(first.macs.sealed, ['legacy']);
+    assert.deepEqual(first.macs.failed, []);
+    assert.equal((await authenticates()).serviceId, 'legacy');
+    const second = json<{ macs: { sealed: string[]; unchanged: number } }>(await withConfig('migrate'));
+    assert.deepEqual(second.macs.sealed, []);
+    assert.equal(second.macs.unchanged, first.macs.unchanged + 1);
+  });
+
+  it('refuses to change or migrate a service whose row was edited without the KEK, with exit 1', async () => {
+    const path = loadConfig(configFile).store.sqlite.path;
+    const db = new Database(path);
+    try {
+      const original = db
+        .prepare<[], { read_categories: string }>("SELECT read_categories FROM services WHERE service_id = 'legacy'")
+        .get();
+      db.prepare(
+        "UPDATE services SET read_categories = 'profile,payments,advertising' WHERE service_id = 'legacy'",
+      ).run();
+      const grant = await withConfig('service', 'grant', 'legacy', '--shred');
+      assert.equal(grant.code, 1);
+      assert.match(grant.stderr, /^padlock: service "legacy" failed its integrity check \(service row: bad-mac\)/);
+      const migrate = await withConfig('migrate');
+      assert.equal(migrate.code, 1);
+      assert.match(
+        migrate.stderr,
+        /1 service\(s\) failed their integrity check and were left alone: legacy \(service row: bad-mac\)/,
+      );
+      db.prepare("UPDATE services SET read_categories = ? WHERE service_id = 'legacy'").run(original?.read_categories);
+      assert.equal((await withConfig('service', 'grant', 'legacy', '--shred')).code, 0, 'restored: writable again');
+    } finally {
+      db.close();
+    }
   });
 
   it('serve answers on its port and drains on SIGTERM with exit 0', async () => {

@@ -82,7 +82,8 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   let memcached: MemcachedClient | undefined;
   let proofTimer: NodeJS.Timeout | undefined;
   try {
-    const registry = new ServiceRegistry(store, keks, log);
+    const registry = new ServiceRegistry(store, keks, log, metrics);
+    metrics.gauges.track(() => registry.integrityFailures.size, { name: 'services_failing_integrity' });
     await registry.refresh();
     registry.start(config.services.refreshSeconds);
 
@@ -157,6 +158,11 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         checks['services'] =
           registryAge < 3 * config.services.refreshSeconds * 1000 ? 'ok' : `stale: ${registryAge} ms`;
         if (checks['services'] !== 'ok') ready = false;
+        // Reported, not unready: each failing service runs on its last verified state, and a
+        // store writer without the KEK must not be able to take every server out of rotation.
+        const failing = [...registry.integrityFailures].map(([id, reason]) => `${id} (${reason})`);
+        checks['integrity'] =
+          failing.length === 0 ? 'ok' : `failing, last verified state kept: ${failing.sort().join(', ')}`;
         checks['draining'] = String(http?.draining ?? false);
         if (http?.draining === true) ready = false;
         for (const [name, check] of Object.entries(extraChecks)) checks[name] = await check();

@@ -170,6 +170,10 @@ export class Metrics {
    * of every change; docs/deleting-a-user.md). Bounded: services x categories.
    */
   readonly lookups = new Counter('padlock_lookups_total', 'Keys looked up (per user), by service and category');
+  readonly integrityFailures = new Counter(
+    'padlock_store_integrity_failures_total',
+    'Store rows refused by their MAC check, by row kind and reason, counted at every service refresh',
+  );
   readonly gauges = new Gauge('padlock_gauge', 'Point-in-time values by name');
 
   /** Counts `users` lookups of each category by one service. */
@@ -190,6 +194,7 @@ export class Metrics {
     this.storeErrors,
     this.keysDerived,
     this.lookups,
+    this.integrityFailures,
     this.gauges,
   ];
 

@@ -9,6 +9,7 @@ import { startPadlock, type Padlock } from '../app.js';
 import { parseConfig, type PadlockConfig } from '../config.js';
 import { loadKeks } from '../kek.js';
 import { createLogger } from '../log.js';
+import { ServiceWriter } from '../service-rows.js';
 import { newCredential, newServiceRecord } from '../services.js';
 import { CassandraKeyStore } from '../store/cassandra.js';
 import { openStore } from '../store/open.js';
@@ -23,6 +24,7 @@ import type {
   ReceiptRecord,
   ServicePermissions,
   ServiceRecord,
+  ServiceRow,
   SigningKeyRecord,
 } from '../store/types.js';
 
@@ -39,6 +41,8 @@ export const ALL_RIGHTS: ServicePermissions = { read: [...CATEGORIES], create: t
 export interface ServiceSpec {
   readonly serviceId: string;
   readonly permissions: ServicePermissions;
+  /** TLS client identities mapped to the service (mutual TLS); default none. */
+  readonly tlsIdentities?: readonly string[];
 }
 
 export interface HarnessOptions {
@@ -248,16 +252,17 @@ async function writeServices(config: PadlockConfig, keks: KekRing, services: rea
   );
   try {
     const now = Date.now();
-    for (const { serviceId, permissions } of services) {
-      if (!(await store.createService(newServiceRecord(keks, serviceId, permissions, now)))) {
+    for (const { serviceId, permissions, tlsIdentities = [] } of services) {
+      const writer = new ServiceWriter(store, keks);
+      if (!(await writer.create(newServiceRecord(keks, serviceId, permissions, now, tlsIdentities)))) {
         throw new Error(`service ${serviceId} listed twice`);
       }
       const live = newCredential(serviceId, now);
-      await store.addCredential(serviceId, live.record);
+      await writer.addCredential(serviceId, live.record);
       credentials[serviceId] = live.credential;
       const old = newCredential(serviceId, now);
-      await store.addCredential(serviceId, old.record);
-      await store.revokeCredential(serviceId, old.record.credentialId, now);
+      await writer.addCredential(serviceId, old.record);
+      await writer.revokeCredential(serviceId, old.record.credentialId, now);
       revoked[serviceId] = old.credential;
     }
   } finally {
@@ -500,17 +505,15 @@ export class SlowStore implements KeyStore {
   shred(userId: string, category: string | undefined, at: number): Promise<number> {
     return this.inner.shred(userId, category, at);
   }
-  createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
-    return this.inner.createService(record);
+  createService(row: ServiceRow): Promise<boolean> {
+    return this.inner.createService(row);
   }
-  setPermissions(serviceId: string, permissions: ServicePermissions): Promise<boolean> {
-    return this.inner.setPermissions(serviceId, permissions);
-  }
-  addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean> {
-    return this.inner.addCredential(serviceId, credential);
-  }
-  revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean> {
-    return this.inner.revokeCredential(serviceId, credentialId, at);
+  updateService(
+    row: ServiceRow,
+    expectedGeneration: number,
+    credentials?: readonly CredentialRecord[],
+  ): Promise<boolean> {
+    return this.inner.updateService(row, expectedGeneration, credentials);
   }
   getService(serviceId: string): Promise<ServiceRecord | undefined> {
     return this.inner.getService(serviceId);
