@@ -79,6 +79,10 @@ const COMMANDS = [
   'keychain create',
   'keychain show',
   'keychain shred',
+  'receipt verify',
+  'receipt rotate-key',
+  'audit verify',
+  'audit export',
 ];
 
 interface Created {

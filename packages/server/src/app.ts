@@ -48,6 +48,32 @@ export const ROUTES: readonly Route[] = [
 
 export const VERSION = '0.1.0';
 
+/**
+ * The lifecycle for a process that does not serve (the CLI): the store read
+ * directly, no caches, its own audit chain. Call `audit.checkpoint()` before
+ * closing so its chain head is signed.
+ */
+export async function offlineKeyService(
+  store: KeyStore,
+  config: PadlockConfig,
+  log?: Logger,
+): Promise<{ keys: KeyService; receipts: ReceiptSigner; audit: AuditLog }> {
+  const keks = loadKeks(config);
+  const metrics = new Metrics();
+  const receipts = await ReceiptSigner.open(store, keks, log);
+  const audit = new AuditLog(store, {
+    checkpointEveryMs: config.audit.checkpointSeconds * 1000,
+    signer: receipts,
+    ...(log === undefined ? {} : { log }),
+  });
+  const keychains = new Unwrapper(new StoreRows(store, metrics), keks);
+  const keys = new KeyService(store, keychains, keks, config.categories, config.maxStalenessSeconds * 1000, metrics, {
+    receipts,
+    audit,
+  });
+  return { keys, receipts, audit };
+}
+
 export interface Padlock {
   readonly config: PadlockConfig;
   readonly http: PadlockHttpServer;

@@ -59,7 +59,10 @@ export class KeyService {
   ) {}
 
   /** Creates a user's keychain (version 1 of every configured category) unless present; race-free. */
-  async create(userId: string, requestedBy: string): Promise<{ created: boolean; keychain: Keychain }> {
+  async create(
+    userId: string,
+    requestedBy: string,
+  ): Promise<{ created: boolean; keychain: Keychain; inserted: string[] }> {
     const now = Date.now();
     const rows: NewKeyRow[] = this.categories.map((category) => {
       const rootKey = SecretBytes.random(32);
@@ -79,7 +82,7 @@ export class KeyService {
     const keychain = await this.keychains.get(userId, true);
     if (keychain === null)
       throw new PadlockError('STORE_UNAVAILABLE', 'the keychain was written but could not be read back');
-    return { created: inserted.length > 0, keychain };
+    return { created: inserted.length > 0, keychain, inserted: inserted.map((r) => r.category) };
   }
 
   /** Adds a new version of one category; the old versions stay readable until shredded. */

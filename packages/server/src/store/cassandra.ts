@@ -11,7 +11,6 @@ import type {
   NewKeyRow,
   ReadOptions,
   ReceiptRecord,
-  ServicePermissions,
   ServiceRecord,
   ServiceRow,
   SigningKeyRecord,

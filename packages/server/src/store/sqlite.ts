@@ -8,7 +8,6 @@ import type {
   KeyStore,
   NewKeyRow,
   ReceiptRecord,
-  ServicePermissions,
   ServiceRecord,
   ServiceRow,
   SigningKeyRecord,
