@@ -170,11 +170,9 @@ export class ReceiptSigner implements CheckpointSigner {
     return this.#sign(CHECKPOINT_TYP, head);
   }
 
-  async #sign(typ: string, payload: object): Promise<string> {
+  #sign(typ: string, payload: object): Promise<string> {
     const key = this.#active();
-    return new CompactSign(Buffer.from(canonicalJson(payload), 'utf8'))
-      .setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ })
-      .sign(key.privateKey);
+    return signCompact(key.privateKey, key.kid, typ, payload);
   }
 
   #active(): LoadedKey {
@@ -182,6 +180,17 @@ export class ReceiptSigner implements CheckpointSigner {
     if (key === undefined) throw new Error('no receipt signing key is loaded');
     return key;
   }
+}
+
+/**
+ * The compact JWS of `payload` (canonical JSON) under the protected header
+ * { alg: "EdDSA", kid, typ }. Ed25519 is deterministic, so the vectors in
+ * packages/server/vectors/receipt.json pin every byte.
+ */
+export function signCompact(privateKey: KeyObject, kid: string, typ: string, payload: object): Promise<string> {
+  return new CompactSign(Buffer.from(canonicalJson(payload), 'utf8'))
+    .setProtectedHeader({ alg: 'EdDSA', kid, typ })
+    .sign(privateKey);
 }
 
 /** A new receipt id: 16 random bytes, hex. */
@@ -202,9 +211,16 @@ export class InvalidSignature extends Error {
  * returns its payload, parsed. Any failure is an InvalidSignature.
  */
 export async function verifySigned(jws: string, jwks: JsonWebKeySet, typ: string): Promise<unknown> {
+  jws = jws.trim();
+  // base64url's last character carries unused bits that decoders ignore: without this, four spellings of
+  // one signature verify, and a receipt with a changed character would still pass.
+  const parts = jws.split('.');
+  if (parts.length !== 3 || parts.some((p) => Buffer.from(p, 'base64url').toString('base64url') !== p)) {
+    throw new InvalidSignature('the JWS is not three canonical base64url parts');
+  }
   let result;
   try {
-    result = await compactVerify(jws.trim(), createLocalJWKSet({ keys: [...jwks.keys] }), { algorithms: ['EdDSA'] });
+    result = await compactVerify(jws, createLocalJWKSet({ keys: [...jwks.keys] }), { algorithms: ['EdDSA'] });
   } catch (error) {
     throw new InvalidSignature(`the signature does not verify (${(error as Error).message})`);
   }
