@@ -18,8 +18,15 @@ import {
   type JsonWebKeySet,
   type ReceiptClaims,
 } from './receipts.js';
+import { StoreRows, Unwrapper } from './keychain.js';
+import { KeyService } from './keys.js';
+import { AuditLog } from './audit.js';
+import { Metrics } from './metrics.js';
+import { CassandraKeyStore } from './store/cassandra.js';
 import { SqliteKeyStore } from './store/sqlite.js';
+import type { KeyStore } from './store/types.js';
 import { SlowStore, startHarness, type Harness } from './testing/harness.js';
+import { requiredEnv } from './testing/services-env.js';
 
 interface VectorFile {
   seed: string;
@@ -205,6 +212,91 @@ describe('receipt signing keys in the store', () => {
     await store.close();
   });
 });
+
+/** A shred through KeyService on a real store: its receipt verifies both ways, a changed byte fails, rotation keeps it valid. */
+function runStoreReceiptCases(name: string, open: () => Promise<{ store: KeyStore; close(): Promise<void> }>): void {
+  describe(`receipts on ${name}`, () => {
+    const keks = kekRing([{ kid: 'k1', key: SecretBytes.random(32) }], 'k1');
+    it('a shred signs a receipt that jose and node:crypto verify, that fails with a byte changed, and survives a rotation', async () => {
+      const { store, close } = await open();
+      try {
+        const receipts = await ReceiptSigner.open(store, keks);
+        const audit = new AuditLog(store, { checkpointEveryMs: 60000, signer: receipts });
+        const metrics = new Metrics();
+        const keys = new KeyService(
+          store,
+          new Unwrapper(new StoreRows(store, metrics), keks),
+          keks,
+          ['profile', 'payments'],
+          30000,
+          metrics,
+          { receipts, audit },
+        );
+        const user = `r-${randomBytes(4).toString('hex')}`;
+        await keys.create(user, 'svc');
+        const { receipt } = await keys.shred(user, undefined, { requestedBy: 'svc', scheduleId: 'sch-1' });
+        assert.deepEqual(await store.getReceipt(receipt.receiptId), {
+          receiptId: receipt.receiptId,
+          userId: user,
+          issuedAt: receipt.claims.shreddedAt,
+          jws: receipt.jws,
+        });
+        const claims = await verifyReceipt(receipt.jws, receipts.jwks);
+        assert.equal(claims.scheduleId, 'sch-1');
+        assert.ok(nodeVerifies(receipt.jws, receipts.jwks));
+        const i = Math.floor(receipt.jws.length / 2);
+        const changed = receipt.jws.slice(0, i) + (receipt.jws[i] === 'A' ? 'B' : 'A') + receipt.jws.slice(i + 1);
+        assert.equal(await joseVerifies(changed, receipts.jwks), false);
+        assert.equal(nodeVerifies(changed, receipts.jwks), false);
+        await rotateSigningKey(store, keks);
+        await receipts.refresh();
+        const { receipt: next } = await keys.shred(user, 'profile', { requestedBy: 'svc' });
+        const kidOf = (jws: string): unknown =>
+          (JSON.parse(Buffer.from(jws.split('.')[0]!, 'base64url').toString('utf8')) as { kid: unknown }).kid;
+        assert.notEqual(kidOf(next.jws), kidOf(receipt.jws), 'the rotated key signs');
+        for (const jws of [receipt.jws, next.jws]) {
+          assert.ok(await joseVerifies(jws, receipts.jwks));
+          assert.ok(nodeVerifies(jws, receipts.jwks));
+        }
+        assert.equal(receipts.jwks.keys.length, (await store.listSigningKeys()).length);
+        assert.deepEqual(
+          (await store.listReceipts(user)).map((r) => r.receiptId),
+          [receipt.receiptId, next.receiptId],
+        );
+      } finally {
+        await close();
+      }
+    });
+  });
+}
+
+runStoreReceiptCases('SQLite', () => {
+  const store = new SqliteKeyStore({ path: ':memory:', busyTimeoutMs: 1000 });
+  return Promise.resolve({ store, close: () => store.close() });
+});
+const cassandraEnv = requiredEnv('PADLOCK_TEST_CASSANDRA');
+if (cassandraEnv.skip === false) {
+  runStoreReceiptCases('Cassandra', async () => {
+    const keyspace = `padlock_receipts_${randomBytes(4).toString('hex')}`;
+    const store = await CassandraKeyStore.open({
+      contactPoints: cassandraEnv.value!.split(','),
+      localDataCenter: 'dc1',
+      keyspace,
+      replication: { dc1: 1 },
+      connectTimeoutMs: 5000,
+      readTimeoutMs: 5000,
+      hedgeAfterMs: 0,
+      createSchema: true,
+    });
+    return {
+      store,
+      close: async () => {
+        await store.driver.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`, [], { readTimeout: 60000 });
+        await store.close();
+      },
+    };
+  });
+}
 
 describe('receipts over HTTP', () => {
   let h: Harness;
