@@ -218,7 +218,8 @@ function runStoreReceiptCases(name: string, open: () => Promise<{ store: KeyStor
   describe(`receipts on ${name}`, () => {
     const keks = kekRing([{ kid: 'k1', key: SecretBytes.random(32) }], 'k1');
     it('a shred signs a receipt that jose and node:crypto verify, that fails with a byte changed, and survives a rotation', async () => {
-      const { store, close } = await open();
+      const opened = await open();
+        const { store } = opened;
       try {
         const receipts = await ReceiptSigner.open(store, keks);
         const audit = new AuditLog(store, { checkpointEveryMs: 60000, signer: receipts });
@@ -264,7 +265,7 @@ function runStoreReceiptCases(name: string, open: () => Promise<{ store: KeyStor
           [receipt.receiptId, next.receiptId],
         );
       } finally {
-        await close();
+        await opened.close();
       }
     });
   });
