@@ -592,6 +592,20 @@ const COMMANDS: readonly Command[] = [
     },
   },
   {
+    name: 'receipt keys',
+    args: '',
+    summary: 'print the receipt verification keys (JWKS, as GET /v1/receipts/keys), for receipt verify --jwks',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return withStore(values, async (store, config) => {
+        print((await ReceiptSigner.open(store, loadKeks(config))).jwks);
+        return 0;
+      });
+    },
+  },
+  {
     name: 'receipt rotate-key',
     args: '',
     summary:
