@@ -219,7 +219,7 @@ function runStoreReceiptCases(name: string, open: () => Promise<{ store: KeyStor
     const keks = kekRing([{ kid: 'k1', key: SecretBytes.random(32) }], 'k1');
     it('a shred signs a receipt that jose and node:crypto verify, that fails with a byte changed, and survives a rotation', async () => {
       const opened = await open();
-        const { store } = opened;
+      const { store } = opened;
       try {
         const receipts = await ReceiptSigner.open(store, keks);
         const audit = new AuditLog(store, { checkpointEveryMs: 60000, signer: receipts });
