@@ -17,6 +17,7 @@ import { newCredential, newServiceRecord } from './services.js';
 import { CassandraKeyStore } from './store/cassandra.js';
 import { SqliteKeyStore } from './store/sqlite.js';
 import type { AuditRow, KeyStore } from './store/types.js';
+import { startHarness } from './testing/harness.js';
 import { requiredEnv } from './testing/services-env.js';
 
 /** Edits made behind the store's back, as someone with write access to the database would. */
@@ -347,3 +348,43 @@ describe('verifyChain on generated edits', () => {
     );
   });
 });
+
+describe('lookups: counted per service and category, never appended to the audit log', () => {
+  it('counts single and batch lookups by service and category; the log holds only the create', async () => {
+    const h = await startHarness({
+      services: [
+        {
+          serviceId: 'admin',
+          permissions: { read: ['profile', 'payments', 'advertising'], create: true, rotate: true, shred: true },
+        },
+        { serviceId: 'ads', permissions: { read: ['advertising'], create: false, rotate: false, shred: false } },
+      ],
+    });
+    try {
+      await h.call('POST', '/v1/keychains', { json: { userId: 'lu' } });
+      const entriesBefore = await countEntries(h.padlock.store);
+      for (let i = 0; i < 3; i++) assert.equal((await h.call('GET', '/v1/keys/lu?categories=profile')).status, 200);
+      assert.equal((await h.call('GET', '/v1/keys/lu', { as: 'ads' })).status, 200);
+      const batch = await h.call('POST', '/v1/keys/batch-get', {
+        as: 'ads',
+        json: { userIds: ['lu', 'nobody'], categories: ['advertising'] },
+      });
+      assert.equal(batch.status, 200);
+      const lookups = h.padlock.metrics.lookups;
+      assert.equal(lookups.get({ service: 'admin', category: 'profile' }), 3);
+      assert.equal(lookups.get({ service: 'admin', category: 'payments' }), 0);
+      assert.equal(lookups.get({ service: 'ads', category: 'advertising' }), 3, 'one lookup and a batch of two users');
+      assert.match(h.padlock.metrics.render(), /padlock_lookups_total\{category="profile",service="admin"\} 3/);
+      assert.equal(await countEntries(h.padlock.store), entriesBefore, 'a lookup wrote to the audit log');
+      assert.equal(entriesBefore, 1, 'the create is in the log');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+async function countEntries(store: KeyStore): Promise<number> {
+  let n = 0;
+  for (const chain of await store.listAuditChains()) n += (await store.readAuditChain(chain)).length;
+  return n;
+}
