@@ -152,6 +152,14 @@ export class KeyService {
     return { shredded, receipt: { receiptId: claims.jti, jws, claims } };
   }
 
+  /**
+   * This process's audit log, for the paths that change more than keys
+   * (schedules, holds): `app.keys.audit.append(actor, event)`.
+   */
+  get audit(): AuditLog {
+    return this.proofs.audit;
+  }
+
   /** A stored receipt by id, or undefined. */
   getReceipt(receiptId: string): Promise<ReceiptRecord | undefined> {
     return timed(this.metrics, 'receipt', this.store.getReceipt(receiptId));
