@@ -188,19 +188,19 @@ export function statusCommand(config: PadlockConfig): Promise<Record<string, unk
 }
 
 /** Opens the journal for one CLI shred: journal first, then the store, as a server does. */
-export async function journaledShred(
+export async function journaledShred<T>(
   config: PadlockConfig,
   store: KeyStore,
   userId: string,
   category: string | undefined,
-): Promise<number> {
+  shred: () => Promise<T>,
+): Promise<T> {
   const journal = await openJournal(config, loadKeks(config), stderrLog(), { write: true });
   try {
-    const at = Date.now();
-    const entry = await journal.append({ userId, category: category ?? null, at });
-    const shredded = await store.shred(userId, category, at);
+    const entry = await journal.append({ userId, category: category ?? null, at: Date.now() });
+    const result = await shred();
     await store.advanceJournal(entry.position - 1, entry.position);
-    return shredded;
+    return result;
   } finally {
     await journal.close();
   }

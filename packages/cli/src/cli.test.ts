@@ -87,6 +87,11 @@ const COMMANDS = [
   'backup restore',
   'journal replay',
   'journal status',
+  'receipt verify',
+  'receipt keys',
+  'receipt rotate-key',
+  'audit verify',
+  'audit export',
 ];
 
 interface Created {
@@ -364,6 +369,72 @@ describe('padlock CLI', () => {
     const missing = await withConfig('keychain', 'show', 'nobody');
     assert.equal(missing.code, 1);
     assert.equal(missing.stderr, 'padlock: user "nobody" has no keychain\n');
+  });
+
+  it('receipts and the audit log from the command line: verify, rotate, tamper, export', async () => {
+    await withConfig('keychain', 'create', 'carol');
+    const shred = await withConfig('keychain', 'shred', 'carol', '--category', 'payments');
+    assert.equal(shred.code, 0, shred.stderr);
+    const receiptFile = join(dir, 'receipt.json');
+    const jwksFile = join(dir, 'jwks.json');
+    writeFileSync(receiptFile, shred.stdout);
+    const keys = await withConfig('receipt', 'keys');
+    writeFileSync(jwksFile, keys.stdout);
+    const good = await run('receipt', 'verify', receiptFile, '--jwks', jwksFile);
+    assert.equal(good.code, 0, good.stderr);
+    const claims = json<{ valid: boolean; claims: { sub: string; categories: { category: string }[] } }>(good);
+    assert.deepEqual(
+      [claims.valid, claims.claims.sub, claims.claims.categories[0]?.category],
+      [true, 'carol', 'payments'],
+    );
+
+    // The bare JWS with one character of its claims changed: exit 1, and the reason on stderr.
+    const jws = (JSON.parse(shred.stdout) as { receipt: { jws: string } }).receipt.jws;
+    const at = jws.indexOf('.') + 10;
+    writeFileSync(receiptFile, jws.slice(0, at) + (jws[at] === 'A' ? 'B' : 'A') + jws.slice(at + 1));
+    const bad = await run('receipt', 'verify', receiptFile, '--jwks', jwksFile);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^padlock: the receipt does not verify: /);
+
+    // After a rotation the old receipt still verifies with the new JWKS, which holds both keys.
+    const rotated = json<{ published: string[] }>(await withConfig('receipt', 'rotate-key'));
+    assert.equal(rotated.published.length, 2);
+    writeFileSync(receiptFile, shred.stdout);
+    writeFileSync(jwksFile, (await withConfig('receipt', 'keys')).stdout);
+    assert.equal((await run('receipt', 'verify', receiptFile, '--jwks', jwksFile)).code, 0);
+
+    const verified = await withConfig('audit', 'verify');
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.equal(json<{ ok: boolean }>(verified).ok, true);
+    const lines = (await withConfig('audit', 'export', '--since', '2020-01-01T00:00:00Z')).stdout.trim().split('\n');
+    const exported = lines.map((l) => JSON.parse(l) as { chain: string; seq: number; body: string });
+    const types = exported.map((e) => (JSON.parse(e.body) as { event: { type: string } }).event.type);
+    for (const t of ['keychain.create', 'category.shred', 'receipt.rotate-key', 'service.create', 'credential.add'])
+      assert.ok(types.includes(t), `${t} is in the export`);
+    assert.equal((await withConfig('audit', 'export', '--since', String(Date.now() + 60000))).stdout, '');
+
+    // Edit one entry in the database, as someone with write access to it would: verify names it, exit 1.
+    const target = exported.find((e) => e.body.includes('"category.shred"') && e.body.includes('"carol"'))!;
+    const db = new Database(join(dir, 'conf', 'padlock.db'));
+    db.prepare('UPDATE audit_entries SET body = ? WHERE chain_id = ? AND seq = ?').run(
+      target.body.replace('"carol"', '"someone-else"'),
+      target.chain,
+      target.seq,
+    );
+    db.close();
+    const broken = await withConfig('audit', 'verify');
+    assert.equal(broken.code, 1);
+    assert.equal(
+      broken.stderr,
+      `padlock: audit chain ${target.chain}, entry ${target.seq}: edited (its body does not match its hash)\n`,
+    );
+
+    const badSince = await withConfig('audit', 'export', '--since', 'yesterday');
+    assert.equal(badSince.code, 2);
+    assert.match(badSince.stderr, /--since "yesterday" is neither an ISO 8601 time nor milliseconds/);
+    const noJwks = await run('receipt', 'verify', receiptFile);
+    assert.equal(noJwks.code, 2);
+    assert.match(noJwks.stderr, /--jwks FILE is required/);
   });
 
   it('--help of every command exits 0 with its usage', async () => {

@@ -1,4 +1,4 @@
-import { isCategory, isServiceId, isUserId, PadlockError, SecretBytes, wrapRootKey } from '@padlock/core';
+import { isCategory, isServiceId, isUserId, PadlockError, SecretBytes } from '@padlock/core';
 import {
   loadConfig,
   loadKeks,
@@ -10,11 +10,22 @@ import {
   ServiceWriter,
   CassandraKeyStore,
   schemaStatements,
+  offlineKeyService,
+  rotateSigningKey,
+  verifyReceipt,
+  verifyAudit,
+  exportAudit,
+  InvalidSignature,
+  ReceiptSigner,
+  type AuditLog,
+  type JsonWebKeySet,
+  type KeyService,
   type KeyStore,
   type PadlockConfig,
   type ServicePermissions,
 } from '@padlock/server';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
@@ -98,6 +109,47 @@ function configPath(values: Values): string {
   );
 }
 
+interface CliProofs {
+  readonly keys: KeyService;
+  readonly audit: AuditLog;
+  /** Service changes through the row MACs, each appended to the audit log. */
+  readonly writer: ServiceWriter;
+}
+
+const proofsOfStore = new WeakMap<KeyStore, CliProofs>();
+
+/** Who the CLI's audit entries name: the login running it. */
+function cliActor(): string {
+  let login = 'unknown';
+  try {
+    login = userInfo().username;
+  } catch {
+    // No passwd entry (a container's uid): the entry still says it came from the CLI.
+  }
+  return `cli:${login}`;
+}
+
+/** The lifecycle and audit log for this CLI process (its own audit chain), made on first use. */
+async function proofsFor(store: KeyStore, config: PadlockConfig): Promise<CliProofs> {
+  let proofs = proofsOfStore.get(store);
+  if (proofs === undefined) {
+    const { keys, audit } = await offlineKeyService(store, config);
+    const writer = new ServiceWriter(store, loadKeks(config), { log: audit, actor: cliActor() });
+    proofs = { keys, audit, writer };
+    proofsOfStore.set(store, proofs);
+  }
+  return proofs;
+}
+
+/** Signs the head of this process's audit chain, if it has one, before the store closes. */
+async function closeStore(store: KeyStore): Promise<void> {
+  try {
+    await proofsOfStore.get(store)?.audit.checkpoint();
+  } finally {
+    await store.close();
+  }
+}
+
 async function withStore<T>(values: Values, work: (store: KeyStore, config: PadlockConfig) => Promise<T>): Promise<T> {
   const config = loadConfig(configPath(values));
   const store = await openStore(
@@ -107,7 +159,22 @@ async function withStore<T>(values: Values, work: (store: KeyStore, config: Padl
   try {
     return await work(store, config);
   } finally {
-    await store.close();
+    await closeStore(store);
+  }
+}
+
+/** Reads a JSON file named on the command line; a clear error when it is not there or not JSON. */
+function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new UsageError(`${what} ${path} is not JSON`);
   }
 }
 
@@ -265,14 +332,14 @@ const COMMANDS: readonly Command[] = [
         try {
           const now = Date.now();
           const permissions = { read: [...config.categories], create: true, rotate: true, shred: true };
-          const writer = new ServiceWriter(store, keks);
+          const { writer } = await proofsFor(store, config);
           await writer.create(newServiceRecord(keks, 'demo', permissions, now));
           const { credential, record } = newCredential('demo', now);
           await writer.addCredential('demo', record);
           // Dev only: the tour needs the credential in a file; production credentials are printed once.
           writeFileSync(join(dir, 'demo.credential'), `${credential}\n`, { mode: 0o600, flag: 'wx' });
         } finally {
-          await store.close();
+          await closeStore(store);
         }
         process.stderr.write(
           `padlock: wrote ${dir}/ (config, KEK, SQLite store) and a "demo" service;\n` +
@@ -302,7 +369,7 @@ const COMMANDS: readonly Command[] = [
         };
         const now = Date.now();
         const keks = loadKeks(config);
-        const writer = new ServiceWriter(store, keks);
+        const { writer } = await proofsFor(store, config);
         if (!(await writer.create(newServiceRecord(keks, id, permissions, now, identities)))) {
           throw new UsageError(`service "${id}" exists already`);
         }
@@ -374,7 +441,8 @@ const COMMANDS: readonly Command[] = [
           rotate: flag('rotate'),
           shred: flag('shred'),
         };
-        await new ServiceWriter(store, loadKeks(config)).setPermissions(id, permissions);
+        const { writer } = await proofsFor(store, config);
+        await writer.setPermissions(id, permissions, `service.${verb}`);
         print({ serviceId: id, permissions });
         return 0;
       });
@@ -392,7 +460,7 @@ const COMMANDS: readonly Command[] = [
       return withStore(values, async (store, config) => {
         const identities = tlsIdentities(values);
         await checkTlsIdentities(store, id, identities);
-        const writer = new ServiceWriter(store, loadKeks(config));
+        const { writer } = await proofsFor(store, config);
         if (!(await writer.setTlsIdentities(id, identities))) throw new UsageError(`no service "${id}"`);
         print({ serviceId: id, tlsIdentities: identities });
         return 0;
@@ -410,7 +478,7 @@ const COMMANDS: readonly Command[] = [
       checkServiceId(id);
       return withStore(values, async (store, config) => {
         const { credential, record } = newCredential(id, Date.now());
-        const writer = new ServiceWriter(store, loadKeks(config));
+        const { writer } = await proofsFor(store, config);
         if (!(await writer.addCredential(id, record))) throw new UsageError(`no service "${id}"`);
         print({ serviceId: id, credentialId: record.credentialId, credential });
         process.stderr.write('padlock: the credential is shown once and not stored; keep it now\n');
@@ -428,7 +496,7 @@ const COMMANDS: readonly Command[] = [
       const [id, credentialId] = one(positionals, ['serviceId', 'credentialId']) as [string, string];
       checkServiceId(id);
       return withStore(values, async (store, config) => {
-        const writer = new ServiceWriter(store, loadKeks(config));
+        const { writer } = await proofsFor(store, config);
         if (!(await writer.revokeCredential(id, credentialId, Date.now()))) {
           throw new UsageError(`service "${id}" has no live credential "${credentialId}"`);
         }
@@ -447,16 +515,9 @@ const COMMANDS: readonly Command[] = [
       const [userId] = one(positionals, ['userId']) as [string];
       checkUserId(userId);
       return withStore(values, async (store, config) => {
-        const keks = loadKeks(config);
-        const now = Date.now();
-        const rows = config.categories.map((category) => {
-          const rootKey = SecretBytes.random(32);
-          const wrapped = wrapRootKey(keks.active, { userId, category, version: 1 }, rootKey);
-          rootKey.wipe();
-          return { category, version: 1, wrapped, createdAt: now };
-        });
-        const inserted = await store.insertKeys(userId, rows);
-        print({ userId, created: inserted.map((r) => r.category) });
+        const { keys } = await proofsFor(store, config);
+        const { inserted } = await keys.create(userId, cliActor());
+        print({ userId, created: inserted });
         return 0;
       });
     },
@@ -504,8 +565,123 @@ const COMMANDS: readonly Command[] = [
         }
         const rows = await store.getKeychain(userId, { fresh: true });
         if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND', `user "${userId}" has no keychain`);
-        const shredded = await journaledShred(config, store, userId, category);
-        print({ userId, category: category ?? null, shredded, servedUntilAtMost: `${config.maxStalenessSeconds}s` });
+        const { keys } = await proofsFor(store, config);
+        // The journal first (backup.ts), then the shred with its receipt and audit entry.
+        const { shredded, receipt } = await journaledShred(config, store, userId, category, () =>
+          keys.shred(userId, category, { requestedBy: cliActor() }),
+        );
+        print({
+          userId,
+          category: category ?? null,
+          shredded,
+          servedUntilAtMost: `${config.maxStalenessSeconds}s`,
+          receipt: { id: receipt.receiptId, jws: receipt.jws },
+        });
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'receipt verify',
+    args: '<file>',
+    summary: 'check a deletion receipt offline against saved public keys (exit 1 when it does not verify)',
+    options: { jwks: { type: 'string' } },
+    optionHelp: [
+      '--jwks FILE         the public keys, as GET /v1/receipts/keys answers them (required)',
+      '<file>              the receipt: the compact JWS, or a JSON answer holding it (receipt.jws or jws)',
+    ],
+    async run(values, positionals) {
+      const [file] = one(positionals, ['file']) as [string];
+      if (typeof values['jwks'] !== 'string') throw new UsageError('--jwks FILE is required');
+      const jwks = readJsonFile(values['jwks'], 'JWKS file') as JsonWebKeySet;
+      if (jwks === null || typeof jwks !== 'object' || !Array.isArray(jwks.keys)) {
+        throw new UsageError(`JWKS file ${values['jwks']} has no "keys" array`);
+      }
+      let jws: string;
+      try {
+        jws = receiptJws(readFileSync(file, 'utf8'));
+      } catch (error) {
+        throw new UsageError(`cannot read receipt ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+      try {
+        print({ valid: true, claims: await verifyReceipt(jws, jwks) });
+        return 0;
+      } catch (error) {
+        if (!(error instanceof InvalidSignature)) throw error;
+        process.stderr.write(`padlock: the receipt does not verify: ${error.message}\n`);
+        print({ valid: false, reason: error.message });
+        return 1;
+      }
+    },
+  },
+  {
+    name: 'receipt keys',
+    args: '',
+    summary: 'print the receipt verification keys (JWKS, as GET /v1/receipts/keys), for receipt verify --jwks',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return withStore(values, async (store, config) => {
+        print((await ReceiptSigner.open(store, loadKeks(config))).jwks);
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'receipt rotate-key',
+    args: '',
+    summary:
+      'make a new receipt signing key; servers sign with it within services.refreshSeconds, old keys stay published',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return withStore(values, async (store, config) => {
+        const { audit } = await proofsFor(store, config);
+        const key = await rotateSigningKey(store, loadKeks(config));
+        await audit.append(cliActor(), { type: 'receipt.rotate-key', kid: key.kid });
+        const all = await store.listSigningKeys();
+        print({ active: { generation: key.generation, kid: key.kid }, published: all.map((k) => k.kid) });
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'audit verify',
+    args: '',
+    summary: 'check every audit chain and checkpoint; names the first edited, removed or reordered entry (exit 1)',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return withStore(values, async (store, config) => {
+        const receipts = await ReceiptSigner.open(store, loadKeks(config));
+        const report = await verifyAudit(store, receipts.jwks);
+        print(report);
+        if (report.first !== undefined) {
+          const f = report.first;
+          process.stderr.write(`padlock: audit chain ${f.chain}, entry ${f.seq}: ${f.problem} (${f.detail})\n`);
+        }
+        return report.ok ? 0 : 1;
+      });
+    },
+  },
+  {
+    name: 'audit export',
+    args: '',
+    summary: 'write the audit entries since a time as JSON lines (chain, seq, at, hash, body as stored)',
+    options: { ...CONFIG_OPTION, since: { type: 'string' } },
+    optionHelp: [CONFIG_HELP, '--since T           an ISO 8601 time or milliseconds since the epoch (default: all)'],
+    run: (values, positionals) => {
+      one(positionals, []);
+      const since = sinceFrom(values['since']);
+      return withStore(values, async (store) => {
+        for (const row of await exportAudit(store, since)) {
+          process.stdout.write(
+            `${JSON.stringify({ chain: row.chainId, seq: row.seq, at: new Date(row.at).toISOString(), hash: row.hash, body: row.body })}\n`,
+          );
+        }
         return 0;
       });
     },
@@ -564,6 +740,29 @@ async function backupCommand(work: () => Promise<Record<string, unknown>>): Prom
     if (error instanceof BackupUsageError) throw new UsageError(error.message);
     throw error;
   }
+}
+
+/** The JWS in a receipt file: the bare compact JWS, or a JSON answer with receipt.jws or jws. */
+function receiptJws(text: string): string {
+  const trimmed = text.trim();
+  if (!trimmed.startsWith('{')) return trimmed;
+  try {
+    const parsed = JSON.parse(trimmed) as { jws?: unknown; receipt?: { jws?: unknown } };
+    const jws = parsed.receipt?.jws ?? parsed.jws;
+    if (typeof jws === 'string') return jws;
+  } catch {
+    // Not JSON after all: verification will say the JWS is malformed.
+  }
+  throw new UsageError('the receipt file is JSON without a "jws" or "receipt.jws" string');
+}
+
+function sinceFrom(value: unknown): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'string') throw new UsageError('--since takes one time');
+  const text = value;
+  const at = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(at)) throw new UsageError(`--since "${text}" is neither an ISO 8601 time nor milliseconds`);
+  return at;
 }
 
 function usage(): string {

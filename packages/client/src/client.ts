@@ -6,8 +6,11 @@ import {
   KeychainNotFound,
   KeychainShredded,
   PermissionDenied,
+  ReceiptInvalid,
   Unavailable,
 } from './errors.js';
+import { checkReceipt, kidOf, type ReceiptClaims } from './lib/receipts.js';
+import type { JSONWebKeySet } from 'jose';
 import { Endpoints, type EndpointRequest, type Refusal } from './lib/endpoints.js';
 import { HttpClient } from './lib/http.js';
 import { KeyLookups } from './lib/lookups.js';
@@ -28,6 +31,13 @@ export interface CategoryKeysView {
 export interface UserKeysView {
   readonly userId: string;
   readonly categories: readonly CategoryKeysView[];
+}
+
+/** A shred's answer: how many key versions it destroyed, and its signed receipt. */
+export interface ShredOutcome {
+  readonly shredded: number;
+  /** The receipt's id and compact JWS; keep the JWS as the proof (verifyReceipt checks it). */
+  readonly receipt: { readonly id: string; readonly jws: string };
 }
 
 const USER_ID_MESSAGE =
@@ -85,6 +95,8 @@ export class PadlockClient {
   readonly #endpoints: Endpoints;
   readonly #lookups: KeyLookups;
   #closed = false;
+  /** Receipt verification keys, as last fetched. */
+  #jwks: JSONWebKeySet | undefined;
 
   constructor(options: PadlockClientOptions) {
     this.#options = resolveOptions(options);
@@ -199,16 +211,43 @@ export class PadlockClient {
    * right). This client forgets the keys at once; every other client and
    * Padlock node within maxStalenessSeconds.
    */
-  async shredKeychain(userId: string): Promise<{ shredded: number }> {
+  async shredKeychain(userId: string): Promise<ShredOutcome> {
     checkUserId(userId);
     return this.#shred(userId, `/v1/keychains/${encodeURIComponent(userId)}`);
   }
 
   /** Shreds one category of the user (an opt-out); the others stay readable. */
-  async shredCategory(userId: string, category: string): Promise<{ shredded: number }> {
+  async shredCategory(userId: string, category: string): Promise<ShredOutcome> {
     checkUserId(userId);
     if (!isCategory(category)) throw new InvalidInput(CATEGORY_MESSAGE);
     return this.#shred(userId, `/v1/keychains/${encodeURIComponent(userId)}/categories/${category}`);
+  }
+
+  /**
+   * Verifies a deletion receipt with the keys Padlock publishes
+   * (GET /v1/receipts/keys, fetched once and again when a receipt names a kid
+   * not yet seen, e.g. after a rotation) and returns what it attests.
+   * Throws ReceiptInvalid when it does not verify.
+   *
+   * @example
+   *   const { receipt } = await padlock.shredKeychain('alice');
+   *   const claims = await padlock.verifyReceipt(receipt.jws); // claims.sub === 'alice'
+   */
+  async verifyReceipt(jws: string): Promise<ReceiptClaims> {
+    if (typeof jws !== 'string' || jws.length > 65536) throw new InvalidInput('jws must be a string of at most 64 KiB');
+    const kid = kidOf(jws);
+    let jwks = this.#jwks;
+    if (jwks === undefined || (kid !== undefined && !jwks.keys.some((k) => k.kid === kid))) {
+      jwks = await this.#call({ method: 'GET', path: '/v1/receipts/keys', hedge: true }, (_status, json) => {
+        const keys = (json as { keys?: unknown }).keys;
+        if (!Array.isArray(keys)) throw new BadResponse('the JWKS has no keys array');
+        return json as JSONWebKeySet;
+      });
+      this.#jwks = jwks;
+    }
+    const result = await checkReceipt(jws.trim(), jwks);
+    if (!result.ok) throw new ReceiptInvalid(result.reason);
+    return result.claims;
   }
 
   /** Drops this client's cached keys of the user; the next operation asks Padlock again. */
@@ -255,11 +294,14 @@ export class PadlockClient {
     return keys;
   }
 
-  async #shred(userId: string, path: string): Promise<{ shredded: number }> {
+  async #shred(userId: string, path: string): Promise<ShredOutcome> {
     const result = await this.#call({ method: 'DELETE', path, hedge: false }, (_status, json) => {
-      const shredded = (json as { shredded?: unknown }).shredded;
+      const { shredded, receipt } = json as { shredded?: unknown; receipt?: { id?: unknown; jws?: unknown } };
       if (typeof shredded !== 'number') throw new BadResponse('shredded is not a number');
-      return { shredded };
+      if (typeof receipt?.id !== 'string' || typeof receipt.jws !== 'string') {
+        throw new BadResponse('the shred answer has no receipt');
+      }
+      return { shredded, receipt: { id: receipt.id, jws: receipt.jws } };
     });
     this.#lookups.invalidate(userId);
     return result;

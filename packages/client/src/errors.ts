@@ -10,7 +10,8 @@ export type ClientErrorCode =
   | 'PERMISSION_DENIED'
   | 'UNAVAILABLE'
   | 'DECRYPTION_FAILED'
-  | 'INVALID_INPUT';
+  | 'INVALID_INPUT'
+  | 'RECEIPT_INVALID';
 
 /** Base class of every error the SDK throws; `code` is stable across releases. */
 export class PadlockClientError extends Error {
@@ -114,5 +115,13 @@ export class InvalidInput extends PadlockClientError {
   constructor(message: string) {
     super('INVALID_INPUT', message);
     this.name = 'InvalidInput';
+  }
+}
+
+/** A deletion receipt that does not verify with Padlock's published keys; `reason` says which check failed. */
+export class ReceiptInvalid extends PadlockClientError {
+  constructor(readonly reason: string) {
+    super('RECEIPT_INVALID', `the receipt does not verify: ${reason}`);
+    this.name = 'ReceiptInvalid';
   }
 }

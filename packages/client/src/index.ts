@@ -1,4 +1,5 @@
-export { PadlockClient, type CategoryKeysView, type UserKeysView } from './client.js';
+export { PadlockClient, type CategoryKeysView, type UserKeysView, type ShredOutcome } from './client.js';
+export type { ReceiptClaims } from './lib/receipts.js';
 export {
   PadlockClientError,
   KeychainShredded,
@@ -7,6 +8,7 @@ export {
   Unavailable,
   DecryptionFailed,
   InvalidInput,
+  ReceiptInvalid,
   type ClientErrorCode,
   type FailedAttempt,
 } from './errors.js';

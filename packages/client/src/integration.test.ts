@@ -5,7 +5,14 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { PadlockClient } from './client.js';
 import { readEnvelopeHeader } from './envelope.js';
-import { DecryptionFailed, InvalidInput, KeychainNotFound, KeychainShredded, PermissionDenied } from './errors.js';
+import {
+  DecryptionFailed,
+  InvalidInput,
+  KeychainNotFound,
+  KeychainShredded,
+  PermissionDenied,
+  ReceiptInvalid,
+} from './errors.js';
 import type { PadlockClientOptions } from './options.js';
 import { batchGetCount, createDeployment, type Deployment, type PadlockProcess } from './testing/padlock-processes.js';
 
@@ -173,7 +180,18 @@ void describe('client against two real Padlock groups', { timeout: 120_000 }, ()
     const padlock = client([primary, mirror]);
     const ads = await padlock.encrypt('user-0020', 'advertising', 'segments');
     const name = await padlock.encrypt('user-0020', 'profile', 'Zoë');
-    await padlock.shredCategory('user-0020', 'advertising');
+    const { receipt } = await padlock.shredCategory('user-0020', 'advertising');
+    const claims = await padlock.verifyReceipt(receipt.jws);
+    assert.deepEqual([claims.sub, claims.scope, claims.jti], ['user-0020', 'category', receipt.id]);
+    assert.deepEqual(
+      claims.categories.map((c) => c.category),
+      ['advertising'],
+    );
+    // One character changed anywhere (header, claims or signature) and the SDK refuses it.
+    for (const at of [5, Math.floor(receipt.jws.length / 2), receipt.jws.length - 1]) {
+      const changed = receipt.jws.slice(0, at) + (receipt.jws[at] === 'A' ? 'B' : 'A') + receipt.jws.slice(at + 1);
+      await assert.rejects(padlock.verifyReceipt(changed), ReceiptInvalid);
+    }
     const error = await padlock.decrypt('user-0020', ads).then(
       () => undefined,
       (e: unknown) => e,

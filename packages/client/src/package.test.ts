@@ -9,7 +9,7 @@ import { startFakePadlock, type FakePadlock } from './testing/fake-padlock.js';
 
 /*
  * The SDK ships without the server: its package depends on @padlock/core
- * alone (which depends on nothing), its import graph never reaches
+ * and jose (receipt verification; both depend on nothing), its import graph never reaches
  * @padlock/server, and the packed tarballs install and run in an empty
  * directory where better-sqlite3 and cassandra-driver cannot be found.
  */
@@ -69,21 +69,24 @@ void describe('the client package without the server', { timeout: 120_000 }, () 
     rmSync(work, { recursive: true, force: true });
   });
 
-  void it('depends on @padlock/core only, which depends on nothing', () => {
+  void it('depends on @padlock/core and jose only, which depend on nothing', () => {
     const client = readPackage(CLIENT_DIR);
-    assert.deepEqual(client.dependencies, { '@padlock/core': '0.1.0' });
+    assert.deepEqual(Object.keys(client.dependencies ?? {}), ['@padlock/core', 'jose']);
+    assert.equal(client.dependencies?.['@padlock/core'], '0.1.0');
+    const jose = readPackage(resolve(CLIENT_DIR, '../../node_modules/jose'));
+    assert.deepEqual(jose.dependencies ?? {}, {});
     assert.equal(client.peerDependencies, undefined);
     assert.equal(client.optionalDependencies, undefined);
     const core = readPackage(CORE_DIR);
     assert.deepEqual(core.dependencies ?? {}, {});
   });
 
-  void it('has an import graph reaching only node: built-ins and @padlock/core', () => {
+  void it('has an import graph reaching only node: built-ins, @padlock/core and jose', () => {
     const client = importGraph(join(CLIENT_DIR, 'dist/index.js'));
     assert.ok(client.files.size > 5);
     for (const file of client.files) assert.ok(!file.includes('/testing/'), `${file} is test-only`);
     const external = [...client.packages].filter((p) => !p.startsWith('node:'));
-    assert.deepEqual(external, ['@padlock/core']);
+    assert.deepEqual(external.sort(), ['@padlock/core', 'jose']);
     const core = importGraph(join(CORE_DIR, 'dist/index.js'));
     assert.deepEqual(
       [...core.packages].filter((p) => !p.startsWith('node:')),

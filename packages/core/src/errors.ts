@@ -16,6 +16,7 @@ export const ERRORS = {
   PERMISSION_DENIED: { status: 403, message: 'The service is not permitted to do this' },
   ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },
   KEYCHAIN_NOT_FOUND: { status: 404, message: 'The user has no keychain' },
+  RECEIPT_NOT_FOUND: { status: 404, message: 'No receipt has that id' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'The method is not allowed on this route' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time' },
   CONCURRENT_UPDATE: {
@@ -29,6 +30,10 @@ export const ERRORS = {
   OVERLOADED: { status: 503, message: 'The server is overloaded; the request was shed' },
   DEADLINE_EXCEEDED: { status: 503, message: 'The request did not complete within its deadline' },
   STORE_UNAVAILABLE: { status: 503, message: 'The key store is unavailable' },
+  AUDIT_UNAVAILABLE: {
+    status: 503,
+    message: 'The audit log did not take the entry; the change may be done but is not acknowledged: retry',
+  },
   SHUTTING_DOWN: { status: 503, message: 'The server is shutting down' },
   STORE_BEHIND_JOURNAL: {
     status: 503,

@@ -27,6 +27,7 @@ export const KID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const WRAP_FORMAT = 1;
 export const WRAP_ROOT_LABEL = 'padlock/v1/wrap';
 export const WRAP_SERVICE_LABEL = 'padlock/v1/wrap-service';
+export const WRAP_SIGNING_LABEL = 'padlock/v1/wrap-signing';
 const NONCE_LENGTH = 12;
 const TAG_LENGTH = 16;
 const KEY_LENGTH = 32;
@@ -39,6 +40,11 @@ export function rootWrapInfo(ref: RootKeyRef): Buffer {
 /** HKDF info binding a wrapped service derivation key to its service. */
 export function serviceWrapInfo(serviceId: string): Buffer {
   return frame(WRAP_SERVICE_LABEL, [serviceId]);
+}
+
+/** HKDF info binding a wrapped receipt signing key (Ed25519 seed) to its generation. */
+export function signingKeyWrapInfo(generation: number): Buffer {
+  return frame(WRAP_SIGNING_LABEL, [generation]);
 }
 
 /**

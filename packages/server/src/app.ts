@@ -3,6 +3,7 @@ import { L1Cache } from './cache/l1.js';
 import { MemcachedRows } from './cache/memcached.js';
 import { MemcachedClient } from './cache/memcached-client.js';
 import type { PadlockConfig } from './config.js';
+import { AuditLog } from './audit.js';
 import type { AppContext, Route } from './http/route.js';
 import { PadlockHttpServer } from './http/server.js';
 import { JournalGate } from './journal/gate.js';
@@ -15,11 +16,14 @@ import { KeyService } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
+import { ReceiptSigner } from './receipts.js';
 import { batchGet } from './routes/batch-get.js';
 import { createKeychain } from './routes/create-keychain.js';
 import { getKeys } from './routes/get-keys.js';
+import { getReceipt } from './routes/get-receipt.js';
 import { keychainMetadata } from './routes/keychain-metadata.js';
 import { healthz, metrics, openapi, readyz } from './routes/operations.js';
+import { receiptKeys } from './routes/receipt-keys.js';
 import { rotateCategory } from './routes/rotate-category.js';
 import { shredCategory } from './routes/shred-category.js';
 import { shredKeychain } from './routes/shred-keychain.js';
@@ -37,6 +41,9 @@ export const ROUTES: readonly Route[] = [
   shredKeychain,
   shredCategory,
   rotateCategory,
+  // Before getReceipt, whose {receiptId} would match "keys".
+  receiptKeys,
+  getReceipt,
   healthz,
   readyz,
   metrics,
@@ -44,6 +51,32 @@ export const ROUTES: readonly Route[] = [
 ];
 
 export const VERSION = '0.1.0';
+
+/**
+ * The lifecycle for a process that does not serve (the CLI): the store read
+ * directly, no caches, its own audit chain. Call `audit.checkpoint()` before
+ * closing so its chain head is signed.
+ */
+export async function offlineKeyService(
+  store: KeyStore,
+  config: PadlockConfig,
+  log?: Logger,
+): Promise<{ keys: KeyService; receipts: ReceiptSigner; audit: AuditLog }> {
+  const keks = loadKeks(config);
+  const metrics = new Metrics();
+  const receipts = await ReceiptSigner.open(store, keks, log);
+  const audit = new AuditLog(store, {
+    checkpointEveryMs: config.audit.checkpointSeconds * 1000,
+    signer: receipts,
+    ...(log === undefined ? {} : { log }),
+  });
+  const keychains = new Unwrapper(new StoreRows(store, metrics), keks);
+  const keys = new KeyService(store, keychains, keks, config.categories, config.maxStalenessSeconds * 1000, metrics, {
+    receipts,
+    audit,
+  });
+  return { keys, receipts, audit };
+}
 
 export interface Padlock {
   readonly config: PadlockConfig;
@@ -53,6 +86,9 @@ export interface Padlock {
   readonly log: Logger;
   /** The shred journal's gate: whether keys are served, and why not. */
   readonly journal: JournalGate;
+  /** This process's audit chain. */
+  readonly audit: AuditLog;
+  readonly receipts: ReceiptSigner;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
   /** Reads the TLS certificate, key and CA files again (SIGHUP); false when that failed or TLS is off. */
@@ -84,6 +120,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   let memcached: MemcachedClient | undefined;
   let journal: ShredJournal | undefined;
   let gate: JournalGate | undefined;
+  let proofTimer: NodeJS.Timeout | undefined;
   try {
     journal = options.journal ?? (await openJournal(config, keks, log, { write: true }));
     const registry = new ServiceRegistry(store, keks, log, metrics);
@@ -124,7 +161,29 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       checkIntervalMs: config.journal.checkIntervalMs,
       invalidate: (userId) => cached.invalidate(userId),
     });
-    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics, gate);
+    const receipts = await ReceiptSigner.open(store, keks, log);
+    const audit = new AuditLog(store, {
+      checkpointEveryMs: config.audit.checkpointSeconds * 1000,
+      signer: receipts,
+      log,
+    });
+    // A rotation made elsewhere (padlock receipt rotate-key) signs here from the next refresh; a quiet chain
+    // still gets its head checkpointed.
+    proofTimer = setInterval(() => {
+      receipts.refresh().catch((error: unknown) => log.warn('receipt key refresh failed', { error: String(error) }));
+      audit.checkpoint(true).catch(() => undefined);
+    }, config.services.refreshSeconds * 1000);
+    proofTimer.unref();
+    const keys = new KeyService(
+      store,
+      keychains,
+      keks,
+      config.categories,
+      maxStalenessMs,
+      metrics,
+      { receipts, audit },
+      gate,
+    );
     // Before the port opens: a store behind the journal is replayed (journal.replay "auto") or kept shut.
     await gate.start();
     const journalGate = gate;
@@ -194,12 +253,16 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       metrics,
       log,
       journal: journalGate,
+      audit,
+      receipts,
       port,
       reloadTls: () => server.reloadTls(),
       async close() {
         await server.drain();
         registry.stop();
         journalGate.stop();
+        clearInterval(proofTimer);
+        await audit.checkpoint();
         memcached?.close();
         if (options.journal === undefined) await journalGate.journal.close();
         await store.close();
@@ -207,6 +270,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     };
   } catch (error) {
     gate?.stop();
+    clearInterval(proofTimer);
     memcached?.close();
     if (options.journal === undefined) await journal?.close();
     await store.close();

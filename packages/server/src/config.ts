@@ -38,6 +38,8 @@ export interface PadlockConfig {
   };
   readonly services: { readonly refreshSeconds: number };
   readonly journal: JournalConfig;
+  /** The audit log: a signed checkpoint of this process's chain head at most this often (docs/operations.md). */
+  readonly audit: { readonly checkpointSeconds: number };
   readonly drainTimeoutMs: number;
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly requests: boolean };
 }
@@ -337,6 +339,12 @@ export const CONFIG_SCHEMA = {
         replay: { enum: ['auto', 'manual'], default: 'auto' },
         checkIntervalMs: { type: 'integer', minimum: 100, maximum: 60000, default: 1000 },
       },
+    },
+    audit: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { checkpointSeconds: { ...POSITIVE, maximum: 86400, default: 60 } },
     },
     drainTimeoutMs: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
     log: {

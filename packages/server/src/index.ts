@@ -1,4 +1,17 @@
-export { startPadlock, ROUTES, VERSION, type Padlock, type StartOptions } from './app.js';
+export { startPadlock, offlineKeyService, ROUTES, VERSION, type Padlock, type StartOptions } from './app.js';
+export { AuditLog, canonicalJson, entryHash, type AuditEvent, type AuditEntry } from './audit.js';
+export { verifyAudit, verifyChain, exportAudit, type AuditReport, type AuditFinding } from './audit-verify.js';
+export {
+  ReceiptSigner,
+  rotateSigningKey,
+  verifyReceipt,
+  verifySigned,
+  InvalidSignature,
+  RECEIPT_TYP,
+  CHECKPOINT_TYP,
+  type ReceiptClaims,
+  type JsonWebKeySet,
+} from './receipts.js';
 export { parseConfig, loadConfig, ConfigError, CONFIG_SCHEMA, type PadlockConfig } from './config.js';
 export { loadKek, loadKeks } from './kek.js';
 export { createLogger, type Logger, type LogLevel } from './log.js';
@@ -11,7 +24,7 @@ export {
   ServiceRegistry,
   type Service,
 } from './services.js';
-export { KeyService } from './keys.js';
+export { KeyService, type ShredOptions, type ShredResult, type Proofs } from './keys.js';
 export {
   ServiceWriter,
   ServiceWriteError,

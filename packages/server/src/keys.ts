@@ -1,9 +1,11 @@
 import { deriveKey, PadlockError, SecretBytes, wrapRootKey, type KekRing } from '@padlock/core';
+import type { AuditLog } from './audit.js';
 import { timed, type Keychain, type KeychainSource } from './keychain.js';
 import type { JournalGate } from './journal/gate.js';
 import type { Metrics } from './metrics.js';
 import type { Service } from './services.js';
-import type { KeyRow, KeyStore, NewKeyRow } from './store/types.js';
+import { newReceiptId, type JsonWebKeySet, type ReceiptClaims, type ReceiptSigner } from './receipts.js';
+import type { KeyRow, KeyStore, NewKeyRow, ReceiptRecord } from './store/types.js';
 
 /*
  * The keychain lifecycle (DESIGN.md section 3) and the derived keys a service
@@ -28,6 +30,24 @@ export interface DerivedKeychain {
   readonly maxAgeSeconds: number;
 }
 
+/** Who asked for a shred, and under which schedule (none for an immediate one). */
+export interface ShredOptions {
+  readonly requestedBy: string;
+  readonly scheduleId?: string;
+}
+
+/** What a completed shred returns: how many versions it destroyed, and its signed receipt. */
+export interface ShredResult {
+  readonly shredded: number;
+  readonly receipt: { readonly receiptId: string; readonly jws: string; readonly claims: ReceiptClaims };
+}
+
+/** Where every completed change is proven: receipts for shreds, the audit log for everything. */
+export interface Proofs {
+  readonly receipts: ReceiptSigner;
+  readonly audit: AuditLog;
+}
+
 export class KeyService {
   constructor(
     private readonly store: KeyStore,
@@ -36,12 +56,16 @@ export class KeyService {
     readonly categories: readonly string[],
     private readonly maxStalenessMs: number,
     private readonly metrics: Metrics,
+    private readonly proofs: Proofs,
     /** The shred journal and the gate that keeps keys from being served out of a store behind it. */
     private readonly journal?: JournalGate,
   ) {}
 
   /** Creates a user's keychain (version 1 of every configured category) unless present; race-free. */
-  async create(userId: string): Promise<{ created: boolean; keychain: Keychain }> {
+  async create(
+    userId: string,
+    requestedBy: string,
+  ): Promise<{ created: boolean; keychain: Keychain; inserted: string[] }> {
     this.journal?.assertOpen();
     const now = Date.now();
     const rows: NewKeyRow[] = this.categories.map((category) => {
@@ -51,15 +75,22 @@ export class KeyService {
       return { category, version: 1, wrapped, createdAt: now };
     });
     const inserted = await timed(this.metrics, 'insert', this.store.insertKeys(userId, rows));
-    if (inserted.length > 0) await this.keychains.invalidate(userId);
+    if (inserted.length > 0) {
+      await this.keychains.invalidate(userId);
+      await this.proofs.audit.append(requestedBy, {
+        type: 'keychain.create',
+        userId,
+        categories: inserted.map((r) => r.category),
+      });
+    }
     const keychain = await this.keychains.get(userId, true);
     if (keychain === null)
       throw new PadlockError('STORE_UNAVAILABLE', 'the keychain was written but could not be read back');
-    return { created: inserted.length > 0, keychain };
+    return { created: inserted.length > 0, keychain, inserted: inserted.map((r) => r.category) };
   }
 
   /** Adds a new version of one category; the old versions stay readable until shredded. */
-  async rotate(userId: string, category: string): Promise<{ version: number }> {
+  async rotate(userId: string, category: string, requestedBy: string): Promise<{ version: number }> {
     const rows = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
     if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND');
     const latest = rows.filter((r) => r.category === category).reduce((max, r) => Math.max(max, r.version), 0);
@@ -74,11 +105,19 @@ export class KeyService {
     );
     await this.keychains.invalidate(userId);
     if (inserted.length === 0) throw new PadlockError('CONCURRENT_UPDATE');
+    await this.proofs.audit.append(requestedBy, { type: 'category.rotate', userId, category, version });
     return { version };
   }
 
-  /** Shreds one category, or the whole keychain; returns how many versions this call destroyed. */
-  async shred(userId: string, category: string | undefined): Promise<{ shredded: number }> {
+  /**
+   * Shreds one category, or the whole keychain: the one path every shred takes,
+   * immediate or scheduled. Once the keys are destroyed it signs and stores a
+   * receipt and appends the audit entry; only then is the shred acknowledged.
+   * If either fails the call rejects (the keys stay destroyed): a repeated
+   * shred destroys nothing more and issues the receipt and entry, covering
+   * every shredded version of its scope with the time each was shredded.
+   */
+  async shred(userId: string, category: string | undefined, options: ShredOptions): Promise<ShredResult> {
     const rows = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
     if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND');
     const at = Date.now();
@@ -88,7 +127,60 @@ export class KeyService {
     const shredded = await timed(this.metrics, 'shred', this.store.shred(userId, category, at));
     if (entry !== undefined) await this.journal?.applied(entry);
     await this.keychains.invalidate(userId);
-    return { shredded };
+    const after = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
+    const byCategory = new Map<string, { version: number; shreddedAt: number }[]>();
+    for (const row of after) {
+      if (category !== undefined && row.category !== category) continue;
+      const versions = byCategory.get(row.category) ?? [];
+      // A row a shred raced with (a rotate's new version) may still be live: the receipt names only shredded ones.
+      if (row.wrapped === null) versions.push({ version: row.version, shreddedAt: row.shreddedAt ?? at });
+      byCategory.set(row.category, versions);
+    }
+    const claims: ReceiptClaims = {
+      iss: 'padlock',
+      jti: newReceiptId(),
+      sub: userId,
+      iat: Math.floor(at / 1000),
+      shreddedAt: at,
+      scope: category === undefined ? 'keychain' : 'category',
+      categories: [...byCategory].map(([name, versions]) => ({ category: name, versions })),
+      requestedBy: options.requestedBy,
+      scheduleId: options.scheduleId ?? null,
+    };
+    const jws = await this.proofs.receipts.sign(claims);
+    await timed(this.metrics, 'receipt', this.store.putReceipt({ receiptId: claims.jti, userId, issuedAt: at, jws }));
+    await this.proofs.audit.append(options.requestedBy, {
+      type: category === undefined ? 'keychain.shred' : 'category.shred',
+      userId,
+      categories: claims.categories.map((c) => c.category),
+      shredded,
+      receiptId: claims.jti,
+      scheduleId: claims.scheduleId,
+    });
+    return { shredded, receipt: { receiptId: claims.jti, jws, claims } };
+  }
+
+  /**
+   * This process's audit log, for the paths that change more than keys
+   * (schedules, holds): `app.keys.audit.append(actor, event)`.
+   */
+  get audit(): AuditLog {
+    return this.proofs.audit;
+  }
+
+  /** A stored receipt by id, or undefined. */
+  getReceipt(receiptId: string): Promise<ReceiptRecord | undefined> {
+    return timed(this.metrics, 'receipt', this.store.getReceipt(receiptId));
+  }
+
+  /** A user's receipts, oldest first. */
+  receiptsOf(userId: string): Promise<ReceiptRecord[]> {
+    return timed(this.metrics, 'receipt', this.store.listReceipts(userId));
+  }
+
+  /** Every published receipt verification key (JWKS), retired ones included. */
+  get receiptKeys(): JsonWebKeySet {
+    return this.proofs.receipts.jwks;
   }
 
   /** Every row's metadata, never key bytes. */

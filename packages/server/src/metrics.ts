@@ -164,6 +164,12 @@ export class Metrics {
   readonly storeDuration = new Histogram('padlock_store_duration_seconds', 'Key store call latency by operation');
   readonly storeErrors = new Counter('padlock_store_errors_total', 'Key store call failures by operation');
   readonly keysDerived = new Counter('padlock_keys_derived_total', 'Derived keys handed out');
+  /**
+   * Key lookups by service and category: counted, not audited one by one (a
+   * lookup changes nothing, and at 1 M/s an entry each would outweigh the log
+   * of every change; docs/deleting-a-user.md). Bounded: services x categories.
+   */
+  readonly lookups = new Counter('padlock_lookups_total', 'Keys looked up (per user), by service and category');
   readonly integrityFailures = new Counter(
     'padlock_store_integrity_failures_total',
     'Store rows refused by their MAC check, by row kind and reason, counted at every service refresh',
@@ -182,6 +188,12 @@ export class Metrics {
     'Requests refused for their client certificate, by reason (unmapped, mismatch, missing)',
   );
   readonly gauges = new Gauge('padlock_gauge', 'Point-in-time values by name');
+
+  /** Counts `users` lookups of each category by one service. */
+  countLookups(serviceId: string, categories: readonly string[], users = 1): void {
+    for (const category of categories) this.lookups.incKey(labelKey({ service: serviceId, category }), users);
+  }
+
   readonly #all: Metric[] = [
     this.requests,
     this.requestDuration,
@@ -194,6 +206,7 @@ export class Metrics {
     this.storeDuration,
     this.storeErrors,
     this.keysDerived,
+    this.lookups,
     this.integrityFailures,
     this.tlsHandshakes,
     this.tlsHandshakeFailures,

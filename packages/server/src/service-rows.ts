@@ -1,4 +1,5 @@
 import { isTlsIdentity, type KekRing } from '@padlock/core';
+import type { AuditLog } from './audit.js';
 import { macRow, rowMacKid, verifyRowMac, type MacField } from './row-mac.js';
 import type {
   CredentialRecord,
@@ -169,19 +170,50 @@ function backoff(attempt: number): Promise<void> {
  *   await writer.addCredential('newsletter', record);
  */
 export class ServiceWriter {
+  /**
+   * With `audit`, every change that lands is appended to the audit log as
+   * done by `audit.actor`; a change whose entry is not taken rejects
+   * AUDIT_UNAVAILABLE (the row is written: repeat the command to record it).
+   */
   constructor(
     private readonly store: KeyStore,
     private readonly keks: KekRing,
+    private readonly audit?: { readonly log: AuditLog; readonly actor: string },
   ) {}
 
   /** Creates a sealed service with no credentials; false when the id is taken. */
-  create(row: Omit<ServiceRow, 'generation' | 'credentialStates' | 'mac'>): Promise<boolean> {
-    return this.store.createService(sealService(this.keks, { ...row, generation: 1, credentialStates: [] }));
+  async create(row: Omit<ServiceRow, 'generation' | 'credentialStates' | 'mac'>): Promise<boolean> {
+    const created = await this.store.createService(
+      sealService(this.keks, { ...row, generation: 1, credentialStates: [] }),
+    );
+    if (created) await this.#permissionsChanged('service.create', row.serviceId, row.permissions);
+    return created;
   }
 
-  /** False when there is no such service. */
-  setPermissions(serviceId: string, permissions: ServicePermissions): Promise<boolean> {
-    return this.#update(serviceId, () => ({ permissions }));
+  /** False when there is no such service. `event` names the change in the audit log. */
+  async setPermissions(
+    serviceId: string,
+    permissions: ServicePermissions,
+    event: 'service.grant' | 'service.revoke' = 'service.grant',
+  ): Promise<boolean> {
+    const done = await this.#update(serviceId, () => ({ permissions }));
+    if (done) await this.#permissionsChanged(event, serviceId, permissions);
+    return done;
+  }
+
+  async #permissionsChanged(
+    type: 'service.create' | 'service.grant' | 'service.revoke',
+    serviceId: string,
+    p: ServicePermissions,
+  ): Promise<void> {
+    await this.audit?.log.append(this.audit.actor, {
+      type,
+      serviceId,
+      read: [...p.read],
+      create: p.create,
+      rotate: p.rotate,
+      shred: p.shred,
+    });
   }
 
   /** False when there is no such service; throws on a malformed identity (tlsIdentityProblem says which). */
@@ -191,16 +223,26 @@ export class ServiceWriter {
   }
 
   /** Adds a live credential (from newCredential); false when there is no such service. */
-  addCredential(serviceId: string, credential: Omit<CredentialRecord, 'mac'>): Promise<boolean> {
-    return this.#update(serviceId, () => ({ credentials: [{ ...credential, revokedAt: null }] }));
+  async addCredential(serviceId: string, credential: Omit<CredentialRecord, 'mac'>): Promise<boolean> {
+    const done = await this.#update(serviceId, () => ({ credentials: [{ ...credential, revokedAt: null }] }));
+    // The id only: never the verifier, let alone the credential.
+    if (done)
+      await this.audit?.log.append(this.audit.actor, {
+        type: 'credential.add',
+        serviceId,
+        credentialId: credential.credentialId,
+      });
+    return done;
   }
 
   /** Revokes a live credential; false when the service has no such live credential. */
-  revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean> {
-    return this.#update(serviceId, (current) => {
+  async revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean> {
+    const done = await this.#update(serviceId, (current) => {
       const live = current.credentials.find((c) => c.credentialId === credentialId && c.revokedAt === null);
       return live === undefined ? undefined : { credentials: [{ ...live, revokedAt: at }] };
     });
+    if (done) await this.audit?.log.append(this.audit.actor, { type: 'credential.revoke', serviceId, credentialId });
+    return done;
   }
 
   /**

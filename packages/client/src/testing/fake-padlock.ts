@@ -81,7 +81,8 @@ export function defaultHandler(request: RecordedRequest, fake: FakePadlock): Fak
   if (request.method === 'DELETE' && request.path.startsWith('/v1/keychains/')) {
     const [userId, , category] = request.path.slice('/v1/keychains/'.length).split('/').map(decodeURIComponent);
     fake.shredded.add(category === undefined ? userId! : `${userId!}/${category}`);
-    return { status: 200, body: { userId, shredded: 1 } };
+    // A receipt of the right shape; its signature is the real server's business (integration.test).
+    return { status: 200, body: { userId, shredded: 1, receipt: { id: '0'.repeat(32), jws: 'e30.e30.AA' } } };
   }
   return { status: 404, body: { error: { code: 'ROUTE_NOT_FOUND', message: `no route for ${request.path}` } } };
 }

@@ -16,6 +16,7 @@ import {
   type KeysBody,
   type MetadataBody,
 } from '../testing/harness.js';
+import { withoutReceipt } from '../testing/receipts.js';
 
 const READ_ONLY = { read: [...CATEGORIES], create: false, rotate: false, shred: false };
 
@@ -200,7 +201,7 @@ describe('v1 routes', () => {
     assert.equal((await h.call('GET', '/v1/keys/gina')).status, 200);
     const reply = await h.call('DELETE', '/v1/keychains/gina');
     assert.equal(reply.status, 200, reply.text);
-    assert.deepEqual(reply.body, { userId: 'gina', shredded: 3 });
+    assert.deepEqual(withoutReceipt(reply.body), { userId: 'gina', shredded: 3 });
     assertError(await h.call('GET', '/v1/keys/gina'), 410, 'KEYCHAIN_SHREDDED');
     assert.equal((await h.rootKeys('gina')).size, 0, 'a root key is still in the store');
     const meta = (await h.call('GET', '/v1/keychains/gina')).body as MetadataBody;
@@ -208,7 +209,10 @@ describe('v1 routes', () => {
       assert.equal(c.state, 'shredded');
       assert.ok(c.versions.every((v) => v.state === 'shredded' && v.shreddedAt !== null));
     }
-    assert.deepEqual((await h.call('DELETE', '/v1/keychains/gina')).body, { userId: 'gina', shredded: 0 });
+    assert.deepEqual(withoutReceipt((await h.call('DELETE', '/v1/keychains/gina')).body), {
+      userId: 'gina',
+      shredded: 0,
+    });
 
     const recreate = await h.call('POST', '/v1/keychains', { json: { userId: 'gina' } });
     assert.equal(recreate.status, 200, 'create must not revive a shredded keychain');
@@ -222,7 +226,7 @@ describe('v1 routes', () => {
     const created = await create('hank');
     const reply = await h.call('DELETE', '/v1/keychains/hank/categories/advertising');
     assert.equal(reply.status, 200, reply.text);
-    assert.deepEqual(reply.body, { userId: 'hank', category: 'advertising', shredded: 1 });
+    assert.deepEqual(withoutReceipt(reply.body), { userId: 'hank', category: 'advertising', shredded: 1 });
     const after = (await h.call('GET', '/v1/keys/hank')).body as KeysBody;
     assert.equal(after.status, 'ok');
     assert.deepEqual(
@@ -232,7 +236,7 @@ describe('v1 routes', () => {
     assert.equal(keyOf(after, 'profile', 1), keyOf(created, 'profile', 1));
     assertError(await h.call('GET', '/v1/keys/hank?categories=advertising'), 410, 'KEYCHAIN_SHREDDED');
     const again = await h.call('DELETE', '/v1/keychains/hank/categories/advertising');
-    assert.deepEqual(again.body, { userId: 'hank', category: 'advertising', shredded: 0 });
+    assert.deepEqual(withoutReceipt(again.body), { userId: 'hank', category: 'advertising', shredded: 0 });
     assertError(await h.call('DELETE', '/v1/keychains/nobody/categories/profile'), 404, 'KEYCHAIN_NOT_FOUND');
   });
 

@@ -42,6 +42,7 @@ export const batchGet: Route = {
     // The body schema has checked every id against the user id grammar.
     const ids = userIds as string[];
     const categories = readableCategories(service!, named, app.keys.categories, 'categories');
+    app.metrics.countLookups(service!.serviceId, categories.list, ids.length);
     // Users the in-process cache holds are answered at once; the others are read in one getMany.
     const found: (Keychain | null | undefined)[] = app.keys.peekMany(ids);
     const missing = ids.filter((_, i) => found[i] === undefined);

@@ -27,7 +27,7 @@ export const createKeychain: Route = {
   async handle({ body, service, app }) {
     requireRight(service!, 'create');
     const userId = userIdFrom((body as { userId: unknown }).userId, 'userId');
-    const { created, keychain } = await app.keys.create(userId);
+    const { created, keychain } = await app.keys.create(userId, service!.serviceId);
     const readable = app.keys.categories.filter((c) => service!.readable.has(c));
     const derived = app.keys.derive(service!, userId, keychain, readable);
     const text = JSON.stringify({ created, ...keychainJson(derived) });

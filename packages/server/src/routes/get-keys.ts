@@ -56,6 +56,7 @@ export const getKeys: Route = {
 };
 
 function answer(app: AppContext, service: Service, keychain: Keychain | null, categories: CategoryChoice): Reply {
+  app.metrics.countLookups(service.serviceId, categories.list);
   if (keychain === null) throw new PadlockError('KEYCHAIN_NOT_FOUND');
   const rendered = renderedKeys(app.keys, service, keychain, categories);
   if (rendered.status === 'shredded') throw new PadlockError('KEYCHAIN_SHREDDED');

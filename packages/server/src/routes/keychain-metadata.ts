@@ -4,14 +4,14 @@ export const keychainMetadata: Route = {
   method: 'GET',
   path: '/v1/keychains/{userId}',
   operationId: 'getKeychainMetadata',
-  summary: "A keychain's metadata: categories, versions, states and times, never key bytes",
+  summary: "A keychain's metadata: categories, versions, states and times, receipts; never key bytes",
   description:
     'Read from the store at its strongest local consistency, not from a cache. Any authenticated service may ask.',
   auth: true,
   responses: { 200: 'Metadata', 400: 'Bad user id', 401: 'Bad credential', 404: 'No keychain' },
   async handle({ params, app }) {
     const userId = userIdFrom(params['userId'], 'userId');
-    const rows = await app.keys.metadata(userId);
+    const [rows, receipts] = await Promise.all([app.keys.metadata(userId), app.keys.receiptsOf(userId)]);
     const categories = new Map<
       string,
       { version: number; state: string; createdAt: string; shreddedAt: string | null }[]
@@ -35,6 +35,7 @@ export const keychainMetadata: Route = {
           state: versions.some((v) => v.state === 'active') ? 'active' : 'shredded',
           versions,
         })),
+        receipts: receipts.map((r) => ({ id: r.receiptId, issuedAt: new Date(r.issuedAt).toISOString() })),
       },
     };
   },

@@ -21,7 +21,7 @@ export const rotateCategory: Route = {
     requireRight(service!, 'rotate');
     const userId = userIdFrom(params['userId'], 'userId');
     const category = categoryFrom(params['category'], 'category', app.keys.categories);
-    const { version } = await app.keys.rotate(userId, category);
+    const { version } = await app.keys.rotate(userId, category, service!.serviceId);
     return { status: 201, body: { userId, category, version } };
   },
 };

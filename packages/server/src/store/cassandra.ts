@@ -2,7 +2,19 @@ import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config.js';
 import { connectFailure, connectionSecurity } from './cassandra-security.js';
 import { joinCredentialStates, joinIdentities, splitCredentialStates, splitIdentities } from './columns.js';
-import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ReadOptions, ServiceRecord, ServiceRow } from './types.js';
+import type {
+  AuditCheckpointRow,
+  AuditRow,
+  CredentialRecord,
+  KeyRow,
+  KeyStore,
+  NewKeyRow,
+  ReadOptions,
+  ReceiptRecord,
+  ServiceRecord,
+  ServiceRow,
+  SigningKeyRecord,
+} from './types.js';
 
 const { consistencies } = cassandra.types;
 
@@ -109,6 +121,26 @@ export function schemaStatements(keyspace: string, replication: Readonly<Record<
       PRIMARY KEY ((service_id), credential_id)
     ) WITH ${options}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.journal_applied (id int PRIMARY KEY, position bigint) WITH ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.receipts (
+      receipt_id text PRIMARY KEY, user_id text, issued_at timestamp, jws text
+    ) WITH ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.receipts_by_user (
+      user_id text, issued_at timestamp, receipt_id text, jws text,
+      PRIMARY KEY ((user_id), issued_at, receipt_id)
+    ) WITH ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.signing_keys (
+      generation int PRIMARY KEY, kid text, wrapped blob, created_at timestamp
+    ) WITH ${options}`,
+    // One partition per writer's chain; DISTINCT chain_id lists the chains from the entries themselves,
+    // so no separate list of chains can be edited to hide one.
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.audit_entries (
+      chain_id text, seq int, at timestamp, body text, hash text,
+      PRIMARY KEY ((chain_id), seq)
+    ) WITH CLUSTERING ORDER BY (seq ASC) AND ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.audit_checkpoints (
+      chain_id text, seq int, at timestamp, jws text,
+      PRIMARY KEY ((chain_id), seq)
+    ) WITH CLUSTERING ORDER BY (seq ASC) AND ${options}`,
   ];
 }
 
@@ -400,6 +432,133 @@ export class CassandraKeyStore implements KeyStore {
     });
   }
 
+  async putReceipt(r: ReceiptRecord): Promise<void> {
+    const issuedAt = new Date(r.issuedAt);
+    await this.#client.batch(
+      [
+        {
+          query: `INSERT INTO ${this.#ks}.receipts (receipt_id, user_id, issued_at, jws) VALUES (?, ?, ?, ?)`,
+          params: [r.receiptId, r.userId, issuedAt, r.jws],
+        },
+        {
+          query: `INSERT INTO ${this.#ks}.receipts_by_user (user_id, issued_at, receipt_id, jws) VALUES (?, ?, ?, ?)`,
+          params: [r.userId, issuedAt, r.receiptId, r.jws],
+        },
+      ],
+      { prepare: true, consistency: consistencies.localQuorum, readTimeout: this.#readTimeout },
+    );
+  }
+
+  async getReceipt(receiptId: string): Promise<ReceiptRecord | undefined> {
+    const result = await this.#exec(
+      'SELECT receipt_id, user_id, issued_at, jws FROM {ks}.receipts WHERE receipt_id = ?',
+      [receiptId],
+      consistencies.localQuorum,
+    );
+    const row = result.first() as Row | null;
+    return row === null ? undefined : toReceipt(row);
+  }
+
+  async listReceipts(userId: string): Promise<ReceiptRecord[]> {
+    const result = await this.#exec(
+      'SELECT receipt_id, user_id, issued_at, jws FROM {ks}.receipts_by_user WHERE user_id = ?',
+      [userId],
+      consistencies.localQuorum,
+    );
+    return result.rows.map(toReceipt);
+  }
+
+  async insertSigningKey(key: SigningKeyRecord): Promise<boolean> {
+    const result = await this.#exec(
+      'INSERT INTO {ks}.signing_keys (generation, kid, wrapped, created_at) VALUES (?, ?, ?, ?) IF NOT EXISTS',
+      [key.generation, key.kid, Buffer.from(key.wrapped), new Date(key.createdAt)],
+      consistencies.localQuorum,
+    );
+    return result.first()?.['[applied]'] === true;
+  }
+
+  async listSigningKeys(): Promise<SigningKeyRecord[]> {
+    // SERIAL, so a key another server inserted with IF NOT EXISTS a moment ago is seen.
+    const result = await this.#exec(
+      'SELECT generation, kid, wrapped, created_at FROM {ks}.signing_keys',
+      [],
+      consistencies.localSerial,
+    );
+    return result.rows
+      .map((r) => ({
+        generation: r['generation'] as number,
+        kid: r['kid'] as string,
+        wrapped: r['wrapped'] as Buffer,
+        createdAt: time(r['created_at']) ?? 0,
+      }))
+      .sort((a, b) => a.generation - b.generation);
+  }
+
+  async appendAudit(row: AuditRow): Promise<boolean> {
+    const result = await this.#exec(
+      'INSERT INTO {ks}.audit_entries (chain_id, seq, at, body, hash) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS',
+      [row.chainId, row.seq, new Date(row.at), row.body, row.hash],
+      consistencies.localQuorum,
+    );
+    return result.first()?.['[applied]'] === true;
+  }
+
+  async listAuditChains(): Promise<string[]> {
+    const [entries, checkpoints] = await Promise.all([
+      this.#exec('SELECT DISTINCT chain_id FROM {ks}.audit_entries', [], consistencies.localQuorum, {
+        fetchSize: 5000,
+      }),
+      this.#exec('SELECT DISTINCT chain_id FROM {ks}.audit_checkpoints', [], consistencies.localQuorum, {
+        fetchSize: 5000,
+      }),
+    ]);
+    const ids = new Set([...entries.rows, ...checkpoints.rows].map((r) => r['chain_id'] as string));
+    return [...ids].sort();
+  }
+
+  async readAuditChain(chainId: string): Promise<AuditRow[]> {
+    const rows: AuditRow[] = [];
+    const query = `SELECT chain_id, seq, at, body, hash FROM ${this.#ks}.audit_entries WHERE chain_id = ?`;
+    for await (const r of this.#client.stream(query, [chainId], {
+      prepare: true,
+      consistency: consistencies.localQuorum,
+      readTimeout: this.#readTimeout,
+      fetchSize: 1000,
+    }) as unknown as AsyncIterable<Row>) {
+      rows.push({
+        chainId: r['chain_id'] as string,
+        seq: r['seq'] as number,
+        at: time(r['at']) ?? 0,
+        body: r['body'] as string,
+        hash: r['hash'] as string,
+      });
+    }
+    return rows;
+  }
+
+  async putAuditCheckpoint(c: AuditCheckpointRow): Promise<void> {
+    await this.#exec(
+      'INSERT INTO {ks}.audit_checkpoints (chain_id, seq, at, jws) VALUES (?, ?, ?, ?)',
+      [c.chainId, c.seq, new Date(c.at), c.jws],
+      consistencies.localQuorum,
+    );
+  }
+
+  async listAuditCheckpoints(chainId: string): Promise<AuditCheckpointRow[]> {
+    const result = await this.#exec(
+      'SELECT chain_id, seq, at, jws FROM {ks}.audit_checkpoints WHERE chain_id = ?',
+      [chainId],
+      consistencies.localQuorum,
+      { fetchSize: 5000 },
+    );
+    return result.rows.map((r) => ({
+      chainId: r['chain_id'] as string,
+      seq: r['seq'] as number,
+      at: time(r['at']) ?? 0,
+      jws: r['jws'] as string,
+    }));
+  }
+
   async close(): Promise<void> {
     await this.#client.shutdown();
   }
@@ -445,6 +604,15 @@ function toKeyRow(row: Row): KeyRow {
     wrapped: wrapped === null || wrapped.length === 0 ? null : wrapped,
     createdAt: time(row['created_at']) ?? 0,
     shreddedAt: time(row['shredded_at']),
+  };
+}
+
+function toReceipt(row: Row): ReceiptRecord {
+  return {
+    receiptId: row['receipt_id'] as string,
+    userId: row['user_id'] as string,
+    issuedAt: time(row['issued_at']) ?? 0,
+    jws: row['jws'] as string,
   };
 }
 

@@ -344,5 +344,74 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
         assert.equal(read?.generation, 2);
       });
     });
+
+    describe('receipts, signing keys and the audit log', () => {
+      it("stores a receipt, finds it by id and lists a user's receipts oldest first", async () => {
+        const userId = freshUser();
+        const a = { receiptId: randomBytes(16).toString('hex'), userId, issuedAt: 1000, jws: 'a.b.c' };
+        const b = { receiptId: randomBytes(16).toString('hex'), userId, issuedAt: 2000, jws: 'd.e.f' };
+        await store.putReceipt(b);
+        await store.putReceipt(a);
+        assert.deepEqual(await store.getReceipt(a.receiptId), a);
+        assert.equal(await store.getReceipt(randomBytes(16).toString('hex')), undefined);
+        assert.deepEqual(await store.listReceipts(userId), [a, b]);
+        assert.deepEqual(await store.listReceipts(freshUser()), []);
+      });
+
+      it('inserts a signing key generation once, racing over two connections', async () => {
+        const peer = await target.openPeer();
+        const generation = 1000 + Math.floor(Math.random() * 1_000_000);
+        const key = (kid: string) => ({ generation, kid, wrapped: randomBytes(60), createdAt: 5000 });
+        const results = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? store : peer).insertSigningKey(key(`kid-${i}`))),
+        );
+        assert.equal(results.filter(Boolean).length, 1);
+        const winner = `kid-${results.indexOf(true)}`;
+        const listed = (await peer.listSigningKeys()).filter((k) => k.generation === generation);
+        assert.deepEqual(
+          listed.map((k) => k.kid),
+          [winner],
+        );
+        const all = await store.listSigningKeys();
+        assert.deepEqual(
+          all.map((k) => k.generation),
+          [...all.map((k) => k.generation)].sort((x, y) => x - y),
+          'listed by generation',
+        );
+      });
+
+      it('appends an audit entry once per (chain, seq), lists chains and reads a chain by seq', async () => {
+        const chainId = `conf-${randomUUID()}`;
+        const entry = (seq: number, body: string) => ({ chainId, seq, at: seq * 10, body, hash: `h${seq}` });
+        assert.equal(await store.appendAudit(entry(2, 'two')), true);
+        assert.equal(await store.appendAudit(entry(1, 'one')), true);
+        const peer = await target.openPeer();
+        const racing = await Promise.all([store.appendAudit(entry(3, 'x')), peer.appendAudit(entry(3, 'y'))]);
+        assert.equal(racing.filter(Boolean).length, 1, 'one of two writers of the same seq wins');
+        assert.equal(await store.appendAudit(entry(1, 'again')), false);
+        const rows = await peer.readAuditChain(chainId);
+        assert.deepEqual(
+          rows.map((r) => [r.seq, r.body, r.at]),
+          [
+            [1, 'one', 10],
+            [2, 'two', 20],
+            [3, racing[0] ? 'x' : 'y', 30],
+          ],
+        );
+        assert.ok((await store.listAuditChains()).includes(chainId));
+        assert.deepEqual(await store.readAuditChain(`conf-${randomUUID()}`), []);
+      });
+
+      it('stores checkpoints by chain and seq, listed in seq order', async () => {
+        const chainId = `conf-${randomUUID()}`;
+        await store.putAuditCheckpoint({ chainId, seq: 9, at: 90, jws: 'x.y.z' });
+        await store.putAuditCheckpoint({ chainId, seq: 3, at: 30, jws: 'a.b.c' });
+        assert.deepEqual(await store.listAuditCheckpoints(chainId), [
+          { chainId, seq: 3, at: 30, jws: 'a.b.c' },
+          { chainId, seq: 9, at: 90, jws: 'x.y.z' },
+        ]);
+        assert.ok((await store.listAuditChains()).includes(chainId), 'a chain with only checkpoints is listed');
+      });
+    });
   });
 }

@@ -1,6 +1,17 @@
 import Database from 'better-sqlite3';
 import { joinCredentialStates, joinIdentities, splitCredentialStates, splitIdentities } from './columns.js';
-import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ServiceRecord, ServiceRow } from './types.js';
+import type {
+  AuditCheckpointRow,
+  AuditRow,
+  CredentialRecord,
+  KeyRow,
+  KeyStore,
+  NewKeyRow,
+  ReceiptRecord,
+  ServiceRecord,
+  ServiceRow,
+  SigningKeyRecord,
+} from './types.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or ":memory:". */
@@ -83,7 +94,42 @@ CREATE TABLE IF NOT EXISTS journal_applied (
   position INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO journal_applied (id, position) VALUES (0, 0);
+CREATE TABLE IF NOT EXISTS receipts (
+  receipt_id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  issued_at INTEGER NOT NULL,
+  jws TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS receipts_by_user ON receipts (user_id, issued_at);
+CREATE TABLE IF NOT EXISTS signing_keys (
+  generation INTEGER PRIMARY KEY,
+  kid TEXT NOT NULL,
+  wrapped BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_entries (
+  chain_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (chain_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+  chain_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  jws TEXT NOT NULL,
+  PRIMARY KEY (chain_id, seq)
+) WITHOUT ROWID;
 `;
+
+interface ReceiptSql {
+  receipt_id: string;
+  user_id: string;
+  issued_at: number;
+  jws: string;
+}
 
 /**
  * The embedded store. WAL for concurrent readers; secure_delete so shredded
@@ -256,6 +302,91 @@ export class SqliteKeyStore implements KeyStore {
     );
   }
 
+  putReceipt(r: ReceiptRecord): Promise<void> {
+    this.#db
+      .prepare('INSERT INTO receipts (receipt_id, user_id, issued_at, jws) VALUES (?, ?, ?, ?)')
+      .run(r.receiptId, r.userId, r.issuedAt, r.jws);
+    return Promise.resolve();
+  }
+
+  getReceipt(receiptId: string): Promise<ReceiptRecord | undefined> {
+    const row = this.#db.prepare<[string], ReceiptSql>('SELECT * FROM receipts WHERE receipt_id = ?').get(receiptId);
+    return Promise.resolve(row === undefined ? undefined : toReceipt(row));
+  }
+
+  listReceipts(userId: string): Promise<ReceiptRecord[]> {
+    const rows = this.#db
+      .prepare<[string], ReceiptSql>('SELECT * FROM receipts WHERE user_id = ? ORDER BY issued_at, receipt_id')
+      .all(userId);
+    return Promise.resolve(rows.map(toReceipt));
+  }
+
+  insertSigningKey(key: SigningKeyRecord): Promise<boolean> {
+    const result = this.#db
+      .prepare('INSERT OR IGNORE INTO signing_keys (generation, kid, wrapped, created_at) VALUES (?, ?, ?, ?)')
+      .run(key.generation, key.kid, Buffer.from(key.wrapped), key.createdAt);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  listSigningKeys(): Promise<SigningKeyRecord[]> {
+    const rows = this.#db
+      .prepare<[], { generation: number; kid: string; wrapped: Buffer; created_at: number }>(
+        'SELECT * FROM signing_keys ORDER BY generation',
+      )
+      .all();
+    return Promise.resolve(
+      rows.map((r) => ({ generation: r.generation, kid: r.kid, wrapped: r.wrapped, createdAt: r.created_at })),
+    );
+  }
+
+  appendAudit(row: AuditRow): Promise<boolean> {
+    const result = this.#db
+      .prepare('INSERT OR IGNORE INTO audit_entries (chain_id, seq, at, body, hash) VALUES (?, ?, ?, ?, ?)')
+      .run(row.chainId, row.seq, row.at, row.body, row.hash);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  listAuditChains(): Promise<string[]> {
+    const rows = this.#db
+      .prepare<[], { chain_id: string }>(
+        'SELECT chain_id FROM audit_entries UNION SELECT chain_id FROM audit_checkpoints ORDER BY chain_id',
+      )
+      .all();
+    return Promise.resolve(rows.map((r) => r.chain_id));
+  }
+
+  readAuditChain(chainId: string): Promise<AuditRow[]> {
+    const rows = this.#db
+      .prepare<[string], { chain_id: string; seq: number; at: number; body: string; hash: string }>(
+        'SELECT * FROM audit_entries WHERE chain_id = ? ORDER BY seq',
+      )
+      .all(chainId);
+    return Promise.resolve(
+      rows.map((r) => ({ chainId: r.chain_id, seq: r.seq, at: r.at, body: r.body, hash: r.hash })),
+    );
+  }
+
+  putAuditCheckpoint(c: AuditCheckpointRow): Promise<void> {
+    this.#db
+      .prepare('INSERT OR REPLACE INTO audit_checkpoints (chain_id, seq, at, jws) VALUES (?, ?, ?, ?)')
+      .run(c.chainId, c.seq, c.at, c.jws);
+    return Promise.resolve();
+  }
+
+  listAuditCheckpoints(chainId: string): Promise<AuditCheckpointRow[]> {
+    const rows = this.#db
+      .prepare<[string], { chain_id: string; seq: number; at: number; jws: string }>(
+        'SELECT * FROM audit_checkpoints WHERE chain_id = ? ORDER BY seq',
+      )
+      .all(chainId);
+    return Promise.resolve(rows.map((r) => ({ chainId: r.chain_id, seq: r.seq, at: r.at, jws: r.jws })));
+  }
+
+  /** The database handle, for tests that edit rows behind the store's back. */
+  get database(): Database.Database {
+    return this.#db;
+  }
+
   ping(): Promise<void> {
     this.#db.prepare('SELECT 1').get();
     return Promise.resolve();
@@ -359,6 +490,10 @@ function toKeyRow(row: KeyRowSql): KeyRow {
     createdAt: row.created_at,
     shreddedAt: row.shredded_at,
   };
+}
+
+function toReceipt(row: ReceiptSql): ReceiptRecord {
+  return { receiptId: row.receipt_id, userId: row.user_id, issuedAt: row.issued_at, jws: row.jws };
 }
 
 function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): ServiceRecord {

@@ -83,6 +83,45 @@ export interface ReadOptions {
   readonly fresh?: boolean;
 }
 
+/** One audit entry as stored: its canonical body and that body's hash (docs/spec.md, "Audit entry"). */
+export interface AuditRow {
+  readonly chainId: string;
+  readonly seq: number;
+  /** Milliseconds since the epoch (also inside the body; kept apart for export by time). */
+  readonly at: number;
+  readonly body: string;
+  /** Hex SHA-256, see audit.ts entryHash. */
+  readonly hash: string;
+}
+
+/** A signed checkpoint of a chain head: a compact JWS over { chain, seq, hash, at }. */
+export interface AuditCheckpointRow {
+  readonly chainId: string;
+  readonly seq: number;
+  readonly at: number;
+  readonly jws: string;
+}
+
+/** A signed deletion receipt, as stored. */
+export interface ReceiptRecord {
+  readonly receiptId: string;
+  readonly userId: string;
+  /** Milliseconds since the epoch. */
+  readonly issuedAt: number;
+  /** The compact JWS (docs/spec.md, "Deletion receipt"). */
+  readonly jws: string;
+}
+
+/** A receipt signing key: an Ed25519 private key (32-byte seed) wrapped under the KEK. */
+export interface SigningKeyRecord {
+  /** 1 for the first key, one more per rotation; the highest signs, every one stays published. */
+  readonly generation: number;
+  /** The JWK thumbprint (RFC 7638) of the public key. */
+  readonly kid: string;
+  readonly wrapped: Uint8Array;
+  readonly createdAt: number;
+}
+
 export interface KeyStore {
   /** Short name for metrics and logs, e.g. "sqlite". */
   readonly kind: string;
@@ -136,6 +175,27 @@ export interface KeyStore {
   ): Promise<boolean>;
   getService(serviceId: string): Promise<ServiceRecord | undefined>;
   listServices(): Promise<ServiceRecord[]>;
+
+  /** Stores a receipt; receipt ids are random, a collision is an error. */
+  putReceipt(receipt: ReceiptRecord): Promise<void>;
+  getReceipt(receiptId: string): Promise<ReceiptRecord | undefined>;
+  /** A user's receipts, oldest first. */
+  listReceipts(userId: string): Promise<ReceiptRecord[]>;
+
+  /** Inserts a signing key unless that generation exists (two servers starting at once both try). */
+  insertSigningKey(key: SigningKeyRecord): Promise<boolean>;
+  /** Every signing key, by generation. */
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+
+  /** Appends an audit entry unless (chainId, seq) exists; false when it does. */
+  appendAudit(row: AuditRow): Promise<boolean>;
+  /** Every chain id that has entries or checkpoints, sorted. */
+  listAuditChains(): Promise<string[]>;
+  /** A chain's entries, by seq, as stored (nothing checked). */
+  readAuditChain(chainId: string): Promise<AuditRow[]>;
+  putAuditCheckpoint(checkpoint: AuditCheckpointRow): Promise<void>;
+  /** A chain's checkpoints, by seq. */
+  listAuditCheckpoints(chainId: string): Promise<AuditCheckpointRow[]>;
 
   /** Resolves when the store answers a trivial read. */
   ping(): Promise<void>;

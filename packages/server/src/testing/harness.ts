@@ -16,14 +16,18 @@ import { newCredential, newServiceRecord } from '../services.js';
 import { CassandraKeyStore } from '../store/cassandra.js';
 import { openStore } from '../store/open.js';
 import type {
+  AuditCheckpointRow,
+  AuditRow,
   CredentialRecord,
   KeyRow,
   KeyStore,
   NewKeyRow,
   ReadOptions,
+  ReceiptRecord,
   ServicePermissions,
   ServiceRecord,
   ServiceRow,
+  SigningKeyRecord,
 } from '../store/types.js';
 
 /*
@@ -617,6 +621,39 @@ export class SlowStore implements KeyStore {
   }
   listServices(): Promise<ServiceRecord[]> {
     return this.inner.listServices();
+  }
+  putReceipt(receipt: ReceiptRecord): Promise<void> {
+    return this.inner.putReceipt(receipt);
+  }
+  getReceipt(receiptId: string): Promise<ReceiptRecord | undefined> {
+    return this.inner.getReceipt(receiptId);
+  }
+  listReceipts(userId: string): Promise<ReceiptRecord[]> {
+    return this.inner.listReceipts(userId);
+  }
+  insertSigningKey(key: SigningKeyRecord): Promise<boolean> {
+    return this.inner.insertSigningKey(key);
+  }
+  listSigningKeys(): Promise<SigningKeyRecord[]> {
+    return this.inner.listSigningKeys();
+  }
+  /** Set to make audit appends fail as a store that is down would. */
+  auditFailing = false;
+  appendAudit(row: AuditRow): Promise<boolean> {
+    if (this.auditFailing) return Promise.reject(new Error('SQLITE_IOERR: disk I/O error'));
+    return this.inner.appendAudit(row);
+  }
+  listAuditChains(): Promise<string[]> {
+    return this.inner.listAuditChains();
+  }
+  readAuditChain(chainId: string): Promise<AuditRow[]> {
+    return this.inner.readAuditChain(chainId);
+  }
+  putAuditCheckpoint(checkpoint: AuditCheckpointRow): Promise<void> {
+    return this.inner.putAuditCheckpoint(checkpoint);
+  }
+  listAuditCheckpoints(chainId: string): Promise<AuditCheckpointRow[]> {
+    return this.inner.listAuditCheckpoints(chainId);
   }
   ping(): Promise<void> {
     return this.inner.ping();
