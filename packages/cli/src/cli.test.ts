@@ -66,12 +66,17 @@ const COMMANDS = [
   'service credential-revoke',
   'keychain create',
   'keychain show',
+  'keychain schedule-shred',
+  'keychain cancel',
+  'keychain hold',
+  'keychain release',
+  'keychain status',
   'keychain shred',
 ];
 
 interface Created {
   serviceId: string;
-  permissions: { read: string[]; create: boolean; rotate: boolean; shred: boolean };
+  permissions: { read: string[]; create: boolean; rotate: boolean; shred: boolean; hold: boolean };
   credentialId: string;
   credential: string;
 }
@@ -135,12 +140,18 @@ describe('padlock CLI', () => {
       await withConfig('service', 'create', 'playlist', '--read', 'profile,payments', '--create'),
     );
     assert.equal(out.serviceId, 'playlist');
-    assert.deepEqual(out.permissions, { read: ['profile', 'payments'], create: true, rotate: false, shred: false });
+    assert.deepEqual(out.permissions, {
+      read: ['profile', 'payments'],
+      create: true,
+      rotate: false,
+      shred: false,
+      hold: false,
+    });
     assert.match(out.credential, /^pl1\.playlist\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/);
     assert.equal(out.credential.split('.')[2], out.credentialId);
     credentials.push(out.credential);
     const ops = json<Created>(await withConfig('service', 'create', 'ops', '--shred', '--rotate'));
-    assert.deepEqual(ops.permissions, { read: [], create: false, rotate: true, shred: true });
+    assert.deepEqual(ops.permissions, { read: [], create: false, rotate: true, shred: true, hold: false });
     credentials.push(ops.credential);
 
     const again = await withConfig('service', 'create', 'playlist');
@@ -158,6 +169,7 @@ describe('padlock CLI', () => {
       create: true,
       rotate: true,
       shred: false,
+      hold: false,
     });
     const revoked = json<{ permissions: Created['permissions'] }>(
       await withConfig('service', 'revoke', 'playlist', '--read', 'payments', '--rotate'),
@@ -167,6 +179,7 @@ describe('padlock CLI', () => {
       create: true,
       rotate: false,
       shred: false,
+      hold: false,
     });
 
     const listing = await withConfig('service', 'list');
@@ -174,8 +187,8 @@ describe('padlock CLI', () => {
     assert.deepEqual(
       services.map((s) => [s.serviceId, s.permissions, s.credentials.length]),
       [
-        ['ops', { read: [], create: false, rotate: true, shred: true }, 1],
-        ['playlist', { read: ['profile', 'advertising'], create: true, rotate: false, shred: false }, 1],
+        ['ops', { read: [], create: false, rotate: true, shred: true, hold: false }, 1],
+        ['playlist', { read: ['profile', 'advertising'], create: true, rotate: false, shred: false, hold: false }, 1],
       ],
     );
     for (const credential of credentials) {

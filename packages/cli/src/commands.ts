@@ -5,14 +5,18 @@ import {
   newCredential,
   newServiceRecord,
   openStore,
+  operatorLifecycle,
   createLogger,
   CassandraKeyStore,
   schemaStatements,
   type KeyStore,
+  holdJson,
+  scheduleJson,
   type PadlockConfig,
   type ServicePermissions,
 } from '@padlock/server';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { serve } from './serve.js';
@@ -47,12 +51,14 @@ const RIGHTS_OPTIONS: Options = {
   create: { type: 'boolean' },
   rotate: { type: 'boolean' },
   shred: { type: 'boolean' },
+  hold: { type: 'boolean' },
 };
 const RIGHTS_HELP = [
   '--read a,b          categories whose derived keys the service may read',
   '--create            may create keychains',
   '--rotate            may rotate categories',
-  '--shred             may shred keychains and categories',
+  '--shred             may shred keychains and categories, and schedule and cancel shreds',
+  '--hold              may place and release legal holds',
 ];
 
 function configPath(values: Values): string {
@@ -109,6 +115,33 @@ function readList(value: unknown, config: PadlockConfig): string[] {
     }
   }
   return list;
+}
+
+/** Who the CLI acts as in schedules, holds and shreds: the operator's login name. */
+function operator(): string {
+  return `operator:${userInfo().username}`;
+}
+
+function cliLog(): ReturnType<typeof createLogger> {
+  return createLogger('warn', (l) => process.stderr.write(l));
+}
+
+function withLifecycle<T>(
+  values: Values,
+  work: (lifecycle: ReturnType<typeof operatorLifecycle>, config: PadlockConfig) => Promise<T>,
+): Promise<T> {
+  return withStore(values, (store, config) =>
+    work(operatorLifecycle(store, loadKeks(config), config.categories, cliLog()), config),
+  );
+}
+
+/** --category: one configured category, or undefined for the whole keychain. */
+function oneCategory(values: Values, config: PadlockConfig): string | undefined {
+  const category = typeof values['category'] === 'string' ? values['category'] : undefined;
+  if (category !== undefined && (category.includes(',') || readList(category, config).length !== 1)) {
+    throw new UsageError(`--category takes one of the configured categories: ${config.categories.join(', ')}`);
+  }
+  return category;
 }
 
 function print(value: unknown): void {
@@ -216,7 +249,7 @@ const COMMANDS: readonly Command[] = [
         const store = await openStore(config, createLogger('warn'));
         try {
           const now = Date.now();
-          const permissions = { read: [...config.categories], create: true, rotate: true, shred: true };
+          const permissions = { read: [...config.categories], create: true, rotate: true, shred: true, hold: true };
           await store.createService(newServiceRecord(keks, 'demo', permissions, now));
           const { credential, record } = newCredential('demo', now);
           await store.addCredential('demo', record);
@@ -248,6 +281,7 @@ const COMMANDS: readonly Command[] = [
           create: values['create'] === true,
           rotate: values['rotate'] === true,
           shred: values['shred'] === true,
+          hold: values['hold'] === true,
         };
         const now = Date.now();
         if (!(await store.createService(newServiceRecord(loadKeks(config), id, permissions, now)))) {
@@ -300,9 +334,9 @@ const COMMANDS: readonly Command[] = [
         const service = await store.getService(id);
         if (service === undefined) throw new UsageError(`no service "${id}"`);
         const read = readList(values['read'], config);
-        const flag = (name: 'create' | 'rotate' | 'shred'): boolean =>
+        const flag = (name: 'create' | 'rotate' | 'shred' | 'hold'): boolean =>
           values[name] === true ? verb === 'grant' : service.permissions[name];
-        if (read.length === 0 && !['create', 'rotate', 'shred'].some((n) => values[n] === true)) {
+        if (read.length === 0 && !['create', 'rotate', 'shred', 'hold'].some((n) => values[n] === true)) {
           throw new UsageError(`name at least one right to ${verb}`);
         }
         const permissions: ServicePermissions = {
@@ -313,6 +347,7 @@ const COMMANDS: readonly Command[] = [
           create: flag('create'),
           rotate: flag('rotate'),
           shred: flag('shred'),
+          hold: flag('hold'),
         };
         await store.setPermissions(id, permissions);
         print({ serviceId: id, permissions });
@@ -407,6 +442,124 @@ const COMMANDS: readonly Command[] = [
     },
   },
   {
+    name: 'keychain schedule-shred',
+    args: '<userId>',
+    summary: 'schedule the shred of a keychain (or --category) after a grace period; cancellable until it starts',
+    options: {
+      ...CONFIG_OPTION,
+      category: { type: 'string' },
+      grace: { type: 'string' },
+      at: { type: 'string' },
+      withhold: { type: 'boolean' },
+    },
+    optionHelp: [
+      CONFIG_HELP,
+      '--category NAME     schedule only this category',
+      '--grace SECONDS     execute this many seconds from now (or:)',
+      '--at TIME           execute at this ISO 8601 time, e.g. 2027-01-31T00:00:00Z',
+      '--withhold          stop serving the keys during the grace period (default: served until the shred)',
+    ],
+    run: (values, positionals) => {
+      const [userId] = one(positionals, ['userId']) as [string];
+      checkUserId(userId);
+      return withLifecycle(values, async ({ lifecycle }, config) => {
+        const category = oneCategory(values, config);
+        const grace = values['grace'];
+        const at = values['at'];
+        if ((grace === undefined) === (at === undefined)) throw new UsageError('give exactly one of --grace and --at');
+        let executeAt: number;
+        if (typeof grace === 'string') {
+          if (!/^\d{1,10}$/.test(grace)) throw new UsageError('--grace takes whole seconds');
+          executeAt = Date.now() + Number(grace) * 1000;
+        } else {
+          executeAt = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,3})?)?(Z|[+-]\d\d:\d\d)$/.test(String(at))
+            ? Date.parse(String(at))
+            : NaN;
+          if (!Number.isFinite(executeAt)) throw new UsageError('--at takes an ISO 8601 time with a zone');
+        }
+        const schedule = await lifecycle.schedule({
+          userId,
+          category,
+          executeAt,
+          serveDuringGrace: values['withhold'] !== true,
+          requestedBy: operator(),
+        });
+        print(scheduleJson(schedule, true));
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'keychain cancel',
+    args: '<userId> <scheduleId>',
+    summary: 'cancel a scheduled shred that no node has started',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [userId, scheduleId] = one(positionals, ['userId', 'scheduleId']) as [string, string];
+      checkUserId(userId);
+      return withLifecycle(values, async ({ lifecycle }) => {
+        print(scheduleJson(await lifecycle.cancel(userId, scheduleId, operator()), true));
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'keychain hold',
+    args: '<userId>',
+    summary: 'place a legal hold on a keychain (or --category): no shred of it runs until released',
+    options: { ...CONFIG_OPTION, category: { type: 'string' }, reason: { type: 'string' } },
+    optionHelp: [CONFIG_HELP, '--category NAME     hold only this category', '--reason TEXT       why (required)'],
+    run: (values, positionals) => {
+      const [userId] = one(positionals, ['userId']) as [string];
+      checkUserId(userId);
+      const reason = values['reason'];
+      if (typeof reason !== 'string' || reason.length === 0 || reason.length > 1000)
+        throw new UsageError('--reason TEXT (1-1000 characters) is required');
+      return withLifecycle(values, async ({ lifecycle }, config) => {
+        const hold = await lifecycle.placeHold(userId, oneCategory(values, config), reason, operator());
+        print(holdJson(hold, true));
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'keychain release',
+    args: '<userId> <holdId>',
+    summary: 'release a legal hold; schedules that fell due under it then run',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [userId, holdId] = one(positionals, ['userId', 'holdId']) as [string, string];
+      checkUserId(userId);
+      return withLifecycle(values, async ({ lifecycle }) => {
+        print(holdJson(await lifecycle.releaseHold(userId, holdId, operator()), true));
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'keychain status',
+    args: '<userId>',
+    summary: "a keychain's scheduled shreds and legal holds (an edited row shows verified: false)",
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [userId] = one(positionals, ['userId']) as [string];
+      checkUserId(userId);
+      return withLifecycle(values, async ({ keys, lifecycle }) => {
+        await keys.metadata(userId);
+        const { schedules, holds } = await lifecycle.status(userId);
+        print({
+          userId,
+          schedules: schedules.map((s) => scheduleJson(s, s.verified)),
+          holds: holds.map((h) => holdJson(h, h.verified)),
+        });
+        return 0;
+      });
+    },
+  },
+  {
     name: 'keychain shred',
     args: '<userId>',
     summary: 'shred a whole keychain, or one category with --category',
@@ -421,9 +574,9 @@ const COMMANDS: readonly Command[] = [
         if (category !== undefined && (readList(category, config).length !== 1 || category.includes(','))) {
           throw new UsageError(`--category takes one of the configured categories: ${config.categories.join(', ')}`);
         }
-        const rows = await store.getKeychain(userId, { fresh: true });
-        if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND', `user "${userId}" has no keychain`);
-        const shredded = await store.shred(userId, category, Date.now());
+        // The server's shred path, with its legal-hold check: an operator cannot pass a hold either.
+        const { keys } = operatorLifecycle(store, loadKeks(config), config.categories, cliLog());
+        const { shredded } = await keys.shred(userId, category, { requestedBy: operator() });
         print({ userId, category: category ?? null, shredded, servedUntilAtMost: `${config.maxStalenessSeconds}s` });
         return 0;
       });

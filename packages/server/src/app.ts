@@ -8,15 +8,21 @@ import { PadlockHttpServer } from './http/server.js';
 import { loadKeks } from './kek.js';
 import { StoreRows, Unwrapper, type KeychainSource, type RowSource } from './keychain.js';
 import { KeyService } from './keys.js';
+import { Lifecycle, Scheduler } from './lifecycle.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { batchGet } from './routes/batch-get.js';
 import { createKeychain } from './routes/create-keychain.js';
 import { getKeys } from './routes/get-keys.js';
+import { cancelSchedule } from './routes/cancel-schedule.js';
 import { keychainMetadata } from './routes/keychain-metadata.js';
 import { healthz, metrics, openapi, readyz } from './routes/operations.js';
+import { placeHold } from './routes/place-hold.js';
+import { releaseHold } from './routes/release-hold.js';
 import { rotateCategory } from './routes/rotate-category.js';
+import { scheduleShred } from './routes/schedule-shred.js';
+import { scheduleStatus } from './routes/schedule-status.js';
 import { shredCategory } from './routes/shred-category.js';
 import { shredKeychain } from './routes/shred-keychain.js';
 import { ServiceRegistry } from './services.js';
@@ -33,6 +39,11 @@ export const ROUTES: readonly Route[] = [
   shredKeychain,
   shredCategory,
   rotateCategory,
+  scheduleShred,
+  scheduleStatus,
+  cancelSchedule,
+  placeHold,
+  releaseHold,
   healthz,
   readyz,
   metrics,
@@ -47,6 +58,8 @@ export interface Padlock {
   readonly store: KeyStore;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Runs scheduled shreds; stopped by close(). Undefined when scheduler.enabled is false. */
+  readonly scheduler: Scheduler | undefined;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
   /** Graceful drain, then store close. */
@@ -102,12 +115,17 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     if (config.cache.l1.enabled) {
       keychains = new L1Cache(keychains, { maxEntries: config.cache.l1.maxEntries, maxStalenessMs }, metrics);
     }
-    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics);
+    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics, log);
+    const lifecycle = new Lifecycle(store, keks, keys, metrics, log);
+    const scheduler = config.scheduler.enabled
+      ? new Scheduler(store, lifecycle, keys, metrics, log, config.scheduler)
+      : undefined;
 
     let http: PadlockHttpServer | undefined = undefined;
     const document = openApiDocument(ROUTES, VERSION);
     const app: AppContext = {
       keys,
+      lifecycle,
       metrics,
       maxBatch: config.limits.maxBatch,
       openapi: () => document,
@@ -152,6 +170,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       log,
     );
     const port = await http.listen(config.listen.port, config.listen.host);
+    scheduler?.start();
     const server = http;
     return {
       config,
@@ -159,8 +178,10 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       store,
       metrics,
       log,
+      scheduler,
       port,
       async close() {
+        await scheduler?.stop();
         await server.drain();
         registry.stop();
         memcached?.close();

@@ -1,5 +1,7 @@
 import { deriveKey, PadlockError, SecretBytes, wrapRootKey, type KekRing } from '@padlock/core';
 import { timed, type Keychain, type KeychainSource } from './keychain.js';
+import { holdCovers, holdVerifies } from './lifecycle-rows.js';
+import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { Service } from './services.js';
 import type { KeyRow, KeyStore, NewKeyRow } from './store/types.js';
@@ -27,7 +29,23 @@ export interface DerivedKeychain {
   readonly maxAgeSeconds: number;
 }
 
+/** Who asked for a shred, and under which schedule; every shred carries it. */
+export interface ShredOptions {
+  /** A service id, or 'operator:<name>' for the CLI. */
+  readonly requestedBy: string;
+  /** The scheduled shred this executes, when it is one. */
+  readonly scheduleId?: string;
+}
+
 export class KeyService {
+  /**
+   * Users whose keys are withheld during a grace period (a pending schedule
+   * with serveDuringGrace false), by user: the categories withheld, or null
+   * for the whole keychain. Kept by the Scheduler; empty in most deployments,
+   * so a lookup pays one Map.size check.
+   */
+  withheld: ReadonlyMap<string, ReadonlySet<string> | null> = new Map();
+
   constructor(
     private readonly store: KeyStore,
     private readonly keychains: KeychainSource,
@@ -35,6 +53,7 @@ export class KeyService {
     readonly categories: readonly string[],
     private readonly maxStalenessMs: number,
     private readonly metrics: Metrics,
+    private readonly log?: Logger,
   ) {}
 
   /** Creates a user's keychain (version 1 of every configured category) unless present; race-free. */
@@ -73,13 +92,54 @@ export class KeyService {
     return { version };
   }
 
-  /** Shreds one category, or the whole keychain; returns how many versions this call destroyed. */
-  async shred(userId: string, category: string | undefined): Promise<{ shredded: number }> {
+  /**
+   * THE shred path: every shred, immediate or scheduled, from a route, the CLI
+   * or the scheduler, comes through here, so none can pass a legal hold.
+   * Shreds one category, or the whole keychain; returns how many versions this
+   * call destroyed (0 when a previous call already did: it is idempotent, so a
+   * schedule taken over after a crash completes it without harm).
+   *
+   * A hold whose place call returned before this call began is always seen
+   * (holds are read at the store's strongest consistency: LOCAL_SERIAL on
+   * Cassandra). A hold row that fails its MAC blocks the shred too.
+   */
+  async shred(userId: string, category: string | undefined, options: ShredOptions): Promise<{ shredded: number }> {
     const rows = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
     if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND');
+    await this.refuseIfHeld(userId, category);
     const shredded = await timed(this.metrics, 'shred', this.store.shred(userId, category, Date.now()));
     await this.keychains.invalidate(userId);
+    this.log?.info('shred', {
+      userId,
+      category: category ?? null,
+      shredded,
+      requestedBy: options.requestedBy,
+      scheduleId: options.scheduleId ?? null,
+    });
     return { shredded };
+  }
+
+  /** True when a pending schedule withholds any of `categories` of this user during its grace period. */
+  isWithheld(userId: string, categories: readonly string[]): boolean {
+    if (this.withheld.size === 0) return false;
+    const withheld = this.withheld.get(userId);
+    if (withheld === undefined) return false;
+    return withheld === null || categories.some((c) => withheld.has(c));
+  }
+
+  /** Throws LEGAL_HOLD when a hold in force covers a shred of `category` (undefined: the keychain). */
+  async refuseIfHeld(userId: string, category: string | undefined): Promise<void> {
+    const holds = await timed(this.metrics, 'list_holds', this.store.listHolds(userId));
+    for (const hold of holds) {
+      if (!holdCovers(hold.category, category)) continue;
+      if (!holdVerifies(this.keks, hold)) {
+        this.metrics.integrityFailures.inc({ row: 'hold', reason: 'bad-mac' });
+        this.log?.error('a hold row failed its MAC; shreds it may cover are refused', { userId, holdId: hold.holdId });
+        throw new PadlockError('ROW_INTEGRITY');
+      }
+      if (hold.releasedAt === null)
+        throw new PadlockError('LEGAL_HOLD', `legal hold ${hold.holdId} forbids shredding this`);
+    }
   }
 
   /** Every row's metadata, never key bytes. */

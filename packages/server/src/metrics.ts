@@ -164,6 +164,18 @@ export class Metrics {
   readonly storeDuration = new Histogram('padlock_store_duration_seconds', 'Key store call latency by operation');
   readonly storeErrors = new Counter('padlock_store_errors_total', 'Key store call failures by operation');
   readonly keysDerived = new Counter('padlock_keys_derived_total', 'Derived keys handed out');
+  readonly integrityFailures = new Counter(
+    'padlock_store_integrity_failures_total',
+    'Store rows refused by their MAC check, by row kind and reason, counted at every service refresh',
+  );
+  readonly schedulesExecuted = new Counter(
+    'padlock_schedules_executed_total',
+    'Scheduled shreds executed by this process, by outcome (executed, held, failed)',
+  );
+  readonly scheduleDelay = new Histogram(
+    'padlock_schedule_delay_seconds',
+    "Seconds from a schedule's executeAt to its execution by this process",
+  );
   readonly gauges = new Gauge('padlock_gauge', 'Point-in-time values by name');
   readonly #all: Metric[] = [
     this.requests,
@@ -177,6 +189,9 @@ export class Metrics {
     this.storeDuration,
     this.storeErrors,
     this.keysDerived,
+    this.integrityFailures,
+    this.schedulesExecuted,
+    this.scheduleDelay,
     this.gauges,
   ];
 

@@ -15,12 +15,13 @@ export const shredCategory: Route = {
     401: 'Bad credential',
     403: 'The service may not shred keychains',
     404: 'No keychain',
+    409: 'A legal hold forbids it (LEGAL_HOLD)',
   },
   async handle({ params, service, app }) {
     requireRight(service!, 'shred');
     const userId = userIdFrom(params['userId'], 'userId');
     const category = categoryFrom(params['category'], 'category', app.keys.categories);
-    const { shredded } = await app.keys.shred(userId, category);
+    const { shredded } = await app.keys.shred(userId, category, { requestedBy: service!.serviceId });
     return { status: 200, body: { userId, category, shredded } };
   },
 };

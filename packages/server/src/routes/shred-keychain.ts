@@ -15,11 +15,12 @@ export const shredKeychain: Route = {
     401: 'Bad credential',
     403: 'The service may not shred keychains',
     404: 'No keychain',
+    409: 'A legal hold forbids it (LEGAL_HOLD)',
   },
   async handle({ params, service, app }) {
     requireRight(service!, 'shred');
     const userId = userIdFrom(params['userId'], 'userId');
-    const { shredded } = await app.keys.shred(userId, undefined);
+    const { shredded } = await app.keys.shred(userId, undefined, { requestedBy: service!.serviceId });
     return { status: 200, body: { userId, shredded } };
   },
 };

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { requiredEnv } from '../testing/services-env.js';
 import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
-import { runKeyStoreConformance } from './conformance.js';
+import { tamperCassandra } from '../testing/tamper.js';
+import { runKeyStoreConformance, type RowEdit } from './conformance.js';
 
 const env = requiredEnv('PADLOCK_TEST_CASSANDRA');
 
@@ -39,6 +40,7 @@ if (env.skip === false) {
         await store.close();
         for (const peer of peers) await peer.close();
       },
+      tamper: (edit: RowEdit) => tamperCassandra(store, keyspace, edit),
     };
   });
 }

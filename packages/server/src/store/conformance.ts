@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { lifecycleConformance } from './lifecycle-conformance.js';
 import type { KeyRow, KeyStore, NewKeyRow, ServiceRecord } from './types.js';
 
 export interface ConformanceTarget {
@@ -17,7 +18,17 @@ export interface ConformanceTarget {
   openPeer(): Promise<KeyStore>;
   /** Releases whatever the factory set up. */
   dispose(): Promise<void>;
+  /**
+   * Edits one stored row behind Padlock's back, as someone with write access to
+   * the database but not the KEK would: a hold's released_at, or a schedule's
+   * state or execute_at. Used to show that edited rows are refused.
+   */
+  tamper(edit: RowEdit): Promise<void>;
 }
+
+export type RowEdit =
+  | { readonly table: 'holds'; readonly userId: string; readonly holdId: string; readonly releasedAt: number }
+  | { readonly table: 'schedules'; readonly scheduleId: string; readonly executeAt: number };
 
 const CATEGORIES = ['profile', 'payments', 'advertising'] as const;
 
@@ -223,7 +234,7 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
     });
 
     describe('services', () => {
-      const permissions = { read: ['profile', 'payments'], create: true, rotate: false, shred: false };
+      const permissions = { read: ['profile', 'payments'], create: true, rotate: false, shred: false, hold: false };
 
       it('creates a service once and reads it back', async () => {
         const serviceId = `svc-${randomUUID().slice(0, 8)}`;
@@ -247,10 +258,10 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
       it('changes permissions, including to none', async () => {
         const serviceId = `svc-${randomUUID().slice(0, 8)}`;
         await store.createService({ serviceId, wrappedKey: blob(), permissions, createdAt: Date.now() });
-        const none = { read: [], create: false, rotate: false, shred: false };
+        const none = { read: [], create: false, rotate: false, shred: false, hold: false };
         assert.equal(await store.setPermissions(serviceId, none), true);
         assert.deepEqual((await store.getService(serviceId))?.permissions, none);
-        const all = { read: ['advertising'], create: true, rotate: true, shred: true };
+        const all = { read: ['advertising'], create: true, rotate: true, shred: true, hold: true };
         assert.equal(await store.setPermissions(serviceId, all), true);
         assert.deepEqual((await store.getService(serviceId))?.permissions, all);
         assert.equal(await store.setPermissions('svc-missing-x', all), false);
@@ -276,6 +287,10 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
           ],
         );
       });
+    });
+
+    describe('holds and scheduled shreds', () => {
+      lifecycleConformance(() => target);
     });
   });
 }

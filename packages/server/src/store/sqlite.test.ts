@@ -3,8 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, it } from 'node:test';
-import { runKeyStoreConformance } from './conformance.js';
+import { runKeyStoreConformance, type RowEdit } from './conformance.js';
 import { SqliteKeyStore } from './sqlite.js';
 
 function tempDir(): string {
@@ -27,6 +28,23 @@ runKeyStoreConformance('sqlite', () => {
       await store.close();
       for (const peer of peers) await peer.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+    tamper: (edit: RowEdit) => {
+      // Another program writing the file, as an attacker with the database but not the KEK would.
+      const db = new Database(path);
+      try {
+        if (edit.table === 'holds')
+          db.prepare('UPDATE holds SET released_at = ? WHERE user_id = ? AND hold_id = ?').run(
+            edit.releasedAt,
+            edit.userId,
+            edit.holdId,
+          );
+        else
+          db.prepare('UPDATE schedules SET execute_at = ? WHERE schedule_id = ?').run(edit.executeAt, edit.scheduleId);
+      } finally {
+        db.close();
+      }
+      return Promise.resolve();
     },
   });
 });

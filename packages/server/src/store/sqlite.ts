@@ -1,5 +1,16 @@
 import Database from 'better-sqlite3';
-import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ServicePermissions, ServiceRecord } from './types.js';
+import type {
+  CredentialRecord,
+  HoldRecord,
+  KeyRow,
+  KeyStore,
+  NewKeyRow,
+  ScheduleClaim,
+  ScheduleRecord,
+  ScheduleState,
+  ServicePermissions,
+  ServiceRecord,
+} from './types.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or ":memory:". */
@@ -29,7 +40,36 @@ interface ServiceSql {
   can_create: number;
   can_rotate: number;
   can_shred: number;
+  can_hold: number;
   created_at: number;
+}
+
+interface HoldSql {
+  hold_id: string;
+  user_id: string;
+  category: string | null;
+  reason: string;
+  placed_by: string;
+  placed_at: number;
+  released_at: number | null;
+  released_by: string | null;
+  mac: Buffer | null;
+}
+
+interface ScheduleSql {
+  schedule_id: string;
+  user_id: string;
+  category: string | null;
+  execute_at: number;
+  serve_during_grace: number;
+  requested_by: string;
+  created_at: number;
+  state: ScheduleState;
+  finished_at: number | null;
+  finished_by: string | null;
+  claimed_by: string | null;
+  lease_until: number | null;
+  mac: Buffer | null;
 }
 
 interface CredentialSql {
@@ -57,8 +97,38 @@ CREATE TABLE IF NOT EXISTS services (
   can_create INTEGER NOT NULL,
   can_rotate INTEGER NOT NULL,
   can_shred INTEGER NOT NULL,
+  can_hold INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS holds (
+  user_id TEXT NOT NULL,
+  hold_id TEXT NOT NULL,
+  category TEXT,
+  reason TEXT NOT NULL,
+  placed_by TEXT NOT NULL,
+  placed_at INTEGER NOT NULL,
+  released_at INTEGER,
+  released_by TEXT,
+  mac BLOB,
+  PRIMARY KEY (user_id, hold_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedules (
+  schedule_id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  category TEXT,
+  execute_at INTEGER NOT NULL,
+  serve_during_grace INTEGER NOT NULL,
+  requested_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  finished_at INTEGER,
+  finished_by TEXT,
+  claimed_by TEXT,
+  lease_until INTEGER,
+  mac BLOB
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS schedules_by_user ON schedules (user_id, created_at);
+CREATE INDEX IF NOT EXISTS schedules_pending ON schedules (execute_at) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS credentials (
   service_id TEXT NOT NULL,
   credential_id TEXT NOT NULL,
@@ -93,6 +163,11 @@ export class SqliteKeyStore implements KeyStore {
     this.#db.pragma('secure_delete = ON');
     this.#db.pragma(`cache_size = -${Math.trunc((options.cacheMiB ?? 64) * 1024)}`);
     this.#db.exec(SCHEMA);
+    const serviceColumns = this.#db
+      .prepare<[], { name: string }>("SELECT name FROM pragma_table_info('services')")
+      .all();
+    if (!serviceColumns.some((c) => c.name === 'can_hold'))
+      this.#db.exec('ALTER TABLE services ADD COLUMN can_hold INTEGER NOT NULL DEFAULT 0');
     this.#getKeychain = this.#db.prepare(
       'SELECT user_id, category, version, wrapped, created_at, shredded_at FROM root_keys WHERE user_id = ? ORDER BY category, version',
     );
@@ -142,11 +217,133 @@ export class SqliteKeyStore implements KeyStore {
     return Promise.resolve(result.changes);
   }
 
+  insertHold(h: HoldRecord): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        'INSERT OR IGNORE INTO holds (user_id, hold_id, category, reason, placed_by, placed_at, released_at, released_by, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        h.userId,
+        h.holdId,
+        h.category,
+        h.reason,
+        h.placedBy,
+        h.placedAt,
+        h.releasedAt,
+        h.releasedBy,
+        blobOrNull(h.mac),
+      );
+    return Promise.resolve(result.changes === 1);
+  }
+
+  listHolds(userId: string): Promise<HoldRecord[]> {
+    const rows = this.#db
+      .prepare<[string], HoldSql>('SELECT * FROM holds WHERE user_id = ? ORDER BY placed_at, hold_id')
+      .all(userId);
+    return Promise.resolve(rows.map(toHold));
+  }
+
+  releaseHold(
+    userId: string,
+    holdId: string,
+    release: { releasedAt: number; releasedBy: string; mac: Uint8Array },
+  ): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        'UPDATE holds SET released_at = ?, released_by = ?, mac = ? WHERE user_id = ? AND hold_id = ? AND released_at IS NULL',
+      )
+      .run(release.releasedAt, release.releasedBy, Buffer.from(release.mac), userId, holdId);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  insertSchedule(s: ScheduleRecord): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        'INSERT OR IGNORE INTO schedules (schedule_id, user_id, category, execute_at, serve_during_grace, requested_by, created_at, state, finished_at, finished_by, claimed_by, lease_until, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        s.scheduleId,
+        s.userId,
+        s.category,
+        s.executeAt,
+        Number(s.serveDuringGrace),
+        s.requestedBy,
+        s.createdAt,
+        s.state,
+        s.finishedAt,
+        s.finishedBy,
+        s.claimedBy,
+        s.leaseUntil,
+        blobOrNull(s.mac),
+      );
+    return Promise.resolve(result.changes === 1);
+  }
+
+  getSchedule(scheduleId: string): Promise<ScheduleRecord | undefined> {
+    const row = this.#db
+      .prepare<[string], ScheduleSql>('SELECT * FROM schedules WHERE schedule_id = ?')
+      .get(scheduleId);
+    return Promise.resolve(row === undefined ? undefined : toSchedule(row));
+  }
+
+  listSchedules(userId: string): Promise<ScheduleRecord[]> {
+    const rows = this.#db
+      .prepare<[string], ScheduleSql>('SELECT * FROM schedules WHERE user_id = ? ORDER BY created_at, schedule_id')
+      .all(userId);
+    return Promise.resolve(rows.map(toSchedule));
+  }
+
+  dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    const rows = this.#db
+      .prepare<[number, number], ScheduleSql>(
+        "SELECT * FROM schedules WHERE state = 'pending' AND execute_at <= ? ORDER BY execute_at LIMIT ?",
+      )
+      .all(now, limit);
+    return Promise.resolve(rows.map(toSchedule));
+  }
+
+  withholdingSchedules(): Promise<ScheduleRecord[]> {
+    const rows = this.#db
+      .prepare<[], ScheduleSql>("SELECT * FROM schedules WHERE state = 'pending' AND serve_during_grace = 0")
+      .all();
+    return Promise.resolve(rows.map(toSchedule));
+  }
+
+  claimSchedule(scheduleId: string, expected: ScheduleClaim, claim: ScheduleClaim): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        "UPDATE schedules SET claimed_by = ?, lease_until = ? WHERE schedule_id = ? AND state = 'pending' AND claimed_by IS ? AND lease_until IS ?",
+      )
+      .run(claim.claimedBy, claim.leaseUntil, scheduleId, expected.claimedBy, expected.leaseUntil);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  finishSchedule(
+    scheduleId: string,
+    expected: ScheduleClaim,
+    finish: { state: 'executed' | 'cancelled'; finishedAt: number; finishedBy: string; mac: Uint8Array },
+  ): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        "UPDATE schedules SET state = ?, finished_at = ?, finished_by = ?, mac = ? WHERE schedule_id = ? AND state = 'pending' AND claimed_by IS ? AND lease_until IS ?",
+      )
+      .run(
+        finish.state,
+        finish.finishedAt,
+        finish.finishedBy,
+        Buffer.from(finish.mac),
+        scheduleId,
+        expected.claimedBy,
+        expected.leaseUntil,
+      );
+    return Promise.resolve(result.changes === 1);
+  }
+
   createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
     const p = record.permissions;
     const result = this.#db
       .prepare(
-        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, can_hold, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       )
       .run(
         record.serviceId,
@@ -155,6 +352,7 @@ export class SqliteKeyStore implements KeyStore {
         Number(p.create),
         Number(p.rotate),
         Number(p.shred),
+        Number(p.hold),
         record.createdAt,
       );
     return Promise.resolve(result.changes === 1);
@@ -163,9 +361,9 @@ export class SqliteKeyStore implements KeyStore {
   setPermissions(serviceId: string, p: ServicePermissions): Promise<boolean> {
     const result = this.#db
       .prepare(
-        'UPDATE services SET read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ? WHERE service_id = ?',
+        'UPDATE services SET read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, can_hold = ? WHERE service_id = ?',
       )
-      .run(p.read.join(','), Number(p.create), Number(p.rotate), Number(p.shred), serviceId);
+      .run(p.read.join(','), Number(p.create), Number(p.rotate), Number(p.shred), Number(p.hold), serviceId);
     return Promise.resolve(result.changes === 1);
   }
 
@@ -254,6 +452,42 @@ function toKeyRow(row: KeyRowSql): KeyRow {
   };
 }
 
+function blobOrNull(bytes: Uint8Array | null): Buffer | null {
+  return bytes === null ? null : Buffer.from(bytes);
+}
+
+function toHold(row: HoldSql): HoldRecord {
+  return {
+    holdId: row.hold_id,
+    userId: row.user_id,
+    category: row.category,
+    reason: row.reason,
+    placedBy: row.placed_by,
+    placedAt: row.placed_at,
+    releasedAt: row.released_at,
+    releasedBy: row.released_by,
+    mac: row.mac,
+  };
+}
+
+function toSchedule(row: ScheduleSql): ScheduleRecord {
+  return {
+    scheduleId: row.schedule_id,
+    userId: row.user_id,
+    category: row.category,
+    executeAt: row.execute_at,
+    serveDuringGrace: row.serve_during_grace === 1,
+    requestedBy: row.requested_by,
+    createdAt: row.created_at,
+    state: row.state,
+    finishedAt: row.finished_at,
+    finishedBy: row.finished_by,
+    claimedBy: row.claimed_by,
+    leaseUntil: row.lease_until,
+    mac: row.mac,
+  };
+}
+
 function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): ServiceRecord {
   return {
     serviceId: row.service_id,
@@ -263,6 +497,7 @@ function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): Service
       create: row.can_create === 1,
       rotate: row.can_rotate === 1,
       shred: row.can_shred === 1,
+      hold: row.can_hold === 1,
     },
     createdAt: row.created_at,
     credentials: credentials.map((c) => ({

@@ -487,7 +487,7 @@ export class PadlockFixture {
     const store = new SqliteKeyStore({ path: join(dir, 'padlock.db'), busyTimeoutMs: 5000 });
     const serviceId = 'tester';
     const now = Date.now();
-    const rights = { read: [...CATEGORIES], create: true, rotate: true, shred: true };
+    const rights = { read: [...CATEGORIES], create: true, rotate: true, shred: true, hold: true };
     await store.createService(newServiceRecord(keks, serviceId, rights, now));
     const { credential, record } = newCredential(serviceId, now);
     await store.addCredential(serviceId, record);
