@@ -1,7 +1,16 @@
-export { PadlockClient, type CategoryKeysView, type UserKeysView } from './client.js';
+export {
+  PadlockClient,
+  type CategoryKeysView,
+  type UserKeysView,
+  type ScheduledShred,
+  type LegalHoldRecord,
+  type LifecycleStatus,
+} from './client.js';
 export {
   PadlockClientError,
   KeychainShredded,
+  KeychainPendingDeletion,
+  LegalHold,
   KeychainNotFound,
   PermissionDenied,
   Unavailable,
