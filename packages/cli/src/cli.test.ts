@@ -302,6 +302,54 @@ describe('padlock CLI', () => {
     assert.equal(missing.stderr, 'padlock: user "nobody" has no keychain\n');
   });
 
+  it('keychain hold stops every CLI shred until release; schedule-shred, cancel and status work on the store', async () => {
+    json(await withConfig('keychain', 'create', 'bob'));
+    const hold = json<{ holdId: string; placedBy: string; state: string }>(
+      await withConfig('keychain', 'hold', 'bob', '--category', 'payments', '--reason', 'case 7'),
+    );
+    assert.match(hold.placedBy, /^operator:/);
+    assert.equal(hold.state, 'in_force');
+    for (const args of [['--category', 'payments'], []]) {
+      const refused = await withConfig('keychain', 'shred', 'bob', ...args);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.equal(refused.stderr, `padlock: legal hold ${hold.holdId} forbids shredding this\n`);
+    }
+    assert.ok(json<Shown>(await withConfig('keychain', 'show', 'bob')).keys.every((k) => k.state === 'active'));
+    const scheduled = json<{ scheduleId: string; state: string; serveDuringGrace: boolean }>(
+      await withConfig('keychain', 'schedule-shred', 'bob', '--grace', '3600', '--withhold'),
+    );
+    assert.deepEqual([scheduled.state, scheduled.serveDuringGrace], ['pending', false]);
+    const status = json<{ schedules: { scheduleId: string; verified: boolean }[]; holds: { holdId: string }[] }>(
+      await withConfig('keychain', 'status', 'bob'),
+    );
+    assert.deepEqual(
+      status.schedules.map((x) => [x.scheduleId, x.verified]),
+      [[scheduled.scheduleId, true]],
+    );
+    assert.deepEqual(
+      status.holds.map((h) => h.holdId),
+      [hold.holdId],
+    );
+    const cancelled = json<{ state: string }>(await withConfig('keychain', 'cancel', 'bob', scheduled.scheduleId));
+    assert.equal(cancelled.state, 'cancelled');
+    assert.equal((await withConfig('keychain', 'cancel', 'bob', scheduled.scheduleId)).code, 1);
+    assert.equal(
+      json<{ state: string }>(await withConfig('keychain', 'release', 'bob', hold.holdId)).state,
+      'released',
+    );
+    assert.equal(json<{ shredded: number }>(await withConfig('keychain', 'shred', 'bob')).shredded, 3);
+    for (const [args, why] of [
+      [['schedule-shred', 'bob'], 'no time'],
+      [['schedule-shred', 'bob', '--grace', '5', '--at', '2030-01-01T00:00:00Z'], 'both times'],
+      [['schedule-shred', 'bob', '--grace', '-5'], 'negative grace'],
+      [['schedule-shred', 'bob', '--at', 'tomorrow'], 'bad time'],
+      [['hold', 'bob'], 'no reason'],
+      [['hold', 'bob', '--reason', 'x', '--category', 'nope'], 'unknown category'],
+    ] as const) {
+      assert.equal((await withConfig('keychain', ...args)).code, 2, why);
+    }
+  });
+
   it('--help of every command exits 0 with its usage', async () => {
     const top = await run('--help');
     assert.equal(top.code, 0);
