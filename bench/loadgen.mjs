@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Histogram } from './lib/histogram.mjs';
 import { Connection } from './lib/connection.mjs';
 import { makeWorkload } from './lib/workload.mjs';
@@ -108,6 +109,9 @@ class Queue {
 class Pool {
   constructor(job) {
     this.job = job;
+    // TLS: the CA file to verify the server against. Sessions are not resumed: every new
+    // connection is a full handshake, the costlier case.
+    this.tls = job.tls === undefined ? undefined : { ca: readFileSync(job.tls.caFile) };
     this.idle = [];
     this.all = new Set();
     this.opened = 0;
@@ -122,12 +126,17 @@ class Pool {
   }
 
   #connect() {
-    const conn = new Connection(this.job.host, this.job.port, (c) => {
-      if (c.unsolicited !== null) this.onUnsolicited(c.unsolicited);
-      this.all.delete(c);
-      const i = this.idle.indexOf(c);
-      if (i !== -1) this.idle.splice(i, 1);
-    });
+    const conn = new Connection(
+      this.job.host,
+      this.job.port,
+      (c) => {
+        if (c.unsolicited !== null) this.onUnsolicited(c.unsolicited);
+        this.all.delete(c);
+        const i = this.idle.indexOf(c);
+        if (i !== -1) this.idle.splice(i, 1);
+      },
+      this.tls,
+    );
     this.all.add(conn);
     this.opened += 1;
     return conn;
@@ -313,14 +322,16 @@ async function runClosed(job) {
         return;
       }
       const { kind, bytes } = workload.next();
-      const sentAt = now();
+      // reconnect: one request per connection, timed from the connection's start (handshake included).
+      const sentAt = job.reconnect === true ? conn.startedAt : now();
       conn.send(bytes, (error, status) => {
         const done = now();
         if (done >= windowStart && done < end) {
           if (error !== null) recorder.error(`socket: ${error.message}`);
           else recorder.response(kind, status, done - sentAt, done - sentAt, 0);
         }
-        if (error !== null || conn.closed) {
+        if (job.reconnect === true) conn.close();
+        if (error !== null || conn.closed || job.reconnect === true) {
           const fresh = pool.take();
           if (fresh === undefined) {
             active -= 1;

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +29,7 @@ import {
 import { topSelfTime } from './lib/profile.mjs';
 import { describeMachine, markdown } from './lib/report.mjs';
 import { userId } from './lib/workload.mjs';
+import { makeTestPki } from '../scripts/testing/certs.mjs';
 
 /*
  * The benchmark driver: `npm run bench` (quick) and `npm run bench:full`.
@@ -40,7 +43,7 @@ const HELP = `usage: node bench/run.mjs [options]   (npm run bench -- [options])
   --full               every scenario, longer runs, a 1 M-user population, Cassandra (started and stopped here)
   --profile            only the warm-cache scenario, with the server under node --cpu-prof; top self-time
                        functions go into the results (bench/results/<time>-profile.*, latest-profile.md)
-  --only LIST          comma-separated scenarios: bare,warm,batch,mix,l1-off,memcached,workers,derive,
+  --only LIST          comma-separated scenarios: bare,warm,batch,mix,l1-off,memcached,workers,tls,derive,
                        memory,cassandra-memcached,cassandra,cassandra-mix,wrk
   --users N            population for the throughput scenarios (default 100000)
   --memory-users N     population for the memory scenario (default 1000000, full runs only)
@@ -150,6 +153,7 @@ const allScenarios = [
   'l1-off',
   'memcached',
   'workers',
+  'tls',
   ...(full ? ['wrk', 'memory', 'cassandra-memcached', 'cassandra', 'cassandra-mix'] : []),
 ];
 const only = opts.profile ? ['bare', 'warm'] : (opts.only?.split(',').map((s) => s.trim()) ?? allScenarios);
@@ -187,17 +191,20 @@ const run = {
 // ---------------------------------------------------------------------------------------------
 // Servers
 
-async function startBaseline() {
-  const server = await startNode([join(root, 'bench/baseline-server.mjs')], {
+/** The bare node:http server, or bare node:https with `tls` ({ cert, key, caFile }). */
+async function startBaseline(tls = undefined) {
+  const args = tls === undefined ? [] : ['--tls-cert', tls.cert, '--tls-key', tls.key];
+  const server = await startNode([join(root, 'bench/baseline-server.mjs'), ...args], {
     ready: (line) => (line.startsWith('listening ') ? Number(line.split(' ')[1]) : undefined),
   });
-  const up = { ...server, port: server.value, name: 'bare node:http', tree: false };
+  const name = tls === undefined ? 'bare node:http' : 'bare node:https';
+  const up = { ...server, port: server.value, name, tree: false, bare: true, tls };
   upServers.add(up);
   return up;
 }
 
 /** `padlock serve -c <config> --workers N`, ready once every worker logged "padlock listening". */
-async function startPadlock(name, config, { workers = 1, cpuProf = false } = {}) {
+async function startPadlock(name, config, { workers = 1, cpuProf = false, tls = undefined } = {}) {
   const configPath = join(runDir, `${name}.config.json`);
   writeFileSync(configPath, JSON.stringify(config, null, 2));
   const nodeArgs = cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${join(runDir, 'profile')}`] : [];
@@ -209,14 +216,47 @@ async function startPadlock(name, config, { workers = 1, cpuProf = false } = {})
     },
   });
   log(`${name}: listening on ${server.value} after ${Math.round(server.startupMs)} ms (pid ${server.pid})`);
-  const up = { ...server, port: server.value, name, tree: workers > 1, workers };
+  const up = { ...server, port: server.value, name, tree: workers > 1, workers, tls };
   upServers.add(up);
   return up;
 }
 
+/**
+ * One request to a server of this run, over HTTPS (verified against the run's CA) when it serves
+ * TLS: fetch takes no CA of its own. Resolves to { status, text }.
+ */
+function call(server, method, path, { headers = {}, body } = {}) {
+  const request = server.tls === undefined ? httpRequest : httpsRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        method,
+        path,
+        headers: body === undefined ? headers : { ...headers, 'content-length': Buffer.byteLength(body) },
+        agent:
+          server.tls === undefined
+            ? httpAgent
+            : (server.agent ??= new HttpsAgent({ keepAlive: true, ca: readFileSync(server.tls.caFile) })),
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode, text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+const httpAgent = new HttpAgent({ keepAlive: true });
+
 /** Padlock's /metrics as { 'name{labels}': value }. */
 async function metrics(server) {
-  const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+  const { text } = await call(server, 'GET', '/metrics');
   const values = {};
   for (const line of text.split('\n')) {
     const m = /^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$/.exec(line);
@@ -277,12 +317,11 @@ async function sweep(server, credential, users, onStage = async () => {}) {
       const ids = [];
       for (let i = from; i < Math.min(upTo, from + 100); i++) ids.push(userId(i));
       for (let attempt = 0; ; attempt++) {
-        const res = await fetch(`http://127.0.0.1:${server.port}/v1/keys/batch-get`, {
-          method: 'POST',
+        const res = await call(server, 'POST', '/v1/keys/batch-get', {
           headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' },
           body: JSON.stringify({ userIds: ids }),
         });
-        const body = await res.text();
+        const body = res.text;
         if (res.status === 200) break;
         if (res.status !== 503 || attempt === 100) {
           throw new Error(`warm-up batch-get answered ${res.status}: ${body.slice(0, 300)}`);
@@ -360,7 +399,7 @@ async function settle() {
 
 async function load(server, job) {
   await settle();
-  const padlock = server !== baseline;
+  const padlock = server.bare !== true;
   const before = padlock ? await metrics(server).catch(() => ({})) : {};
   const cpu0 = cpuSeconds(server.pid, server.tree);
   const machine0 = machineCpu();
@@ -369,9 +408,20 @@ async function load(server, job) {
   // The measured window on the system's monotonic clock (for the CPU profile); the generator starts within ~0.1 s.
   const startUs = Number(process.hrtime.bigint() / 1000n) + Math.round((job.warmupS + 0.15) * 1e6);
   const window = { startUs, endUs: startUs + Math.round(job.durationS * 1e6) };
-  const fullJob = { host: '127.0.0.1', port: server.port, graceMs: 3000, timeoutMs: 5000, maxConnections: 256, ...job };
+  const fullJob = {
+    host: '127.0.0.1',
+    port: server.port,
+    graceMs: 3000,
+    timeoutMs: 5000,
+    maxConnections: 256,
+    // Over TLS no connections beyond the first ones: under a backlog the generator would open more,
+    // each a full handshake on both sides, and the handshakes would deepen the backlog they answer.
+    ...(server.tls === undefined ? {} : { tls: { caFile: server.tls.caFile }, maxConnections: job.connections }),
+    ...job,
+  };
+  // bench/loadgen-go speaks no TLS: open-loop rows over TLS run on bench/loadgen.mjs.
   const result =
-    job.mode === 'open' && goLoadgen !== undefined
+    job.mode === 'open' && goLoadgen !== undefined && server.tls === undefined
       ? await runLoadGo(goLoadgen, fullJob, join(runDir, `requests-${openJobs++}.bin`))
       : await runLoad(loadgen, fullJob, S.procs);
   const cpu1 = cpuSeconds(server.pid, server.tree);
@@ -393,8 +443,12 @@ async function load(server, job) {
   return result;
 }
 
-async function maxRun(server, workload, { connections = S.connections, durationS = S.maxS, warmupS = S.warmupS } = {}) {
-  const r = await load(server, { mode: 'closed', connections, durationS, warmupS, workload });
+async function maxRun(
+  server,
+  workload,
+  { connections = S.connections, durationS = S.maxS, warmupS = S.warmupS, reconnect = false } = {},
+) {
+  const r = await load(server, { mode: 'closed', connections, durationS, warmupS, workload, reconnect });
   r.rps = r.ok / r.windowS;
   return r;
 }
@@ -506,12 +560,22 @@ const median = (xs) => {
  * Max throughput of `server`, alternating with the bare server `S.rounds` times. The row's ratio
  * and req/s are the medians of the rounds'; its latencies are over all rounds.
  */
-async function maxWithBare(id, title, server, workload, { keysPerRequest, warmupS = S.warmupS, ...options } = {}) {
+async function maxWithBare(
+  id,
+  title,
+  server,
+  workload,
+  { keysPerRequest, warmupS = S.warmupS, bare: bareServer = baseline, bareOptions = {}, ...options } = {},
+) {
   const bares = [];
   const runs = [];
   for (let i = 0; i < S.rounds; i++) {
     bares.push(
-      await maxRun(baseline, workloads.get('unused', S.users), { durationS: S.bareS, warmupS: S.roundWarmupS }),
+      await maxRun(bareServer, workloads.get('unused', S.users), {
+        ...bareOptions,
+        durationS: S.bareS,
+        warmupS: S.roundWarmupS,
+      }),
     );
     runs.push(await maxRun(server, workload, { ...options, warmupS: i === 0 ? warmupS : S.roundWarmupS }));
   }
@@ -525,12 +589,16 @@ async function maxWithBare(id, title, server, workload, { keysPerRequest, warmup
   bare.rps = median(bares.map((x) => x.rps));
   log(`  rounds: ${runs.map((x, i) => `${Math.round(x.rps)} / bare ${Math.round(bares[i].rps)}`).join(', ')}`);
   const row = addRow(id, title, r, {
+    bareName: bareServer.name,
     windows: runs.map((x) => x.window),
     bareRps: bare.rps,
     ratio: median(ratios),
     ratios,
     keysPerSecond: keysPerRequest === undefined ? undefined : r.rps * keysPerRequest,
-    extraNotes: [`× bare per round ${ratios.map((x) => x.toFixed(2)).join(' / ')}`],
+    extraNotes: [
+      ...(bareServer === baseline ? [] : [`bare = ${bareServer.name}`]),
+      `× bare per round ${ratios.map((x) => x.toFixed(2)).join(' / ')}`,
+    ],
   });
   return row;
 }
@@ -826,6 +894,7 @@ async function scenarios(population) {
 
   if (wants('memcached')) await attempt('memcached', () => memcachedScenario(population));
   if (wants('workers')) await attempt('workers', () => workersScenario(population));
+  if (wants('tls')) await attempt('tls', () => tlsScenario(population));
   if (wants('memory')) await attempt('memory', memoryScenario);
   if (['cassandra-memcached', 'cassandra', 'cassandra-mix'].some(wants)) await attempt('cassandra', cassandraScenarios);
 }
@@ -1003,6 +1072,81 @@ async function workersScenario(population) {
     `${fmt(results[2].rps)} vs ${fmt(results[1].rps)} req/s = ${(results[2].rps / results[1].rps).toFixed(2)}× (× bare: ${results[2].ratio.toFixed(2)} vs ${results[1].ratio.toFixed(2)})`,
     null,
   );
+}
+
+/**
+ * TLS: Padlock with listen.tls against bare node:https, both TLS 1.3 with the same certificate (EC
+ * P-256, made for this run by scripts/testing/certs.mjs), the generator verifying it. Warm lookups
+ * on keep-alive connections (alternating rounds), new connections per second (one full handshake
+ * and one request each, no session resumption), and latency at half of Padlock's max.
+ */
+async function tlsScenario(population) {
+  const pki = makeTestPki(join(runDir, 'pki'));
+  const tls = { cert: pki.server.cert, key: pki.server.key, caFile: pki.ca.cert };
+  const bareTls = await startBaseline(tls);
+  try {
+    const dbCopy = join(runDir, 'tls.db');
+    copyFileSync(population.dbPath, dbCopy);
+    const config = padlockConfig({
+      kek: population.kek,
+      store: { kind: 'sqlite', sqlite: { path: dbCopy } },
+      l1MaxEntries: Math.max(100000, S.users),
+    });
+    config.listen.tls = { certFile: tls.cert, keyFile: tls.key };
+    const server = await startPadlock('tls', config, { tls });
+    try {
+      await sweep(server, population.credential, S.users);
+      const warm = await maxWithBare(
+        'tls-warm',
+        'GET /v1/keys over TLS 1.3, warm L1 (SQLite)',
+        server,
+        workloads.get(population.credential, S.users),
+        { bare: bareTls },
+      );
+      target(
+        'warm lookups over TLS ≥ 1.0× bare node:https req/s',
+        `${fmt(warm.rps)} vs ${fmt(warm.bareRps)} req/s = ${warm.ratio.toFixed(2)}×`,
+        warm.ratio >= 1,
+      );
+      // Handshakes cost far more than requests: fewer connections keep the generator from being the limit.
+      const handshakes = await maxWithBare(
+        'tls-handshakes',
+        'new TLS connections: full handshake + one GET /v1/keys each',
+        server,
+        workloads.get(population.credential, S.users),
+        { bare: bareTls, reconnect: true, connections: 8, bareOptions: { reconnect: true, connections: 8 } },
+      );
+      target(
+        'new TLS connections per second vs bare node:https (reported)',
+        `${fmt(handshakes.rps)} vs ${fmt(handshakes.bareRps)} connections/s = ${handshakes.ratio.toFixed(2)}×`,
+        null,
+      );
+      const rate = warm.rps * 0.5;
+      const bareRow = addRow(
+        'tls-bare-open',
+        'bare node:https (baseline)',
+        await openRun(bareTls, workloads.get(population.credential, S.users), rate),
+        {
+          extraNotes: ['offered = 50% of Padlock-over-TLS max', 'generator: bench/loadgen.mjs (no TLS in loadgen-go)'],
+        },
+      );
+      const row = addRow(
+        'tls-open',
+        'GET /v1/keys over TLS 1.3, warm L1 (SQLite)',
+        await openRun(server, workloads.get(population.credential, S.users), rate),
+        { extraNotes: ['offered = 50% of its max', 'generator: bench/loadgen.mjs (no TLS in loadgen-go)'] },
+      );
+      target(
+        `p99 over TLS at half of its max (${fmt(rate)} req/s offered, open loop)`,
+        `p99 ${row.latency.p99Ms} ms, ${fmt(row.errors)} errors; bare node:https at the same rate: p99 ${bareRow.latency.p99Ms} ms`,
+        null,
+      );
+    } finally {
+      await stopServer(server);
+    }
+  } finally {
+    await stopServer(bareTls);
+  }
 }
 
 // Cassandra: a real single node from scripts/cassandra, in keyspace padlock_bench.

@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 
 /*
  * One keep-alive HTTP/1.1 connection on a raw socket, one request at a time
@@ -17,8 +18,10 @@ export class Connection {
    * @param {string} host
    * @param {number} port
    * @param {(conn: Connection) => void} onClose called once when the socket is gone
+   * @param {{ ca: Buffer, session?: Buffer } | undefined} tls TLS to the server, verified against `ca`
+   *   (the name checked is the host, e.g. an IP SAN 127.0.0.1); `session` resumes a TLS session
    */
-  constructor(host, port, onClose) {
+  constructor(host, port, onClose, tls = undefined) {
     this.open = false;
     this.closed = false;
     this.busy = false;
@@ -27,9 +30,13 @@ export class Connection {
     this.buffer = null;
     this.callback = null;
     this.unsolicited = null;
-    this.socket = connect({ host, port, noDelay: true });
+    this.startedAt = performance.now();
+    this.socket =
+      tls === undefined
+        ? connect({ host, port, noDelay: true })
+        : connectTls({ host, port, noDelay: true, ca: tls.ca, ...(tls.session ? { session: tls.session } : {}) });
     this.ready = new Promise((resolve, reject) => {
-      this.socket.once('connect', () => {
+      this.socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
         this.open = true;
         resolve(this);
       });
@@ -51,8 +58,10 @@ export class Connection {
     this.socket.write(bytes);
   }
 
+  /** Destroys the socket and leaves the pool now (not at the socket's 'close' event, a turn later). */
   close() {
     this.socket.destroy();
+    this.#shut();
   }
 
   #data(chunk) {

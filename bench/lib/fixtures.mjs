@@ -1,5 +1,5 @@
 import { SecretBytes, wrapRootKey } from '@padlock/core';
-import { CassandraKeyStore, newCredential, newServiceRecord, SqliteKeyStore } from '@padlock/server';
+import { CassandraKeyStore, newCredential, newServiceRecord, ServiceWriter, SqliteKeyStore } from '@padlock/server';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -64,9 +64,10 @@ async function addService(store, kek) {
   const now = Date.now();
   const ring = { active: kek, find: (kid) => (kid === kek.kid ? kek : undefined) };
   const permissions = { read: CATEGORIES, create: true, rotate: true, shred: true };
-  await store.createService(newServiceRecord(ring, SERVICE_ID, permissions, now));
+  const writer = new ServiceWriter(store, ring);
+  await writer.create(newServiceRecord(ring, SERVICE_ID, permissions, now));
   const { credential, record } = newCredential(SERVICE_ID, now);
-  await store.addCredential(SERVICE_ID, record);
+  await writer.addCredential(SERVICE_ID, record);
   return credential;
 }
 
@@ -187,7 +188,11 @@ export async function cassandraPopulation(cacheDir, cassandra, users, doomed, lo
     } else {
       const now = Date.now();
       const made = newCredential(SERVICE_ID, now);
-      await store.addCredential(SERVICE_ID, made.record);
+      const ring = { active: kek, find: (kid) => (kid === kek.kid ? kek : undefined) };
+      const writer = new ServiceWriter(store, ring);
+      // A keyspace kept from a run before row MACs: seal its rows first, as `padlock migrate` would.
+      await writer.migrate();
+      await writer.addCredential(SERVICE_ID, made.record);
       credential = made.credential;
     }
     log(`loading ${users} + ${doomed} users into Cassandra keyspace ${cassandra.keyspace} (LWT inserts, 64 in flight)`);

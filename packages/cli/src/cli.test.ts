@@ -1,12 +1,27 @@
 import { unwrapRootKey } from '@padlock/core';
-import { loadConfig, loadKeks, SqliteKeyStore, startPadlock, createLogger, type Padlock } from '@padlock/server';
+import {
+  loadConfig,
+  loadKeks,
+  newCredential,
+  newServiceRecord,
+  ServiceRegistry,
+  SqliteKeyStore,
+  startPadlock,
+  createLogger,
+  type Padlock,
+} from '@padlock/server';
+import Database from 'better-sqlite3';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { issue, makeTestPki, type TestPki } from '../../../scripts/testing/certs.mjs';
 
 /* The compiled CLI, run as a child process the way an operator runs it. */
 
@@ -62,6 +77,7 @@ const COMMANDS = [
   'service list',
   'service grant',
   'service revoke',
+  'service tls-identities',
   'service credential-add',
   'service credential-revoke',
   'keychain create',
@@ -84,6 +100,7 @@ interface Created {
 interface Listed {
   serviceId: string;
   permissions: Created['permissions'];
+  tlsIdentities: string[];
   createdAt: string;
   credentials: { credentialId: string; createdAt: string; revokedAt: string | null }[];
 }
@@ -115,6 +132,9 @@ describe('padlock CLI', () => {
     assert.equal(statSync(configFile).mode & 0o077, 0);
     const config = loadConfig(configFile);
     assert.equal(config.listen.port, 0);
+    // The dev config (also what `padlock dev` writes) is plaintext on loopback only.
+    assert.equal(config.listen.host, '127.0.0.1');
+    assert.equal(config.listen.tls, undefined);
     assert.deepEqual(config.categories, ['profile', 'payments', 'advertising']);
     assert.equal(config.store.kind, 'sqlite');
 
@@ -130,7 +150,11 @@ describe('padlock CLI', () => {
     for (let i = 0; i < 2; i++) {
       const result = await withConfig('migrate');
       assert.equal(result.code, 0, result.stderr);
-      assert.deepEqual(json<{ store: string; path: string }>(result), { store: 'sqlite', path: db });
+      assert.deepEqual(json<{ store: string; path: string }>(result), {
+        store: 'sqlite',
+        path: db,
+        macs: { sealed: [], resealed: [], unchanged: 0, failed: [] },
+      });
     }
     assert.ok(statSync(db).size > 0);
   });
@@ -241,6 +265,55 @@ describe('padlock CLI', () => {
       await server.close();
     }
     credentials.push(added.credential);
+  });
+
+  it('service create and tls-identities set, replace and clear TLS identities; list shows them', async () => {
+    const spiffe = 'spiffe://example.org/ns/a/sa/newsletter';
+    const subject = 'CN=newsletter, O=Example Corp';
+    const made = json<Created & { tlsIdentities: string[] }>(
+      await withConfig(
+        'service',
+        'create',
+        'newsletter',
+        '--read',
+        'profile',
+        '--tls-identity',
+        spiffe,
+        '--tls-identity',
+        subject,
+      ),
+    );
+    assert.deepEqual(made.tlsIdentities, [spiffe, subject]);
+    const listed = (): Promise<Listed | undefined> =>
+      withConfig('service', 'list').then((r) => json<Listed[]>(r).find((s) => s.serviceId === 'newsletter'));
+    assert.deepEqual((await listed())?.tlsIdentities, [spiffe, subject]);
+    const replaced = await withConfig('service', 'tls-identities', 'newsletter', '--tls-identity', 'CN=newsletter-2');
+    assert.deepEqual(json<{ tlsIdentities: string[] }>(replaced).tlsIdentities, ['CN=newsletter-2']);
+    assert.deepEqual((await listed())?.tlsIdentities, ['CN=newsletter-2']);
+
+    // One identity, one service: refused on create and on replace, and nothing changes.
+    const taken = await withConfig('service', 'create', 'copycat', '--tls-identity', 'CN=newsletter-2');
+    assert.equal(taken.code, 2);
+    assert.match(taken.stderr, /^padlock: TLS identity "CN=newsletter-2" belongs to service "newsletter" already/);
+    assert.equal((await withConfig('service', 'list')).stdout.includes('copycat'), false);
+    const twice = await withConfig(
+      'service',
+      'tls-identities',
+      'newsletter',
+      '--tls-identity',
+      'CN=x',
+      '--tls-identity',
+      'CN=x',
+    );
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /TLS identity "CN=x" is listed twice/);
+    assert.deepEqual((await listed())?.tlsIdentities, ['CN=newsletter-2']);
+
+    assert.deepEqual(
+      json<{ tlsIdentities: string[] }>(await withConfig('service', 'tls-identities', 'newsletter')).tlsIdentities,
+      [],
+    );
+    assert.deepEqual((await listed())?.tlsIdentities, []);
   });
 
   it('keychain create is idempotent; show prints metadata and never key bytes; shred destroys', async () => {
@@ -392,6 +465,9 @@ describe('padlock CLI', () => {
     { name: 'bad port', args: ['init', '--dir', 'other', '--port', 'eighty'], message: /--port must be 0-65535/ },
     { name: 'port out of range', args: ['init', '--dir', 'other', '--port', '70000'], message: /--port must be 0-65535/ },
     { name: 'zero workers', args: ['serve', '--workers', '0'], message: /--workers must be 1-64/ },
+    { name: 'TLS identity with a newline', args: ['service', 'create', 'svc-z', '--tls-identity', 'CN=a\nCN=b'], config: true, message: /TLS identity "CN=a\\nCN=b" must be 1-1024 characters, no control characters/ },
+    { name: 'TLS identity with a trailing space', args: ['service', 'tls-identities', 'playlist', '--tls-identity', 'CN=a '], config: true, message: /TLS identity "CN=a " must be/ },
+    { name: 'TLS identities of an unknown service', args: ['service', 'tls-identities', 'ghost', '--tls-identity', 'CN=ghost'], config: true, message: /no service "ghost"/ },
     { name: 'option missing its value', args: ['service', 'create', 'svc-y', '--read'], config: true, message: /--read/ },
   ];
 
@@ -409,9 +485,85 @@ describe('padlock CLI', () => {
     const services = json<Listed[]>(await withConfig('service', 'list'));
     assert.deepEqual(
       services.map((s) => s.serviceId),
-      ['ops', 'playlist'],
+      ['newsletter', 'ops', 'playlist'],
     );
     assert.throws(() => statSync(join(dir, 'other')), /ENOENT/);
+  });
+
+  it('migrate seals rows written before MACs, once; servers refuse them until then', async () => {
+    const config = loadConfig(configFile);
+    const keks = loadKeks(config);
+    const row = newServiceRecord(
+      keks,
+      'legacy',
+      { read: ['profile'], create: false, rotate: false, shred: false, hold: false },
+      5,
+    );
+    const { credential, record } = newCredential('legacy', 6);
+    // As a release before row MACs wrote them: no MAC, no generation, no credential list.
+    const db = new Database(config.store.sqlite.path);
+    db.prepare(
+      'INSERT INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at) VALUES (?, ?, ?, 0, 0, 0, ?)',
+    ).run('legacy', row.wrappedKey, 'profile', 5);
+    db.prepare('INSERT INTO credentials (service_id, credential_id, verifier, created_at) VALUES (?, ?, ?, ?)').run(
+      'legacy',
+      record.credentialId,
+      record.verifier,
+      6,
+    );
+    db.close();
+    const authenticates = async (): Promise<{ serviceId?: string; logs: string[] }> => {
+      const store = new SqliteKeyStore(config.store.sqlite);
+      const logs: string[] = [];
+      const registry = new ServiceRegistry(
+        store,
+        keks,
+        createLogger('info', (l) => logs.push(l)),
+      );
+      await registry.refresh();
+      await store.close();
+      const service = registry.authenticate(`Bearer ${credential}`);
+      return service === undefined ? { logs } : { serviceId: service.serviceId, logs };
+    };
+    const before = await authenticates();
+    assert.equal(before.serviceId, undefined);
+    assert.ok(before.logs.some((l) => l.includes('"serviceId":"legacy"') && l.includes('run `padlock migrate`')));
+
+    const first = json<{ macs: { sealed: string[]; unchanged: number; failed: unknown[] } }>(
+      await withConfig('migrate'),
+    );
+    assert.deepEqual(first.macs.sealed, ['legacy']);
+    assert.deepEqual(first.macs.failed, []);
+    assert.equal((await authenticates()).serviceId, 'legacy');
+    const second = json<{ macs: { sealed: string[]; unchanged: number } }>(await withConfig('migrate'));
+    assert.deepEqual(second.macs.sealed, []);
+    assert.equal(second.macs.unchanged, first.macs.unchanged + 1);
+  });
+
+  it('refuses to change or migrate a service whose row was edited without the KEK, with exit 1', async () => {
+    const path = loadConfig(configFile).store.sqlite.path;
+    const db = new Database(path);
+    try {
+      const original = db
+        .prepare<[], { read_categories: string }>("SELECT read_categories FROM services WHERE service_id = 'legacy'")
+        .get();
+      db.prepare(
+        "UPDATE services SET read_categories = 'profile,payments,advertising' WHERE service_id = 'legacy'",
+      ).run();
+      const grant = await withConfig('service', 'grant', 'legacy', '--shred');
+      assert.equal(grant.code, 1);
+      assert.match(grant.stderr, /^padlock: service "legacy" failed its integrity check \(service row: bad-mac\)/);
+      const migrate = await withConfig('migrate');
+      assert.equal(migrate.code, 1);
+      assert.match(
+        migrate.stderr,
+        /1 service\(s\) failed their integrity check and were left alone: legacy \(service row: bad-mac\)/,
+      );
+      db.prepare("UPDATE services SET read_categories = ? WHERE service_id = 'legacy'").run(original?.read_categories);
+      assert.equal((await withConfig('service', 'grant', 'legacy', '--shred')).code, 0, 'restored: writable again');
+    } finally {
+      db.close();
+    }
   });
 
   it('serve answers on its port and drains on SIGTERM with exit 0', async () => {
@@ -443,3 +595,90 @@ describe('padlock CLI', () => {
     for (const credential of credentials) assert.ok(!stdout.includes(credential.split('.')[3] ?? ''));
   });
 });
+
+describe('padlock serve over TLS', () => {
+  let dir: string;
+  let configFile: string;
+  let pki: TestPki;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'padlock-cli-tls-'));
+    pki = makeTestPki(join(dir, 'pki'));
+    assert.equal((await padlock(['init', '--dir', 'conf', '--port', '0'], dir)).code, 0);
+    configFile = join(dir, 'conf', 'padlock.json');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const withListen = (listen: Record<string, unknown>): void => {
+    const config = JSON.parse(readFileSync(configFile, 'utf8')) as { listen: Record<string, unknown> };
+    config.listen = { ...config.listen, ...listen };
+    writeFileSync(configFile, JSON.stringify(config));
+  };
+
+  it('refuses plaintext on 0.0.0.0, naming the switch', async () => {
+    withListen({ host: '0.0.0.0' });
+    const result = await padlock(['serve', '--config', configFile], dir);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /^padlock: config\.listen\.host "0\.0\.0\.0" is not a loopback address .*insecurePlaintextOffLoopback/,
+    );
+  });
+
+  it('reloads its certificate on SIGHUP without dropping an open connection', async () => {
+    const certFile = join(dir, 'conf', 'server.crt');
+    const keyFile = join(dir, 'conf', 'server.key');
+    copyFileSync(pki.server.cert, certFile);
+    copyFileSync(pki.server.key, keyFile);
+    withListen({ host: '127.0.0.1', tls: { certFile: 'server.crt', keyFile: 'server.key' } });
+    const child = spawn(process.execPath, [MAIN, 'serve', '--config', configFile], { cwd: dir, env: childEnv() });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const waitFor = async (pattern: RegExp): Promise<string> => {
+      for (let i = 0; i < 200 && !pattern.test(stdout); i++) await new Promise((r) => setTimeout(r, 50));
+      const line = stdout.split('\n').find((l) => pattern.test(l));
+      assert.ok(line, `no log line matching ${pattern}: ${stdout}`);
+      return line;
+    };
+    const agent = new HttpsAgent({
+      keepAlive: true,
+      maxSockets: 1,
+      ca: readFileSync(pki.ca.cert),
+      maxCachedSessions: 0,
+    });
+    try {
+      const port = (JSON.parse(await waitFor(/"padlock listening"/)) as { port: number }).port;
+      const before = await httpsGet(port, agent);
+      assert.equal(before.fingerprint, new X509Certificate(readFileSync(pki.server.cert)).fingerprint256);
+
+      const renewed = issue(join(dir, 'pki'), pki.ca, 'renewed', { sans: ['IP:127.0.0.1'] });
+      copyFileSync(renewed.cert, certFile);
+      copyFileSync(renewed.key, keyFile);
+      child.kill('SIGHUP');
+      await waitFor(/"msg":"TLS certificate reloaded"/);
+
+      const same = await httpsGet(port, agent);
+      assert.equal(same.localPort, before.localPort, 'the open connection survived');
+      const fresh = await httpsGet(port, new HttpsAgent({ ca: readFileSync(pki.ca.cert) }));
+      assert.equal(fresh.fingerprint, new X509Certificate(readFileSync(renewed.cert)).fingerprint256);
+      assert.equal(child.exitCode, null, 'SIGHUP did not end the process');
+    } finally {
+      agent.destroy();
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    }
+  });
+});
+
+function httpsGet(port: number, agent: HttpsAgent): Promise<{ fingerprint: string; localPort: number }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path: '/healthz', agent }, (res) => {
+      const socket = res.socket as TLSSocket;
+      const seen = { fingerprint: socket.getPeerCertificate().fingerprint256, localPort: socket.localPort ?? 0 };
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(seen) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

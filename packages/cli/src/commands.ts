@@ -7,6 +7,8 @@ import {
   openStore,
   operatorLifecycle,
   createLogger,
+  tlsIdentityProblem,
+  ServiceWriter,
   CassandraKeyStore,
   schemaStatements,
   type KeyStore,
@@ -53,6 +55,22 @@ const RIGHTS_OPTIONS: Options = {
   shred: { type: 'boolean' },
   hold: { type: 'boolean' },
 };
+const TLS_IDENTITY_OPTION: Options = { 'tls-identity': { type: 'string', multiple: true } };
+const TLS_IDENTITY_HELP =
+  '--tls-identity ID   a TLS client identity mapped to the service (URI SAN or subject); repeatable';
+
+function tlsIdentities(values: Values): string[] {
+  const given = values['tls-identity'];
+  return Array.isArray(given) ? given : [];
+}
+
+/** Refuses identities that are malformed, repeated, or another service's. */
+async function checkTlsIdentities(store: KeyStore, serviceId: string, identities: readonly string[]): Promise<void> {
+  if (identities.length === 0) return;
+  const problem = tlsIdentityProblem(serviceId, identities, await store.listServices());
+  if (problem !== undefined) throw new UsageError(problem);
+}
+
 const RIGHTS_HELP = [
   '--read a,b          categories whose derived keys the service may read',
   '--create            may create keychains',
@@ -193,30 +211,42 @@ const COMMANDS: readonly Command[] = [
   {
     name: 'migrate',
     args: '',
-    summary: 'create the store schema when missing (Cassandra keyspace and tables, SQLite tables)',
+    summary: 'create or update the store schema, and give MACs to rows written before them (idempotent; needs the KEK)',
     options: CONFIG_OPTION,
     optionHelp: [CONFIG_HELP],
     async run(values, positionals) {
       one(positionals, []);
       const config = loadConfig(configPath(values));
-      if (config.store.kind === 'cassandra') {
-        const options = config.store.cassandra;
-        const store = await CassandraKeyStore.open({ ...options, createSchema: true });
+      const keks = loadKeks(config);
+      const store =
+        config.store.kind === 'cassandra'
+          ? await CassandraKeyStore.open({ ...config.store.cassandra, createSchema: true })
+          : await openStore(
+              config,
+              createLogger('warn', (l) => process.stderr.write(l)),
+            );
+      try {
+        const macs = await new ServiceWriter(store, keks).migrate();
+        const where =
+          config.store.kind === 'cassandra'
+            ? {
+                store: 'cassandra',
+                keyspace: config.store.cassandra.keyspace,
+                statements: schemaStatements(config.store.cassandra.keyspace, config.store.cassandra.replication),
+              }
+            : { store: 'sqlite', path: config.store.sqlite.path };
+        print({ ...where, macs });
+        if (macs.failed.length > 0) {
+          process.stderr.write(
+            `padlock: ${macs.failed.length} service(s) failed their integrity check and were left alone: ` +
+              `${macs.failed.map((f) => `${f.serviceId} (${f.failure.row} row: ${f.failure.reason})`).join(', ')}\n`,
+          );
+          return 1;
+        }
+        return 0;
+      } finally {
         await store.close();
-        print({
-          store: 'cassandra',
-          keyspace: options.keyspace,
-          statements: schemaStatements(options.keyspace, options.replication),
-        });
-      } else {
-        const store = await openStore(
-          config,
-          createLogger('warn', (l) => process.stderr.write(l)),
-        );
-        await store.close();
-        print({ store: 'sqlite', path: config.store.sqlite.path });
       }
-      return 0;
     },
   },
   {
@@ -250,9 +280,10 @@ const COMMANDS: readonly Command[] = [
         try {
           const now = Date.now();
           const permissions = { read: [...config.categories], create: true, rotate: true, shred: true, hold: true };
-          await store.createService(newServiceRecord(keks, 'demo', permissions, now));
+          const writer = new ServiceWriter(store, keks);
+          await writer.create(newServiceRecord(keks, 'demo', permissions, now));
           const { credential, record } = newCredential('demo', now);
-          await store.addCredential('demo', record);
+          await writer.addCredential('demo', record);
           // Dev only: the tour needs the credential in a file; production credentials are printed once.
           writeFileSync(join(dir, 'demo.credential'), `${credential}\n`, { mode: 0o600, flag: 'wx' });
         } finally {
@@ -270,12 +301,14 @@ const COMMANDS: readonly Command[] = [
     name: 'service create',
     args: '<serviceId>',
     summary: 'register a service; prints its first credential once',
-    options: { ...CONFIG_OPTION, ...RIGHTS_OPTIONS },
-    optionHelp: [CONFIG_HELP, ...RIGHTS_HELP],
+    options: { ...CONFIG_OPTION, ...RIGHTS_OPTIONS, ...TLS_IDENTITY_OPTION },
+    optionHelp: [CONFIG_HELP, ...RIGHTS_HELP, TLS_IDENTITY_HELP],
     run: (values, positionals) => {
       const [id] = one(positionals, ['serviceId']) as [string];
       checkServiceId(id);
       return withStore(values, async (store, config) => {
+        const identities = tlsIdentities(values);
+        await checkTlsIdentities(store, id, identities);
         const permissions: ServicePermissions = {
           read: readList(values['read'], config),
           create: values['create'] === true,
@@ -284,12 +317,20 @@ const COMMANDS: readonly Command[] = [
           hold: values['hold'] === true,
         };
         const now = Date.now();
-        if (!(await store.createService(newServiceRecord(loadKeks(config), id, permissions, now)))) {
+        const keks = loadKeks(config);
+        const writer = new ServiceWriter(store, keks);
+        if (!(await writer.create(newServiceRecord(keks, id, permissions, now, identities)))) {
           throw new UsageError(`service "${id}" exists already`);
         }
         const { credential, record } = newCredential(id, now);
-        await store.addCredential(id, record);
-        print({ serviceId: id, permissions, credentialId: record.credentialId, credential });
+        await writer.addCredential(id, record);
+        print({
+          serviceId: id,
+          permissions,
+          tlsIdentities: identities,
+          credentialId: record.credentialId,
+          credential,
+        });
         process.stderr.write('padlock: the credential is shown once and not stored; keep it now\n');
         return 0;
       });
@@ -309,6 +350,7 @@ const COMMANDS: readonly Command[] = [
           services.map((s) => ({
             serviceId: s.serviceId,
             permissions: s.permissions,
+            tlsIdentities: s.tlsIdentities,
             createdAt: new Date(s.createdAt).toISOString(),
             credentials: s.credentials.map((c) => ({
               credentialId: c.credentialId,
@@ -349,12 +391,31 @@ const COMMANDS: readonly Command[] = [
           shred: flag('shred'),
           hold: flag('hold'),
         };
-        await store.setPermissions(id, permissions);
+        await new ServiceWriter(store, loadKeks(config)).setPermissions(id, permissions);
         print({ serviceId: id, permissions });
         return 0;
       });
     },
   })),
+  {
+    name: 'service tls-identities',
+    args: '<serviceId>',
+    summary: "replace a service's TLS client identities (none given: remove them all)",
+    options: { ...CONFIG_OPTION, ...TLS_IDENTITY_OPTION },
+    optionHelp: [CONFIG_HELP, TLS_IDENTITY_HELP],
+    run: (values, positionals) => {
+      const [id] = one(positionals, ['serviceId']) as [string];
+      checkServiceId(id);
+      return withStore(values, async (store, config) => {
+        const identities = tlsIdentities(values);
+        await checkTlsIdentities(store, id, identities);
+        const writer = new ServiceWriter(store, loadKeks(config));
+        if (!(await writer.setTlsIdentities(id, identities))) throw new UsageError(`no service "${id}"`);
+        print({ serviceId: id, tlsIdentities: identities });
+        return 0;
+      });
+    },
+  },
   {
     name: 'service credential-add',
     args: '<serviceId>',
@@ -364,9 +425,10 @@ const COMMANDS: readonly Command[] = [
     run: (values, positionals) => {
       const [id] = one(positionals, ['serviceId']) as [string];
       checkServiceId(id);
-      return withStore(values, async (store) => {
+      return withStore(values, async (store, config) => {
         const { credential, record } = newCredential(id, Date.now());
-        if (!(await store.addCredential(id, record))) throw new UsageError(`no service "${id}"`);
+        const writer = new ServiceWriter(store, loadKeks(config));
+        if (!(await writer.addCredential(id, record))) throw new UsageError(`no service "${id}"`);
         print({ serviceId: id, credentialId: record.credentialId, credential });
         process.stderr.write('padlock: the credential is shown once and not stored; keep it now\n');
         return 0;
@@ -382,8 +444,9 @@ const COMMANDS: readonly Command[] = [
     run: (values, positionals) => {
       const [id, credentialId] = one(positionals, ['serviceId', 'credentialId']) as [string, string];
       checkServiceId(id);
-      return withStore(values, async (store) => {
-        if (!(await store.revokeCredential(id, credentialId, Date.now()))) {
+      return withStore(values, async (store, config) => {
+        const writer = new ServiceWriter(store, loadKeks(config));
+        if (!(await writer.revokeCredential(id, credentialId, Date.now()))) {
           throw new UsageError(`service "${id}" has no live credential "${credentialId}"`);
         }
         print({ serviceId: id, credentialId, revoked: true });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { PadlockError } from '@padlock/core';
-import { ConfigError } from '@padlock/server';
+import { ConfigError, ServiceWriteError } from '@padlock/server';
 import { run, UsageError } from './commands.js';
 
 run(process.argv.slice(2)).then(
@@ -11,7 +11,7 @@ run(process.argv.slice(2)).then(
     if (error instanceof UsageError) {
       process.stderr.write(`padlock: ${error.message}\n${error.help === '' ? '' : `\n${error.help}\n`}`);
       process.exitCode = 2;
-    } else if (error instanceof ConfigError || error instanceof PadlockError) {
+    } else if (error instanceof ConfigError || error instanceof PadlockError || error instanceof ServiceWriteError) {
       process.stderr.write(`padlock: ${error.message}\n`);
       process.exitCode = 1;
     } else {

@@ -5,7 +5,8 @@ import cluster from 'node:cluster';
  * `padlock serve`: one process, or a primary that forks `workers` processes
  * sharing the listening port (node:cluster), each with its own caches and
  * store connection. SIGTERM or SIGINT drains: in-flight requests finish, new
- * ones are refused with 503 and Connection: close, then the process exits.
+ * ones are refused with 503 and Connection: close, then the process exits. SIGHUP reloads the
+ * TLS files (the primary passes it to every worker).
  */
 export async function serve(configFile: string, workers: number): Promise<number> {
   const config = loadConfig(configFile);
@@ -37,6 +38,10 @@ export async function serve(configFile: string, workers: number): Promise<number
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // SIGHUP reloads the TLS certificate, key and CA from their files (a failure keeps the old ones).
+    process.on('SIGHUP', () => {
+      if (!stopping) padlock.reloadTls();
+    });
   });
 }
 
@@ -58,5 +63,8 @@ function supervise(workers: number): Promise<number> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    process.on('SIGHUP', () => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+    });
   });
 }

@@ -141,7 +141,7 @@ export class PadlockClient {
 
   constructor(options: PadlockClientOptions) {
     this.#options = resolveOptions(options);
-    this.#http = new HttpClient(this.#options.maxSockets);
+    this.#http = new HttpClient(this.#options.maxSockets, this.#options.tls);
     this.#endpoints = new Endpoints(this.#options, this.#http, this.#counters);
     this.#lookups = new KeyLookups((userIds) => this.#fetchBatch(userIds), this.#options, this.#counters);
   }

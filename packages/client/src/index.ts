@@ -22,4 +22,11 @@ export {
 export { readEnvelopeHeader, envelopeOverhead, ENVELOPE_FORMAT, type EnvelopeHeader } from './envelope.js';
 export type { ClientStats } from './lib/stats.js';
 export type { KeyStatus } from './lib/user-keys.js';
-export type { PadlockClientOptions, EndpointGroup, RetryOptions, CacheOptions, BatchOptions } from './options.js';
+export type {
+  PadlockClientOptions,
+  EndpointGroup,
+  RetryOptions,
+  CacheOptions,
+  BatchOptions,
+  TlsOptions,
+} from './options.js';

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { issue, makeTestPki } from '../../../scripts/testing/certs.mjs';
 import { InvalidInput } from './errors.js';
 import { resolveOptions } from './options.js';
 
@@ -7,6 +11,24 @@ import { resolveOptions } from './options.js';
 
 const GOOD = { groups: [{ name: 'padlock', urls: ['http://127.0.0.1:8700'] }], credential: 'svc.abc.def.ghi' };
 const with_ = (extra: Record<string, unknown>): Record<string, unknown> => ({ ...GOOD, ...extra });
+
+// Real PEMs, made for this run: a CA, and a client certificate with its key and another's.
+const pkiDir = mkdtempSync(join(tmpdir(), 'padlock-client-options-'));
+after(() => rmSync(pkiDir, { recursive: true, force: true }));
+const pki = makeTestPki(pkiDir);
+const client = issue(pkiDir, pki.ca, 'client', { client: true, sans: ['URI:spiffe://test/app'] });
+const CA = readFileSync(pki.ca.cert, 'utf8');
+const CERT = readFileSync(client.cert);
+const KEY = readFileSync(client.key);
+const OTHER_KEY = readFileSync(pki.server.key);
+const HTTPS = [{ name: 'padlock', urls: ['https://127.0.0.1:8700'] }];
+const withTls = (tls: unknown, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  ...GOOD,
+  groups: HTTPS,
+  tls,
+  ...extra,
+});
+const CA_MESSAGE = 'options.tls.ca must be PEM certificates: a string, a Buffer, or a non-empty array of them';
 
 // One row per case reads as the table it is.
 // prettier-ignore
@@ -29,7 +51,8 @@ const BAD: readonly [string, unknown, string][] = [
   ['url with query', with_({ groups: [{ name: 'a', urls: ['http://x/?a=1'] }] }), 'options.groups[0].urls[0] must be an http: or https: URL without credentials, query or fragment'],
   ['url with empty fragment', with_({ groups: [{ name: 'a', urls: ['http://x/#'] }] }), 'options.groups[0].urls[0] must be an http: or https: URL without credentials, query or fragment'],
   ['second url bad', with_({ groups: [{ name: 'a', urls: ['http://x', 'nope'] }] }), 'options.groups[0].urls[1] must be an http: or https: URL without credentials, query or fragment'],
-  ['no credential', { groups: GOOD.groups }, 'options.credential must be 1-1024 printable ASCII characters without spaces'],
+  ['no credential', { groups: GOOD.groups }, 'options.credential is required, unless options.tls.cert authenticates the service on its own'],
+  ['credential not a string', with_({ credential: 42 }), 'options.credential must be 1-1024 printable ASCII characters without spaces'],
   ['credential with newline', with_({ credential: 'abc\r\nX-Evil: 1' }), 'options.credential must be 1-1024 printable ASCII characters without spaces'],
   ['credential with space', with_({ credential: 'Bearer abc' }), 'options.credential must be 1-1024 printable ASCII characters without spaces'],
   ['categories empty', with_({ categories: [] }), 'options.categories must be a non-empty array of category names'],
@@ -58,6 +81,19 @@ const BAD: readonly [string, unknown, string][] = [
   ['retry ratio above 1', with_({ retry: { budgetRatio: 1.5 } }), 'options.retry.budgetRatio must be a number from 0 to 1'],
   ['retry ratio NaN', with_({ retry: { budgetRatio: Number.NaN } }), 'options.retry.budgetRatio must be a number from 0 to 1'],
   ['retry delays inverted', with_({ retry: { baseDelayMs: 100, maxDelayMs: 50 } }), 'options.retry.maxDelayMs must be at least options.retry.baseDelayMs'],
+  ['tls not an object', withTls(CA), 'options.tls must be an object'],
+  ['tls verification off', withTls({ ca: CA, rejectUnauthorized: false }), 'options.tls has an unknown option "rejectUnauthorized"'],
+  ['tls without an https URL', with_({ tls: { ca: CA } }), 'options.tls is set, but no URL in options.groups is https:'],
+  ['ca not PEM', withTls({ ca: 'not a certificate' }), CA_MESSAGE],
+  ['ca a number', withTls({ ca: 5 }), CA_MESSAGE],
+  ['ca an empty array', withTls({ ca: [] }), CA_MESSAGE],
+  ['ca second entry bad', withTls({ ca: [CA, KEY] }), CA_MESSAGE],
+  ['cert without key', withTls({ cert: CERT }), 'options.tls.cert and options.tls.key go together: set both or neither'],
+  ['key without cert', withTls({ key: KEY }), 'options.tls.cert and options.tls.key go together: set both or neither'],
+  ['cert not PEM', withTls({ cert: KEY, key: KEY }), 'options.tls.cert must be a PEM certificate (a string or a Buffer)'],
+  ['key not PEM', withTls({ cert: CERT, key: CERT }), 'options.tls.key must be an unencrypted PEM private key (a string or a Buffer)'],
+  ['key another certificate\'s', withTls({ cert: CERT, key: OTHER_KEY }), 'options.tls.key is not the private key of options.tls.cert'],
+  ['no credential, CA only', withTls({ ca: CA }, { credential: undefined }), 'options.credential is required, unless options.tls.cert authenticates the service on its own'],
 ];
 
 void describe('client options', () => {
@@ -101,6 +137,15 @@ void describe('client options', () => {
       maxDelayMs: 200,
     });
     assert.equal(resolveOptions(with_({ cache: false })).cache, false);
+  });
+
+  void it('takes a CA, a client certificate and its key; the certificate may stand in for the credential', () => {
+    const resolved = resolveOptions({ groups: HTTPS, tls: { ca: [CA], cert: CERT, key: KEY.toString('utf8') } });
+    assert.equal(resolved.credential, undefined);
+    assert.deepEqual(resolved.tls?.ca, [Buffer.from(CA)]);
+    assert.deepEqual(resolved.tls?.key, KEY, 'a copy of the key');
+    assert.ok(Object.isFrozen(resolved.tls));
+    assert.equal(resolveOptions(withTls({ ca: CA })).tls?.cert, undefined);
   });
 
   void it('never shows the credential in its errors', () => {

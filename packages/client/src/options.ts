@@ -1,4 +1,5 @@
 import { isCategory } from '@padlock/core';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { InvalidInput } from './errors.js';
 
 /** One deployment group (e.g. `padlock`, then `padlock-mirror`): its own caches, one or more base URLs. */
@@ -41,11 +42,24 @@ export interface BatchOptions {
   readonly delayMs?: number;
 }
 
+/** TLS for `https:` URLs. The server's name is always verified against its certificate. */
+export interface TlsOptions {
+  /** PEM CA certificate(s) to trust for Padlock's servers, instead of Node's CA store. */
+  readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /** PEM client certificate (then any intermediates) for mutual TLS; needs `key`. */
+  readonly cert?: string | Buffer;
+  /** PEM private key of `cert` (unencrypted). */
+  readonly key?: string | Buffer;
+}
+
 export interface PadlockClientOptions {
   /** Deployment groups in order of preference; a failing group's requests go to the next. */
   readonly groups: readonly EndpointGroup[];
-  /** The service's credential, sent as `Authorization: Bearer <credential>`. */
-  readonly credential: string;
+  /**
+   * The service's credential, sent as `Authorization: Bearer <credential>`. May be left out when
+   * `tls.cert` authenticates the service on its own (a server in `certificate-only` mode).
+   */
+  readonly credential?: string;
   /** Categories to fetch keys for; default every category the service may read. */
   readonly categories?: readonly string[];
   /** Timeout of one HTTP attempt in milliseconds; default 500. */
@@ -63,6 +77,15 @@ export interface PadlockClientOptions {
   readonly cache?: CacheOptions | false;
   /** Default `false`: Padlock fails fast, callers decide. */
   readonly retry?: RetryOptions | false;
+  /** CA to trust and client certificate to present on `https:` URLs. */
+  readonly tls?: TlsOptions;
+}
+
+export interface ResolvedTls {
+  readonly ca: readonly Buffer[] | undefined;
+  readonly cert: Buffer | undefined;
+  /** A copy of the caller's PEM, wiped by close(). */
+  readonly key: Buffer | undefined;
 }
 
 export interface ResolvedGroup {
@@ -72,7 +95,7 @@ export interface ResolvedGroup {
 
 export interface ResolvedOptions {
   readonly groups: readonly ResolvedGroup[];
-  readonly credential: string;
+  readonly credential: string | undefined;
   readonly categories: readonly string[] | undefined;
   readonly timeoutMs: number;
   readonly deadlineMs: number;
@@ -82,6 +105,7 @@ export interface ResolvedOptions {
   readonly batch: Required<BatchOptions>;
   readonly cache: Required<CacheOptions> | false;
   readonly retry: Required<RetryOptions> | false;
+  readonly tls: ResolvedTls | undefined;
 }
 
 const GROUP_NAME = /^[A-Za-z0-9._-]{1,64}$/;
@@ -98,6 +122,7 @@ const TOP_KEYS = [
   'batch',
   'cache',
   'retry',
+  'tls',
 ];
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -195,6 +220,56 @@ function categories(value: unknown): readonly string[] | undefined {
   return Object.freeze([...(value as string[])]);
 }
 
+function pem(value: unknown): Buffer | undefined {
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  return Buffer.isBuffer(value) ? value : undefined;
+}
+
+function certificate(value: unknown, message: string): Buffer {
+  const bytes = pem(value);
+  if (bytes === undefined) throw new InvalidInput(message);
+  try {
+    new X509Certificate(bytes);
+  } catch {
+    throw new InvalidInput(message);
+  }
+  return bytes;
+}
+
+function tlsOptions(value: unknown, groups: readonly ResolvedGroup[]): ResolvedTls | undefined {
+  const t = section(value, 'options.tls', ['ca', 'cert', 'key']);
+  if (t === undefined) return undefined;
+  if (!groups.some((g) => g.urls.some((url) => url.protocol === 'https:'))) {
+    throw new InvalidInput('options.tls is set, but no URL in options.groups is https:');
+  }
+  const caMessage = 'options.tls.ca must be PEM certificates: a string, a Buffer, or a non-empty array of them';
+  let ca: Buffer[] | undefined;
+  if (t['ca'] !== undefined) {
+    const list: unknown[] = Array.isArray(t['ca']) ? t['ca'] : [t['ca']];
+    if (list.length === 0) throw new InvalidInput(caMessage);
+    ca = list.map((c) => certificate(c, caMessage));
+  }
+  if ((t['cert'] === undefined) !== (t['key'] === undefined)) {
+    throw new InvalidInput('options.tls.cert and options.tls.key go together: set both or neither');
+  }
+  let cert: Buffer | undefined;
+  let key: Buffer | undefined;
+  if (t['cert'] !== undefined) {
+    cert = certificate(t['cert'], 'options.tls.cert must be a PEM certificate (a string or a Buffer)');
+    const keyBytes = pem(t['key']);
+    let matches: boolean;
+    try {
+      if (keyBytes === undefined) throw new TypeError('not PEM');
+      matches = new X509Certificate(cert).checkPrivateKey(createPrivateKey(keyBytes));
+    } catch {
+      throw new InvalidInput('options.tls.key must be an unencrypted PEM private key (a string or a Buffer)');
+    }
+    if (!matches) throw new InvalidInput('options.tls.key is not the private key of options.tls.cert');
+    key = Buffer.from(keyBytes);
+  }
+  return Object.freeze({ ca: ca === undefined ? undefined : Object.freeze(ca), cert, key });
+}
+
 /**
  * Validates client options once, fills in defaults and returns them frozen.
  * Unknown options are an error: a misspelt limit must not fall back silently.
@@ -203,8 +278,14 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   if (!isObject(options)) throw new InvalidInput('options must be an object');
   onlyKnown(options, TOP_KEYS, 'options');
   const resolvedGroups = groups(options['groups']);
+  const tls = tlsOptions(options['tls'], resolvedGroups);
   const credential = options['credential'];
-  if (typeof credential !== 'string' || !CREDENTIAL.test(credential)) {
+  if (credential === undefined && tls?.cert === undefined) {
+    throw new InvalidInput(
+      'options.credential is required, unless options.tls.cert authenticates the service on its own',
+    );
+  }
+  if (credential !== undefined && (typeof credential !== 'string' || !CREDENTIAL.test(credential))) {
     throw new InvalidInput('options.credential must be 1-1024 printable ASCII characters without spaces');
   }
   const timeoutMs = integer(options['timeoutMs'], 'options.timeoutMs', 1, 60000, 500);
@@ -261,5 +342,6 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     }),
     cache,
     retry,
+    tls,
   });
 }

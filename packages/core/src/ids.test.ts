@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MAX_VERSION, isCategory, isServiceId, isUserId, isVersion } from './ids.js';
+import { MAX_VERSION, isCategory, isServiceId, isTlsIdentity, isUserId, isVersion } from './ids.js';
 
 type Case = [name: string, value: unknown];
 
@@ -91,6 +91,28 @@ const grammars: {
       ['an underscore', 'play_list'],
       ['a dot', 'play.list'],
       ['a trailing newline', 'playlist\n'],
+      ...notStrings,
+    ],
+  },
+  {
+    name: 'TLS identity: 1-1024 characters, no control characters, no space at either end',
+    check: isTlsIdentity,
+    valid: [
+      ['a SPIFFE URI SAN', 'spiffe://example.org/ns/a/sa/b'],
+      ['a subject with commas and spaces', 'CN=newsletter, O=Example Corp'],
+      ['one character', 'x'],
+      ['non-ASCII', 'CN=Zürich'],
+      ['1024 characters', 'x'.repeat(1024)],
+    ],
+    invalid: [
+      ['empty', ''],
+      ['1025 characters', 'x'.repeat(1025)],
+      ['a leading space', ' CN=a'],
+      ['a trailing space', 'CN=a '],
+      ['one space', ' '],
+      ['a trailing newline', 'CN=a\n'],
+      ['a NUL inside', 'CN=a\u0000O=b'],
+      ['DEL', 'CN=a\u007f'],
       ...notStrings,
     ],
   },

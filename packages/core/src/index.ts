@@ -25,9 +25,11 @@ export {
   USER_ID_PATTERN,
   CATEGORY_PATTERN,
   SERVICE_ID_PATTERN,
+  TLS_IDENTITY_PATTERN,
   MAX_VERSION,
   isUserId,
   isCategory,
   isServiceId,
+  isTlsIdentity,
   isVersion,
 } from './ids.js';

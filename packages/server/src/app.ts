@@ -5,6 +5,7 @@ import { MemcachedClient } from './cache/memcached-client.js';
 import type { PadlockConfig } from './config.js';
 import type { AppContext, Route } from './http/route.js';
 import { PadlockHttpServer } from './http/server.js';
+import { checkPlaintextListener } from './http/tls.js';
 import { loadKeks } from './kek.js';
 import { StoreRows, Unwrapper, type KeychainSource, type RowSource } from './keychain.js';
 import { KeyService } from './keys.js';
@@ -62,6 +63,8 @@ export interface Padlock {
   readonly scheduler: Scheduler | undefined;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
+  /** Reads the TLS certificate, key and CA files again (SIGHUP); false when that failed or TLS is off. */
+  reloadTls(): boolean;
   /** Graceful drain, then store close. */
   close(): Promise<void>;
 }
@@ -79,12 +82,15 @@ export interface StartOptions {
 /** Opens the store, loads KEKs and services, and starts serving. */
 export async function startPadlock(config: PadlockConfig, options: StartOptions = {}): Promise<Padlock> {
   const log = options.log ?? createLogger(config.log.level);
+  // Before anything is opened: a plaintext listener off loopback is refused unless meant.
+  const insecure = checkPlaintextListener(config.listen);
   const metrics = new Metrics();
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
   let memcached: MemcachedClient | undefined;
   try {
-    const registry = new ServiceRegistry(store, keks, log);
+    const registry = new ServiceRegistry(store, keks, log, metrics);
+    metrics.gauges.track(() => registry.integrityFailures.size, { name: 'services_failing_integrity' });
     await registry.refresh();
     registry.start(config.services.refreshSeconds);
 
@@ -148,6 +154,11 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         checks['services'] =
           registryAge < 3 * config.services.refreshSeconds * 1000 ? 'ok' : `stale: ${registryAge} ms`;
         if (checks['services'] !== 'ok') ready = false;
+        // Reported, not unready: each failing service runs on its last verified state, and a
+        // store writer without the KEK must not be able to take every server out of rotation.
+        const failing = [...registry.integrityFailures].map(([id, reason]) => `${id} (${reason})`);
+        checks['integrity'] =
+          failing.length === 0 ? 'ok' : `failing, last verified state kept: ${failing.sort().join(', ')}`;
         checks['draining'] = String(http?.draining ?? false);
         if (http?.draining === true) ready = false;
         for (const [name, check] of Object.entries(extraChecks)) checks[name] = await check();
@@ -169,7 +180,9 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       },
       log,
     );
-    const port = await http.listen(config.listen.port, config.listen.host);
+    const { host, port: wanted, tls } = config.listen;
+    const port = tls === undefined ? await http.listen(wanted, host) : await http.listenTls(wanted, host, tls);
+    if (insecure !== undefined) log.warn(insecure, { host });
     scheduler?.start();
     const server = http;
     return {
@@ -180,6 +193,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       log,
       scheduler,
       port,
+      reloadTls: () => server.reloadTls(),
       async close() {
         await scheduler?.stop();
         await server.drain();

@@ -9,7 +9,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
  */
 
 export interface PadlockConfig {
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: ListenConfig;
   readonly categories: readonly string[];
   readonly keks: {
     readonly active: string;
@@ -50,6 +50,38 @@ export interface PadlockConfig {
   };
   readonly drainTimeoutMs: number;
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly requests: boolean };
+}
+
+export interface ListenConfig {
+  readonly host: string;
+  readonly port: number;
+  /** HTTPS instead of plaintext HTTP; required off loopback unless insecurePlaintextOffLoopback. */
+  readonly tls?: TlsConfig;
+  /** Serve plaintext HTTP on an address that is not loopback: credentials and keys cross the network in the clear. */
+  readonly insecurePlaintextOffLoopback: boolean;
+}
+
+export interface TlsConfig {
+  /** PEM: the server's certificate, then any intermediates. */
+  readonly certFile: string;
+  /** PEM: its private key, readable by the owner only (mode 0600 or 0400). */
+  readonly keyFile: string;
+  /** The oldest protocol version accepted; TLS 1.3 is always the newest. */
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** Mutual TLS: client certificates checked against this CA and bound to a service. */
+  readonly clientCertificates?: ClientCertificatesConfig;
+}
+
+export interface ClientCertificatesConfig {
+  /** PEM: the CA (or CAs) that issue client certificates; the system's CAs are not trusted for clients. */
+  readonly caFile: string;
+  /**
+   * optional: a client may present a certificate; one that does is bound to its service.
+   * required: every client presents one, and its bearer credential must name the same service.
+   * certificate-only: every client presents one, and it authenticates on its own (a bearer
+   * credential, if sent, must still be valid and name the same service).
+   */
+  readonly mode: 'optional' | 'required' | 'certificate-only';
 }
 
 export interface CassandraConfig {
@@ -113,6 +145,26 @@ export const CONFIG_SCHEMA = {
       properties: {
         host: { type: 'string', minLength: 1, default: '127.0.0.1' },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 8700 },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['certFile', 'keyFile'],
+          properties: {
+            certFile: { type: 'string', minLength: 1 },
+            keyFile: { type: 'string', minLength: 1 },
+            minVersion: { enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.3' },
+            clientCertificates: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['caFile'],
+              properties: {
+                caFile: { type: 'string', minLength: 1 },
+                mode: { enum: ['optional', 'required', 'certificate-only'], default: 'required' },
+              },
+            },
+          },
+        },
+        insecurePlaintextOffLoopback: { type: 'boolean', default: false },
       },
     },
     categories: {
@@ -332,8 +384,23 @@ export function parseConfig(raw: unknown, baseDir: string): PadlockConfig {
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   const at = (path: string): string => (isAbsolute(path) ? path : resolve(baseDir, path));
+  const tls = config.listen.tls;
   const resolved = {
     ...config,
+    listen:
+      tls === undefined
+        ? config.listen
+        : {
+            ...config.listen,
+            tls: {
+              ...tls,
+              certFile: at(tls.certFile),
+              keyFile: at(tls.keyFile),
+              ...(tls.clientCertificates === undefined
+                ? {}
+                : { clientCertificates: { ...tls.clientCertificates, caFile: at(tls.clientCertificates.caFile) } }),
+            },
+          },
     keks: { ...config.keks, files: config.keks.files.map((f) => ({ ...f, path: at(f.path) })) },
     store: {
       ...config.store,

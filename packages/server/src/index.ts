@@ -3,9 +3,37 @@ export { parseConfig, loadConfig, ConfigError, CONFIG_SCHEMA, type PadlockConfig
 export { loadKek, loadKeks } from './kek.js';
 export { createLogger, type Logger, type LogLevel } from './log.js';
 export { Metrics } from './metrics.js';
-export { newCredential, newServiceRecord, credentialVerifier, ServiceRegistry, type Service } from './services.js';
+export {
+  newCredential,
+  newServiceRecord,
+  credentialVerifier,
+  tlsIdentityProblem,
+  ServiceRegistry,
+  type Service,
+} from './services.js';
 export { KeyService, type ShredOptions } from './keys.js';
 export { Lifecycle, Scheduler, operatorLifecycle, type LifecycleStatus, type ScheduleRequest } from './lifecycle.js';
+export {
+  ServiceWriter,
+  ServiceWriteError,
+  verifyService,
+  sealService,
+  sealCredential,
+  serviceMacFields,
+  credentialMacFields,
+  type IntegrityFailure,
+  type MacMigration,
+  type VerifiedService,
+} from './service-rows.js';
+export {
+  macRow,
+  verifyRowMac,
+  encodeRow,
+  rowMacKid,
+  ROW_MAC_LABEL,
+  type MacField,
+  type RowMacVerdict,
+} from './row-mac.js';
 export { openStore } from './store/open.js';
 export { SqliteKeyStore, type SqliteStoreOptions } from './store/sqlite.js';
 export { CassandraKeyStore, schemaStatements, type CassandraStoreOptions } from './store/cassandra.js';

@@ -176,6 +176,19 @@ export class Metrics {
     'padlock_schedule_delay_seconds',
     "Seconds from a schedule's executeAt to its execution by this process",
   );
+  readonly tlsHandshakes = new Counter(
+    'padlock_tls_handshakes_total',
+    'TLS handshakes completed, by session (new, resumed)',
+  );
+  readonly tlsHandshakeFailures = new Counter(
+    'padlock_tls_handshake_failures_total',
+    'TLS handshakes that failed or were refused, by reason',
+  );
+  readonly tlsReloads = new Counter('padlock_tls_reloads_total', 'TLS certificate reloads by result (ok, failed)');
+  readonly tlsCertificateRefusals = new Counter(
+    'padlock_tls_client_certificate_refusals_total',
+    'Requests refused for their client certificate, by reason (unmapped, mismatch, missing)',
+  );
   readonly gauges = new Gauge('padlock_gauge', 'Point-in-time values by name');
   readonly #all: Metric[] = [
     this.requests,
@@ -192,6 +205,10 @@ export class Metrics {
     this.integrityFailures,
     this.schedulesExecuted,
     this.scheduleDelay,
+    this.tlsHandshakes,
+    this.tlsHandshakeFailures,
+    this.tlsReloads,
+    this.tlsCertificateRefusals,
     this.gauges,
   ];
 

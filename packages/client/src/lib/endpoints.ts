@@ -57,7 +57,8 @@ export class Endpoints {
   readonly #options: ResolvedOptions;
   readonly #http: HttpClient;
   readonly #counters: Counters;
-  readonly #authorization: string;
+  /** Undefined when the client certificate alone authenticates. */
+  readonly #authorization: string | undefined;
   /** Per base URL: when it may be tried first again. */
   readonly #downUntil = new Map<URL, number>();
   /** Per group: the next URL to use, round robin. */
@@ -71,7 +72,7 @@ export class Endpoints {
     this.#options = options;
     this.#http = http;
     this.#counters = counters;
-    this.#authorization = `Bearer ${options.credential}`;
+    this.#authorization = options.credential === undefined ? undefined : `Bearer ${options.credential}`;
     this.#random = random;
     this.#budget = options.retry === false ? 0 : options.retry.budgetMax;
   }
@@ -198,7 +199,8 @@ export class Endpoints {
   }
 
   #headers(request: EndpointRequest): Record<string, string> {
-    const headers: Record<string, string> = { authorization: this.#authorization, accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.#authorization !== undefined) headers['authorization'] = this.#authorization;
     if (request.body !== undefined) headers['content-type'] = 'application/json';
     return headers;
   }

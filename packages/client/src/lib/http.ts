@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { ResolvedTls } from '../options.js';
 
 /*
  * One HTTP attempt over node:http(s) with a keep-alive Agent per protocol.
@@ -46,8 +47,10 @@ const FREE_SOCKET_TIMEOUT_MS = 4000;
 export class HttpClient {
   readonly #http: http.Agent;
   readonly #https: https.Agent;
+  readonly #tls: ResolvedTls | undefined;
 
-  constructor(maxSockets: number) {
+  constructor(maxSockets: number, tls?: ResolvedTls) {
+    this.#tls = tls;
     const agentOptions = {
       keepAlive: true,
       keepAliveMsecs: 1000,
@@ -58,7 +61,13 @@ export class HttpClient {
       timeout: FREE_SOCKET_TIMEOUT_MS,
     };
     this.#http = new http.Agent(agentOptions);
-    this.#https = new https.Agent(agentOptions);
+    // The https Agent also keeps TLS sessions (up to 100), so a new connection resumes rather
+    // than doing a full handshake. The server's name is verified (rejectUnauthorized, Node's default).
+    this.#https = new https.Agent({
+      ...agentOptions,
+      ...(tls?.ca === undefined ? {} : { ca: [...tls.ca] }),
+      ...(tls?.cert === undefined || tls.key === undefined ? {} : { cert: tls.cert, key: tls.key }),
+    });
   }
 
   send(request: AttemptRequest): Attempt {
@@ -151,5 +160,6 @@ export class HttpClient {
   close(): void {
     this.#http.destroy();
     this.#https.destroy();
+    this.#tls?.key?.fill(0);
   }
 }

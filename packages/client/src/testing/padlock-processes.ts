@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -21,6 +22,10 @@ export interface DeploymentOptions {
   /** The deletion bound; default 2 so tests can wait it out. */
   readonly maxStalenessSeconds?: number;
   readonly maxBatch?: number;
+  /** The servers' config.listen.tls: they serve HTTPS, and their URLs are https://127.0.0.1:<port>. */
+  readonly tls?: Readonly<Record<string, unknown>>;
+  /** What the test itself presents when it scrapes /metrics over HTTPS. */
+  readonly scrapeTls?: { readonly ca: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
 }
 
 export interface PadlockProcess {
@@ -79,6 +84,19 @@ export async function batchGetCount(padlock: PadlockProcess): Promise<number> {
   return metricValue(await padlock.metrics(), 'padlock_http_requests_total', { route: '/v1/keys/batch-get' });
 }
 
+/** GET over HTTPS with a CA and client certificate of the test's own (fetch takes neither). */
+function httpsText(url: string, tls: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer }) {
+  return new Promise<string>((resolve, reject) => {
+    const req = httpsGet(url, { ...tls, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve(text));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const child of children) child.kill('SIGKILL');
@@ -90,7 +108,7 @@ export async function createDeployment(options: DeploymentOptions = {}): Promise
   const configFile = join(dir, 'padlock.json');
   writeFileSync(join(dir, 'kek.bin'), randomBytes(32), { mode: 0o600 });
   const config = {
-    listen: { host: '127.0.0.1', port: 0 },
+    listen: { host: '127.0.0.1', port: 0, ...(options.tls === undefined ? {} : { tls: options.tls }) },
     categories: [...CATEGORIES],
     keks: { active: 'test-kek', files: [{ kid: 'test-kek', path: 'kek.bin' }] },
     store: { kind: 'sqlite', sqlite: { path: 'padlock.db', busyTimeoutMs: 5000 } },
@@ -140,7 +158,7 @@ export async function createDeployment(options: DeploymentOptions = {}): Promise
         }
         if (entry.msg !== 'padlock listening' || entry.port === undefined) return;
         child.off('exit', failed);
-        const url = `http://127.0.0.1:${entry.port}`;
+        const url = `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${entry.port}`;
         const padlock: PadlockProcess = {
           name,
           url,
@@ -151,8 +169,8 @@ export async function createDeployment(options: DeploymentOptions = {}): Promise
             await exited;
           },
           async metrics() {
-            const response = await fetch(`${url}/metrics`);
-            return response.text();
+            if (options.tls === undefined) return (await fetch(`${url}/metrics`)).text();
+            return httpsText(`${url}/metrics`, options.scrapeTls ?? {});
           },
         };
         processes.push(padlock);

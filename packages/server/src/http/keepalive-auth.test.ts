@@ -3,6 +3,7 @@ import { Agent } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startHarness, type Harness } from '../testing/harness.js';
+import { ServiceWriter } from '../service-rows.js';
 
 /*
  * A keep-alive connection reuses the verdict on its own earlier Authorization
@@ -34,7 +35,8 @@ describe('credential verdicts on keep-alive connections', () => {
         (c) => c.revokedAt === null && h.credentials['admin']!.includes(c.credentialId),
       );
       assert.ok(live);
-      assert.equal(await h.padlock.store.revokeCredential('admin', live.credentialId, Date.now()), true);
+      const writer = new ServiceWriter(h.padlock.store, h.keks);
+      assert.equal(await writer.revokeCredential('admin', live.credentialId, Date.now()), true);
       const revokedAt = Date.now();
       let status = 200;
       while (status === 200 && Date.now() - revokedAt < 5000) {

@@ -4,7 +4,9 @@ import type { Logger } from '../log.js';
 import { labelKey } from '../metrics.js';
 import type { Service, ServiceRegistry } from '../services.js';
 import type { AppContext, Reply, Route } from './route.js';
+import type { ClientCertificatesConfig, TlsConfig } from '../config.js';
 import { BodyWriter } from './answer.js';
+import { clientCertificateOf, TlsListener, type ClientCertificate } from './tls.js';
 import { WireServer, type WireError, type WireRequest } from './wire.js';
 
 /*
@@ -32,7 +34,8 @@ export interface PipelineOptions {
 }
 
 interface Verdict {
-  readonly header: string;
+  /** Undefined when a client certificate authenticated without a bearer credential. */
+  readonly header: string | undefined;
   readonly service: Service;
   readonly generation: number;
 }
@@ -169,6 +172,9 @@ export function matchSegments(segments: readonly string[], path: string, capture
 
 export class PadlockHttpServer {
   readonly #wire: WireServer;
+  #tls: TlsListener | undefined;
+  /** How client certificates authenticate (listen.tls.clientCertificates.mode); undefined without mutual TLS. */
+  #clientAuth: ClientCertificatesConfig['mode'] | undefined;
   readonly #routes: CompiledRoute[];
   #inFlight = 0;
   #draining = false;
@@ -280,6 +286,25 @@ export class PadlockHttpServer {
     return this.#wire.listen(port, host);
   }
 
+  /** Listens for HTTPS instead: a TLS server whose secure sockets this server's HTTP layer serves. */
+  listenTls(port: number, host: string, tls: TlsConfig): Promise<number> {
+    this.#tls = new TlsListener(tls, (socket) => this.#wire.accept(socket), this.app.metrics, this.log);
+    // Connections still in their handshake are not yet the HTTP layer's: node:tls closes the TCP
+    // connections past the same bound at accept, so a flood of unfinished handshakes stays bounded.
+    if (this.options.maxConnections !== undefined) this.#tls.server.maxConnections = this.options.maxConnections;
+    this.#clientAuth = tls.clientCertificates?.mode;
+    return this.#tls.listen(port, host);
+  }
+
+  /** Reads the TLS files again (see TlsListener.reload); false when that failed or there is no TLS. */
+  reloadTls(): boolean {
+    if (this.#tls === undefined) {
+      this.log.warn('TLS reload asked for, but this server has no TLS listener');
+      return false;
+    }
+    return this.#tls.reload();
+  }
+
   /**
    * Graceful drain: stop accepting connections, answer new requests on open
    * connections with 503 and Connection: close, let in-flight requests finish,
@@ -291,6 +316,7 @@ export class PadlockHttpServer {
     // client sent just before the drain may not have been read yet, and closing its connection
     // would reset it (the DiRT sigterm-drain scenario: 29 of 32 sent 15 ms before SIGTERM to a
     // busy server). Meanwhile what is read gets an answer (503 SHUTTING_DOWN, Connection: close).
+    this.#tls?.stopAccepting();
     const closed = this.#wire.stopAccepting();
     const timer = setTimeout(() => this.#wire.closeAllConnections(), this.options.drainTimeoutMs);
     let idle: NodeJS.Timeout | undefined;
@@ -308,6 +334,7 @@ export class PadlockHttpServer {
       clearTimeout(grace);
       clearInterval(idle);
       clearInterval(this.#loopTimer);
+      this.#tls?.destroyHandshaking();
     }
   }
 
@@ -457,12 +484,43 @@ export class PadlockHttpServer {
     if (cached !== undefined && cached.header === header && cached.generation === this.registry.generation) {
       return cached.service;
     }
-    const service = this.registry.authenticate(header);
+    const service =
+      this.#clientAuth === undefined
+        ? this.registry.authenticate(header)
+        : this.#authenticateWithCertificate(header, clientCertificateOf(connection.socket), this.#clientAuth);
+    // A connection's certificate is fixed at its handshake, so the verdict may be kept with it too.
     connection.note =
-      service !== undefined && header !== undefined
-        ? ({ header, service, generation: this.registry.generation } satisfies Verdict)
-        : undefined;
+      service !== undefined ? ({ header, service, generation: this.registry.generation } satisfies Verdict) : undefined;
     return service;
+  }
+
+  /**
+   * Mutual TLS (docs/operations.md): a certificate binds its connection to the service that claims
+   * its identity, and a bearer credential of any other service is refused like any bad credential.
+   * The credential, when one is sent, is always checked first, so every refusal costs the same
+   * work as a wrong credential does.
+   */
+  #authenticateWithCertificate(
+    header: string | undefined,
+    certificate: ClientCertificate | undefined,
+    mode: ClientCertificatesConfig['mode'],
+  ): Service | undefined {
+    const alone = mode === 'certificate-only' && header === undefined;
+    const bearer = alone ? undefined : this.registry.authenticate(header);
+    // Without a certificate: only in optional mode (the others end such a handshake).
+    if (certificate === undefined) return mode === 'optional' ? bearer : undefined;
+    const bound = certificate.identity === undefined ? undefined : this.registry.byTlsIdentity(certificate.identity);
+    if (bound === undefined) {
+      this.app.metrics.tlsCertificateRefusals.inc({ reason: 'unmapped' });
+      return undefined;
+    }
+    if (alone) return bound;
+    if (bearer === undefined) return undefined;
+    if (bearer.serviceId !== bound.serviceId) {
+      this.app.metrics.tlsCertificateRefusals.inc({ reason: 'mismatch' });
+      return undefined;
+    }
+    return bearer;
   }
 
   #json(request: WireRequest): unknown {

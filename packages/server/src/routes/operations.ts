@@ -17,8 +17,11 @@ export const readyz: Route = {
   method: 'GET',
   path: '/readyz',
   operationId: 'readyz',
-  summary: 'Readiness: the store answers, the service registry is loaded, the server is not draining',
-  description: 'Details name each check; a degraded cache is reported but does not make the server unready.',
+  summary:
+    'Readiness: the store answers, the service registry is loaded, the server is not draining; store integrity failures are named',
+  description:
+    'Details name each check; a degraded cache is reported but does not make the server unready, and neither do ' +
+    'services whose store rows fail their MAC check (`integrity`): they run on their last verified state.',
   auth: false,
   responses: { 200: 'Ready', 503: 'Not ready; details say which check failed' },
   async handle({ app }) {

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { requiredEnv } from '../testing/services-env.js';
 import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
+import { serviceRow } from '../service-rows.js';
 import { tamperCassandra } from '../testing/tamper.js';
 import { runKeyStoreConformance, type RowEdit } from './conformance.js';
 
@@ -129,5 +130,54 @@ describe('Cassandra store: driver settings and table', { skip: env.skip }, () =>
       CassandraKeyStore.open({ ...options('padlock_none'), contactPoints: ['127.0.0.1:1'], connectTimeoutMs: 500 }),
     );
     assert.ok(Date.now() - started < 5000, 'connect failure took more than 5 s');
+  });
+});
+
+describe('Cassandra store: schema migration', { skip: env.skip }, () => {
+  it('adds the columns a table made before them lacks, keeps its rows, and does it once', async () => {
+    const ks = `padlock_migrate_${randomBytes(4).toString('hex')}`;
+    const client = new cassandra.Client({ contactPoints: (env.value ?? '').split(','), localDataCenter: 'dc1' });
+    await client.connect();
+    try {
+      await client.execute(`CREATE KEYSPACE ${ks} WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 1}`);
+      // The services table as the first release made it.
+      await client.execute(`CREATE TABLE ${ks}.services (
+        service_id text PRIMARY KEY, wrapped_key blob, read_categories text,
+        can_create boolean, can_rotate boolean, can_shred boolean, created_at timestamp)`);
+      await client.execute(
+        `INSERT INTO ${ks}.services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        ['legacy', randomBytes(70), 'profile', true, false, true, new Date(1234)],
+        { prepare: true },
+      );
+      for (let open = 0; open < 2; open++) {
+        const store = await CassandraKeyStore.open(options(ks));
+        try {
+          const read = await store.getService('legacy');
+          assert.deepEqual(read?.tlsIdentities, open === 0 ? [] : ['CN=legacy']);
+          assert.equal(read?.generation, open);
+          assert.equal(read?.mac, null);
+          assert.deepEqual(read?.credentialStates, []);
+          assert.deepEqual(read?.permissions, {
+            read: ['profile'],
+            create: true,
+            rotate: false,
+            shred: true,
+            hold: false,
+          });
+          if (read !== undefined) {
+            const row = serviceRow(read);
+            assert.equal(
+              await store.updateService({ ...row, tlsIdentities: ['CN=legacy'], generation: open + 1 }, open),
+              true,
+            );
+          }
+        } finally {
+          await store.close();
+        }
+      }
+    } finally {
+      await client.execute(`DROP KEYSPACE IF EXISTS ${ks}`, [], { readTimeout: 60000 });
+      await client.shutdown();
+    }
   });
 });

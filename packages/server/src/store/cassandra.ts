@@ -1,6 +1,7 @@
 import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config.js';
 import { connectFailure, connectionSecurity } from './cassandra-security.js';
+import { joinCredentialStates, joinIdentities, splitCredentialStates, splitIdentities } from './columns.js';
 import type {
   CredentialRecord,
   HoldRecord,
@@ -11,8 +12,8 @@ import type {
   ScheduleClaim,
   ScheduleRecord,
   ScheduleState,
-  ServicePermissions,
   ServiceRecord,
+  ServiceRow,
 } from './types.js';
 
 const { consistencies } = cassandra.types;
@@ -112,10 +113,9 @@ export function schemaStatements(keyspace: string, replication: Readonly<Record<
     ) WITH CLUSTERING ORDER BY (category ASC, version ASC) AND ${options}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.services (
       service_id text PRIMARY KEY, wrapped_key blob, read_categories text,
-      can_create boolean, can_rotate boolean, can_shred boolean, can_hold boolean, created_at timestamp
+      can_create boolean, can_rotate boolean, can_shred boolean, created_at timestamp,
+      tls_identities text, generation bigint, credential_states text, mac blob, can_hold boolean
     ) WITH ${options}`,
-    // Tables created before the hold right: add its column (an error when it exists already is ignored).
-    `ALTER TABLE ${keyspace}.services ADD can_hold boolean`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.holds (
       user_id text, hold_id text, category text, reason text, placed_by text, placed_at bigint,
       released_at bigint, released_by text, mac blob,
@@ -132,10 +132,36 @@ export function schemaStatements(keyspace: string, replication: Readonly<Record<
       user_id text, schedule_id text, PRIMARY KEY ((user_id), schedule_id)
     ) WITH ${options}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.credentials (
-      service_id text, credential_id text, verifier blob, created_at timestamp, revoked_at timestamp,
+      service_id text, credential_id text, verifier blob, created_at timestamp, revoked_at timestamp, mac blob,
       PRIMARY KEY ((service_id), credential_id)
     ) WITH ${options}`,
   ];
+}
+
+/** Columns added after the first release, as (table, column, type); created with the schema when missing. */
+export const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
+  ['services', 'tls_identities', 'text'],
+  ['services', 'generation', 'bigint'],
+  ['services', 'credential_states', 'text'],
+  ['services', 'mac', 'blob'],
+  ['credentials', 'mac', 'blob'],
+  ['services', 'can_hold', 'boolean'],
+];
+
+async function addMissingColumns(client: cassandra.Client, keyspace: string): Promise<void> {
+  for (const [table, column, type] of ADDED_COLUMNS) {
+    const found = await client.execute(
+      'SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = ?',
+      [keyspace, table, column],
+      { prepare: true, consistency: consistencies.localOne },
+    );
+    if (found.rowLength === 0) {
+      await client.execute(`ALTER TABLE ${keyspace}.${table} ADD ${column} ${type}`, [], {
+        readTimeout: 60000,
+        prepare: false,
+      });
+    }
+  }
 }
 
 type Row = cassandra.types.Row;
@@ -196,12 +222,9 @@ export class CassandraKeyStore implements KeyStore {
       });
       if (options.createSchema) {
         for (const statement of schemaStatements(options.keyspace, options.replication)) {
-          await client.execute(statement, [], { readTimeout: 60000, prepare: false }).catch((error: unknown) => {
-            if (statement.includes(' ADD ') && /already exist|conflicts with an existing column/i.test(String(error)))
-              return;
-            throw error;
-          });
+          await client.execute(statement, [], { readTimeout: 60000, prepare: false });
         }
+        await addMissingColumns(client, options.keyspace);
       }
       return new CassandraKeyStore(client, options);
     } catch (error) {
@@ -430,55 +453,53 @@ export class CassandraKeyStore implements KeyStore {
     return this.#exec(query, params, consistencies.localQuorum, { serialConsistency: consistencies.localSerial });
   }
 
-  async createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
-    const p = record.permissions;
+  async createService(row: ServiceRow): Promise<boolean> {
     const result = await this.#exec(
-      'INSERT INTO {ks}.services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, can_hold, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+      'INSERT INTO {ks}.services (wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac, can_hold, service_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+      [...serviceColumns(row), row.serviceId],
+      consistencies.localQuorum,
+    );
+    return result.wasApplied();
+  }
+
+  /*
+   * Two partitions in two tables: no atomic write covers both. The credential
+   * row goes first; until the conditional service update lists it, no service
+   * MAC names it and the registry ignores it, and a revocation written first
+   * only takes a right away. Credential rows are only ever written plainly
+   * (no LWT), so plain and conditional writes never mix on the same cells.
+   */
+  async updateService(
+    row: ServiceRow,
+    expectedGeneration: number,
+    credentials: readonly CredentialRecord[] = [],
+  ): Promise<boolean> {
+    if (credentials.length > 0 && (await this.getService(row.serviceId)) === undefined) return false;
+    for (const credential of credentials) {
+      await this.#exec(
+        'INSERT INTO {ks}.credentials (service_id, credential_id, verifier, created_at, revoked_at, mac) VALUES (?, ?, ?, ?, ?, ?)',
+        [
+          row.serviceId,
+          credential.credentialId,
+          Buffer.from(credential.verifier),
+          new Date(credential.createdAt),
+          credential.revokedAt === null ? null : new Date(credential.revokedAt),
+          credential.mac === null ? null : Buffer.from(credential.mac),
+        ],
+        consistencies.localQuorum,
+      );
+    }
+    // Rows from before MACs have no generation (null); written generations start at 1. The condition
+    // on created_at (never changed by an update) keeps a missing row missing: `generation = null`
+    // alone holds for a row that does not exist, and the update would create a partial one.
+    const result = await this.#exec(
+      `UPDATE {ks}.services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ?, can_hold = ? WHERE service_id = ? IF created_at = ? AND ${expectedGeneration === 0 ? 'generation = null' : 'generation = ?'}`,
       [
-        record.serviceId,
-        Buffer.from(record.wrappedKey),
-        p.read.join(','),
-        p.create,
-        p.rotate,
-        p.shred,
-        p.hold,
-        new Date(record.createdAt),
+        ...serviceColumns(row),
+        row.serviceId,
+        new Date(row.createdAt),
+        ...(expectedGeneration === 0 ? [] : [cassandra.types.Long.fromNumber(expectedGeneration)]),
       ],
-      consistencies.localQuorum,
-    );
-    return result.wasApplied();
-  }
-
-  async setPermissions(serviceId: string, p: ServicePermissions): Promise<boolean> {
-    const result = await this.#exec(
-      'UPDATE {ks}.services SET read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, can_hold = ? WHERE service_id = ? IF EXISTS',
-      [p.read.join(','), p.create, p.rotate, p.shred, p.hold, serviceId],
-      consistencies.localQuorum,
-    );
-    return result.wasApplied();
-  }
-
-  async addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean> {
-    if ((await this.getService(serviceId)) === undefined) return false;
-    const result = await this.#exec(
-      'INSERT INTO {ks}.credentials (service_id, credential_id, verifier, created_at) VALUES (?, ?, ?, ?) IF NOT EXISTS',
-      [serviceId, credential.credentialId, Buffer.from(credential.verifier), new Date(credential.createdAt)],
-      consistencies.localQuorum,
-    );
-    return result.wasApplied();
-  }
-
-  async revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean> {
-    const existing = await this.#exec(
-      'SELECT revoked_at FROM {ks}.credentials WHERE service_id = ? AND credential_id = ?',
-      [serviceId, credentialId],
-      consistencies.localQuorum,
-    );
-    const row = existing.first() as Row | null;
-    if (row === null || row['revoked_at'] !== null) return false;
-    const result = await this.#exec(
-      'UPDATE {ks}.credentials SET revoked_at = ? WHERE service_id = ? AND credential_id = ? IF revoked_at = null',
-      [new Date(at), serviceId, credentialId],
       consistencies.localQuorum,
     );
     return result.wasApplied();
@@ -528,6 +549,28 @@ export class CassandraKeyStore implements KeyStore {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function serviceColumns(row: ServiceRow): unknown[] {
+  const p = row.permissions;
+  return [
+    Buffer.from(row.wrappedKey),
+    p.read.join(','),
+    p.create,
+    p.rotate,
+    p.shred,
+    new Date(row.createdAt),
+    joinIdentities(row.tlsIdentities),
+    // Generation 0 is a row from before generations: null, as those rows have it.
+    row.generation === 0 ? null : cassandra.types.Long.fromNumber(row.generation),
+    joinCredentialStates(row.credentialStates),
+    row.mac === null ? null : Buffer.from(row.mac),
+    p.hold,
+  ];
+}
+
+function generation(value: unknown): number {
+  return value instanceof cassandra.types.Long ? value.toNumber() : 0;
+}
 
 function time(value: unknown): number | null {
   return value instanceof Date ? value.getTime() : null;
@@ -594,12 +637,17 @@ function toServiceRecord(row: Row, credentials: Row[]): ServiceRecord {
       hold: row['can_hold'] === true,
     },
     createdAt: time(row['created_at']) ?? 0,
+    tlsIdentities: splitIdentities(row['tls_identities'] as string | null | undefined),
+    generation: generation(row['generation']),
+    credentialStates: splitCredentialStates(row['credential_states'] as string | null | undefined),
+    mac: (row['mac'] as Buffer | null | undefined) ?? null,
     credentials: credentials
       .map((c) => ({
         credentialId: c['credential_id'] as string,
         verifier: c['verifier'] as Buffer,
         createdAt: time(c['created_at']) ?? 0,
         revokedAt: time(c['revoked_at']),
+        mac: (c['mac'] as Buffer | null | undefined) ?? null,
       }))
       .sort((a, b) => a.createdAt - b.createdAt || a.credentialId.localeCompare(b.credentialId)),
   };

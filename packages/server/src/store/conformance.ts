@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { lifecycleConformance } from './lifecycle-conformance.js';
-import type { KeyRow, KeyStore, NewKeyRow, ServiceRecord } from './types.js';
+import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ServiceRecord, ServiceRow } from './types.js';
 
 export interface ConformanceTarget {
   /** The store under test. */
@@ -235,57 +235,104 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
 
     describe('services', () => {
       const permissions = { read: ['profile', 'payments'], create: true, rotate: false, shred: false, hold: false };
+      const row = (serviceId: string, extra: Partial<ServiceRow> = {}): ServiceRow => ({
+        serviceId,
+        wrappedKey: blob(),
+        permissions,
+        createdAt: 1_700_000_000_000,
+        tlsIdentities: [],
+        generation: 1,
+        credentialStates: [],
+        mac: randomBytes(40),
+        ...extra,
+      });
+      const credential = (credentialId: string, revokedAt: number | null = null): CredentialRecord => ({
+        credentialId,
+        verifier: randomBytes(32),
+        createdAt: 1000,
+        revokedAt,
+        mac: randomBytes(40),
+      });
+      const freshService = (): string => `svc-${randomUUID().slice(0, 8)}`;
+      const bytes = (b: Uint8Array | null): string | null => (b === null ? null : Buffer.from(b).toString('hex'));
+      const plain = (r: ServiceRecord | undefined) =>
+        r === undefined
+          ? undefined
+          : {
+              ...r,
+              wrappedKey: bytes(r.wrappedKey),
+              mac: bytes(r.mac),
+              credentials: r.credentials.map((c) => ({ ...c, verifier: bytes(c.verifier), mac: bytes(c.mac) })),
+            };
 
-      it('creates a service once and reads it back', async () => {
-        const serviceId = `svc-${randomUUID().slice(0, 8)}`;
-        const record: Omit<ServiceRecord, 'credentials'> = {
-          serviceId,
-          wrappedKey: blob(),
-          permissions,
-          createdAt: 1_700_000_000_000,
-        };
+      it('creates a service once and reads every field back, byte for byte', async () => {
+        const serviceId = freshService();
+        const record = row(serviceId, {
+          tlsIdentities: ['spiffe://example.org/ns/a/sa/b', 'CN=newsletter, O=Example Corp', 'CN=Zürich'],
+          credentialStates: [
+            { credentialId: 'c2', revokedAt: null },
+            { credentialId: 'c1', revokedAt: 1_700_000_000_456 },
+          ],
+          generation: 7,
+        });
         assert.equal(await store.createService(record), true);
         assert.equal(await store.createService({ ...record, wrappedKey: blob() }), false);
         const read = await store.getService(serviceId);
-        assert.ok(read);
-        assert.ok(Buffer.from(read.wrappedKey).equals(Buffer.from(record.wrappedKey)));
-        assert.deepEqual(read.permissions, permissions);
-        assert.deepEqual(read.credentials, []);
-        assert.equal(await store.getService(`svc-${randomUUID().slice(0, 8)}`), undefined);
+        assert.deepEqual(plain(read), plain({ ...record, credentials: [] }));
+        assert.equal(await store.getService(freshService()), undefined);
         assert.ok((await store.listServices()).some((s) => s.serviceId === serviceId));
       });
 
-      it('changes permissions, including to none', async () => {
-        const serviceId = `svc-${randomUUID().slice(0, 8)}`;
-        await store.createService({ serviceId, wrappedKey: blob(), permissions, createdAt: Date.now() });
-        const none = { read: [], create: false, rotate: false, shred: false, hold: false };
-        assert.equal(await store.setPermissions(serviceId, none), true);
-        assert.deepEqual((await store.getService(serviceId))?.permissions, none);
-        const all = { read: ['advertising'], create: true, rotate: true, shred: true, hold: true };
-        assert.equal(await store.setPermissions(serviceId, all), true);
-        assert.deepEqual((await store.getService(serviceId))?.permissions, all);
-        assert.equal(await store.setPermissions('svc-missing-x', all), false);
+      it('updates a service only at the generation it expects, writing its credentials with it', async () => {
+        const serviceId = freshService();
+        const first = row(serviceId);
+        await store.createService(first);
+        const c1 = credential('c1');
+        const second = row(serviceId, {
+          wrappedKey: first.wrappedKey,
+          permissions: { read: [], create: false, rotate: true, shred: true, hold: true },
+          tlsIdentities: ['CN=a'],
+          generation: 2,
+          credentialStates: [{ credentialId: 'c1', revokedAt: null }],
+        });
+        assert.equal(await store.updateService(second, 1, [c1]), true);
+        assert.deepEqual(plain(await store.getService(serviceId)), plain({ ...second, credentials: [c1] }));
+
+        // A writer that read generation 1 lost the race: nothing of its row changes.
+        assert.equal(await store.updateService(row(serviceId, { generation: 2 }), 1), false);
+        assert.deepEqual(plain(await store.getService(serviceId)), plain({ ...second, credentials: [c1] }));
+
+        // A revocation replaces the credential row; a second credential is added beside it.
+        const revoked = { ...c1, revokedAt: 3000, mac: randomBytes(40) };
+        const c2 = credential('c2');
+        const third = { ...second, generation: 3, mac: randomBytes(40) };
+        assert.equal(await store.updateService(third, 2, [revoked, c2]), true);
+        const read = await store.getService(serviceId);
+        assert.deepEqual(plain(read), plain({ ...third, credentials: [revoked, c2] }));
+        assert.equal(await store.updateService(row(freshService(), { generation: 2 }), 1, [c2]), false, 'no service');
       });
 
-      it('keeps several live credentials and revokes one at a time', async () => {
-        const serviceId = `svc-${randomUUID().slice(0, 8)}`;
-        await store.createService({ serviceId, wrappedKey: blob(), permissions, createdAt: Date.now() });
-        const first = { credentialId: 'c1', verifier: randomBytes(32), createdAt: 1000, revokedAt: null };
-        const second = { credentialId: 'c2', verifier: randomBytes(32), createdAt: 2000, revokedAt: null };
-        assert.equal(await store.addCredential(serviceId, first), true);
-        assert.equal(await store.addCredential(serviceId, second), true);
-        assert.equal(await store.addCredential('svc-missing-y', first), false);
-        assert.equal(await store.revokeCredential(serviceId, 'c1', 3000), true);
-        assert.equal(await store.revokeCredential(serviceId, 'c1', 4000), false, 'already revoked');
-        assert.equal(await store.revokeCredential(serviceId, 'nope', 4000), false);
-        const read = await store.getService(serviceId);
-        assert.deepEqual(
-          read?.credentials.map((c) => [c.credentialId, c.revokedAt, Buffer.from(c.verifier).toString('hex')]),
-          [
-            ['c1', 3000, first.verifier.toString('hex')],
-            ['c2', null, second.verifier.toString('hex')],
-          ],
+      it('updates a row from before generations (generation 0)', async () => {
+        const serviceId = freshService();
+        await store.createService(row(serviceId, { generation: 0, mac: null }));
+        assert.equal((await store.getService(serviceId))?.mac, null);
+        assert.equal(await store.updateService(row(serviceId, { generation: 1 }), 0), true);
+        assert.equal((await store.getService(serviceId))?.generation, 1);
+        assert.equal(await store.updateService(row(serviceId, { generation: 2 }), 0), false);
+      });
+
+      it('lets exactly one of many concurrent updates from one generation win, over two connections', async () => {
+        const peer = await target.openPeer();
+        const serviceId = freshService();
+        await store.createService(row(serviceId));
+        const attempts = Array.from({ length: 8 }, (_, i) =>
+          (i % 2 === 0 ? store : peer).updateService(row(serviceId, { generation: 2, tlsIdentities: [`CN=${i}`] }), 1),
         );
+        const settled = await Promise.allSettled(attempts);
+        const won = settled.filter((s) => s.status === 'fulfilled' && s.value).length;
+        assert.equal(won, 1);
+        const read = await store.getService(serviceId);
+        assert.equal(read?.generation, 2);
       });
     });
 

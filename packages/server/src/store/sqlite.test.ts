@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, it } from 'node:test';
+import { serviceRow } from '../service-rows.js';
 import { runKeyStoreConformance, type RowEdit } from './conformance.js';
 import { SqliteKeyStore } from './sqlite.js';
 
@@ -71,6 +72,49 @@ describe('SQLite shred leaves no bytes behind', () => {
       assert.equal(found.length, 0, `${found.length} of ${blobs.length} shredded blobs still readable`);
     } finally {
       await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SQLite schema migration', () => {
+  it('adds the columns a file made before them lacks, keeps its rows, and does it once', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'padlock.db');
+    try {
+      // The services table as the first release made it.
+      const old = new Database(path);
+      old.exec(`CREATE TABLE services (
+        service_id TEXT PRIMARY KEY, wrapped_key BLOB NOT NULL, read_categories TEXT NOT NULL,
+        can_create INTEGER NOT NULL, can_rotate INTEGER NOT NULL, can_shred INTEGER NOT NULL,
+        created_at INTEGER NOT NULL) WITHOUT ROWID`);
+      old.prepare('INSERT INTO services VALUES (?, ?, ?, 1, 0, 1, 1234)').run('legacy', randomBytes(70), 'profile');
+      old.close();
+      for (let open = 0; open < 2; open++) {
+        const store = new SqliteKeyStore({ path, busyTimeoutMs: 1000 });
+        const read = await store.getService('legacy');
+        assert.deepEqual(read?.tlsIdentities, open === 0 ? [] : ['CN=legacy']);
+        assert.equal(read?.generation, open);
+        assert.equal(read?.mac, null);
+        assert.deepEqual(read?.credentialStates, []);
+        assert.deepEqual(read?.permissions, {
+          read: ['profile'],
+          create: true,
+          rotate: false,
+          shred: true,
+          hold: false,
+        });
+        if (read !== undefined) {
+          const row = serviceRow(read);
+          assert.equal(
+            await store.updateService({ ...row, tlsIdentities: ['CN=legacy'], generation: open + 1 }, open),
+            true,
+          );
+        }
+        assert.deepEqual((await store.getService('legacy'))?.tlsIdentities, ['CN=legacy']);
+        await store.close();
+      }
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { joinCredentialStates, joinIdentities, splitCredentialStates, splitIdentities } from './columns.js';
 import type {
   CredentialRecord,
   HoldRecord,
@@ -8,8 +9,8 @@ import type {
   ScheduleClaim,
   ScheduleRecord,
   ScheduleState,
-  ServicePermissions,
   ServiceRecord,
+  ServiceRow,
 } from './types.js';
 
 export interface SqliteStoreOptions {
@@ -42,6 +43,10 @@ interface ServiceSql {
   can_shred: number;
   can_hold: number;
   created_at: number;
+  tls_identities: string;
+  generation: number;
+  credential_states: string;
+  mac: Buffer | null;
 }
 
 interface HoldSql {
@@ -78,6 +83,7 @@ interface CredentialSql {
   verifier: Buffer;
   created_at: number;
   revoked_at: number | null;
+  mac: Buffer | null;
 }
 
 const SCHEMA = `
@@ -97,8 +103,12 @@ CREATE TABLE IF NOT EXISTS services (
   can_create INTEGER NOT NULL,
   can_rotate INTEGER NOT NULL,
   can_shred INTEGER NOT NULL,
-  can_hold INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  tls_identities TEXT NOT NULL DEFAULT '',
+  generation INTEGER NOT NULL DEFAULT 0,
+  credential_states TEXT NOT NULL DEFAULT '',
+  mac BLOB,
+  can_hold INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holds (
   user_id TEXT NOT NULL,
@@ -135,6 +145,7 @@ CREATE TABLE IF NOT EXISTS credentials (
   verifier BLOB NOT NULL,
   created_at INTEGER NOT NULL,
   revoked_at INTEGER,
+  mac BLOB,
   PRIMARY KEY (service_id, credential_id)
 ) WITHOUT ROWID;
 `;
@@ -163,11 +174,7 @@ export class SqliteKeyStore implements KeyStore {
     this.#db.pragma('secure_delete = ON');
     this.#db.pragma(`cache_size = -${Math.trunc((options.cacheMiB ?? 64) * 1024)}`);
     this.#db.exec(SCHEMA);
-    const serviceColumns = this.#db
-      .prepare<[], { name: string }>("SELECT name FROM pragma_table_info('services')")
-      .all();
-    if (!serviceColumns.some((c) => c.name === 'can_hold'))
-      this.#db.exec('ALTER TABLE services ADD COLUMN can_hold INTEGER NOT NULL DEFAULT 0');
+    addMissingColumns(this.#db);
     this.#getKeychain = this.#db.prepare(
       'SELECT user_id, category, version, wrapped, created_at, shredded_at FROM root_keys WHERE user_id = ? ORDER BY category, version',
     );
@@ -339,55 +346,44 @@ export class SqliteKeyStore implements KeyStore {
     return Promise.resolve(result.changes === 1);
   }
 
-  createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
-    const p = record.permissions;
+  createService(row: ServiceRow): Promise<boolean> {
     const result = this.#db
       .prepare(
-        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, can_hold, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac, can_hold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       )
-      .run(
-        record.serviceId,
-        Buffer.from(record.wrappedKey),
-        p.read.join(','),
-        Number(p.create),
-        Number(p.rotate),
-        Number(p.shred),
-        Number(p.hold),
-        record.createdAt,
-      );
+      .run(row.serviceId, ...serviceColumns(row));
     return Promise.resolve(result.changes === 1);
   }
 
-  setPermissions(serviceId: string, p: ServicePermissions): Promise<boolean> {
-    const result = this.#db
-      .prepare(
-        'UPDATE services SET read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, can_hold = ? WHERE service_id = ?',
-      )
-      .run(p.read.join(','), Number(p.create), Number(p.rotate), Number(p.shred), Number(p.hold), serviceId);
-    return Promise.resolve(result.changes === 1);
-  }
-
-  addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean> {
-    const add = this.#db.transaction(() => {
-      const exists = this.#db.prepare('SELECT 1 FROM services WHERE service_id = ?').get(serviceId);
-      if (exists === undefined) return false;
-      this.#db
+  updateService(
+    row: ServiceRow,
+    expectedGeneration: number,
+    credentials: readonly CredentialRecord[] = [],
+  ): Promise<boolean> {
+    const update = this.#db.transaction(() => {
+      const result = this.#db
         .prepare(
-          'INSERT INTO credentials (service_id, credential_id, verifier, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)',
+          'UPDATE services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ?, can_hold = ? WHERE service_id = ? AND generation = ?',
         )
-        .run(serviceId, credential.credentialId, Buffer.from(credential.verifier), credential.createdAt);
+        .run(...serviceColumns(row), row.serviceId, expectedGeneration);
+      if (result.changes !== 1) return false;
+      for (const credential of credentials) {
+        this.#db
+          .prepare(
+            'INSERT OR REPLACE INTO credentials (service_id, credential_id, verifier, created_at, revoked_at, mac) VALUES (?, ?, ?, ?, ?, ?)',
+          )
+          .run(
+            row.serviceId,
+            credential.credentialId,
+            Buffer.from(credential.verifier),
+            credential.createdAt,
+            credential.revokedAt,
+            credential.mac === null ? null : Buffer.from(credential.mac),
+          );
+      }
       return true;
     });
-    return Promise.resolve(add.immediate());
-  }
-
-  revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean> {
-    const result = this.#db
-      .prepare(
-        'UPDATE credentials SET revoked_at = ? WHERE service_id = ? AND credential_id = ? AND revoked_at IS NULL',
-      )
-      .run(at, serviceId, credentialId);
-    return Promise.resolve(result.changes === 1);
+    return Promise.resolve(update.immediate());
   }
 
   getService(serviceId: string): Promise<ServiceRecord | undefined> {
@@ -436,6 +432,42 @@ export class SqliteKeyStore implements KeyStore {
       this.#multiGet.set(count, statement);
     }
     return statement;
+  }
+}
+
+/** Columns added after the first release, as (table, column, definition); `padlock migrate` or any open adds them. */
+const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
+  ['services', 'tls_identities', "TEXT NOT NULL DEFAULT ''"],
+  ['services', 'generation', 'INTEGER NOT NULL DEFAULT 0'],
+  ['services', 'credential_states', "TEXT NOT NULL DEFAULT ''"],
+  ['services', 'mac', 'BLOB'],
+  ['credentials', 'mac', 'BLOB'],
+  ['services', 'can_hold', 'INTEGER NOT NULL DEFAULT 0'],
+];
+
+function serviceColumns(
+  row: ServiceRow,
+): [Buffer, string, number, number, number, number, string, number, string, Buffer | null, number] {
+  const p = row.permissions;
+  return [
+    Buffer.from(row.wrappedKey),
+    p.read.join(','),
+    Number(p.create),
+    Number(p.rotate),
+    Number(p.shred),
+    row.createdAt,
+    joinIdentities(row.tlsIdentities),
+    row.generation,
+    joinCredentialStates(row.credentialStates),
+    row.mac === null ? null : Buffer.from(row.mac),
+    Number(p.hold),
+  ];
+}
+
+function addMissingColumns(db: Database.Database): void {
+  for (const [table, column, definition] of ADDED_COLUMNS) {
+    const columns = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all();
+    if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
   }
 }
 
@@ -500,11 +532,16 @@ function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): Service
       hold: row.can_hold === 1,
     },
     createdAt: row.created_at,
+    tlsIdentities: splitIdentities(row.tls_identities),
+    generation: row.generation,
+    credentialStates: splitCredentialStates(row.credential_states),
+    mac: row.mac,
     credentials: credentials.map((c) => ({
       credentialId: c.credential_id,
       verifier: c.verifier,
       createdAt: c.created_at,
       revokedAt: c.revoked_at,
+      mac: c.mac,
     })),
   };
 }

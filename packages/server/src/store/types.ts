@@ -86,6 +86,13 @@ export interface CredentialRecord {
   readonly verifier: Uint8Array;
   readonly createdAt: number;
   readonly revokedAt: number | null;
+  /** Row MAC (server/src/row-mac.ts) over every field and the service id; null on rows from before MACs. */
+  readonly mac: Uint8Array | null;
+}
+
+export interface CredentialState {
+  readonly credentialId: string;
+  readonly revokedAt: number | null;
 }
 
 export interface ServiceRecord {
@@ -94,8 +101,29 @@ export interface ServiceRecord {
   readonly wrappedKey: Uint8Array;
   readonly permissions: ServicePermissions;
   readonly createdAt: number;
+  /**
+   * TLS client identities (URI SAN or certificate subject) that mutual TLS maps
+   * to this service; [] when none. One identity names at most one service.
+   */
+  readonly tlsIdentities: readonly string[];
+  /**
+   * Bumped by every change to the service or its credentials; updates are
+   * conditional on it. 0 on rows from before MACs.
+   */
+  readonly generation: number;
+  /**
+   * Every credential the service has, with its revocation time, as the last
+   * KEK holder to write the row saw them. The row MAC covers this list, so a
+   * credential row deleted, revived or added behind its back is noticed.
+   */
+  readonly credentialStates: readonly CredentialState[];
+  /** Row MAC over every field above (see service-rows.ts); null on rows from before MACs. */
+  readonly mac: Uint8Array | null;
   readonly credentials: readonly CredentialRecord[];
 }
+
+/** A service's own row, without its credentials. */
+export type ServiceRow = Omit<ServiceRecord, 'credentials'>;
 
 export interface ReadOptions {
   /**
@@ -165,13 +193,20 @@ export interface KeyStore {
   ): Promise<boolean>;
 
   /** Creates a service; false when one with that id exists already. */
-  createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean>;
-  /** Replaces a service's permissions; false when there is no such service. */
-  setPermissions(serviceId: string, permissions: ServicePermissions): Promise<boolean>;
-  /** Adds a credential to an existing service; false when there is no such service. */
-  addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean>;
-  /** Marks a credential revoked; false when there is no such live credential. */
-  revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean>;
+  createService(row: ServiceRow): Promise<boolean>;
+  /**
+   * Replaces a service's row with `row` when its stored generation is still
+   * `expectedGeneration`, and writes `credentials` (insert or replace) with it.
+   * False when there is no such service or another writer changed it first;
+   * then nothing the caller can observe through the service row changed (a
+   * backend without multi-row transactions may have written the credential
+   * rows, which no service MAC then lists as live, so they grant nothing).
+   */
+  updateService(
+    row: ServiceRow,
+    expectedGeneration: number,
+    credentials?: readonly CredentialRecord[],
+  ): Promise<boolean>;
   getService(serviceId: string): Promise<ServiceRecord | undefined>;
   listServices(): Promise<ServiceRecord[]>;
 

@@ -3,12 +3,15 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequestRaw, type Agent as HttpsAgent } from 'node:https';
+import type { SecureVersion, TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPadlock, type Padlock } from '../app.js';
 import { parseConfig, type PadlockConfig } from '../config.js';
 import { loadKeks } from '../kek.js';
 import { createLogger } from '../log.js';
+import { ServiceWriter } from '../service-rows.js';
 import { newCredential, newServiceRecord } from '../services.js';
 import { CassandraKeyStore } from '../store/cassandra.js';
 import { openStore } from '../store/open.js';
@@ -23,6 +26,7 @@ import type {
   ScheduleRecord,
   ServicePermissions,
   ServiceRecord,
+  ServiceRow,
 } from '../store/types.js';
 
 /*
@@ -44,6 +48,8 @@ export const ALL_RIGHTS: ServicePermissions = {
 export interface ServiceSpec {
   readonly serviceId: string;
   readonly permissions: ServicePermissions;
+  /** TLS client identities mapped to the service (mutual TLS); default none. */
+  readonly tlsIdentities?: readonly string[];
 }
 
 export interface HarnessOptions {
@@ -244,6 +250,85 @@ export function httpRequest(
   });
 }
 
+export interface HttpsCall {
+  readonly method?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+  /** PEM file contents: the CA to trust (only it), and a client certificate and key to present. */
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  /** The DNS name to ask for and verify; default the address 127.0.0.1 is verified against the certificate. */
+  readonly servername?: string;
+  readonly minVersion?: SecureVersion;
+  readonly maxVersion?: SecureVersion;
+  /** A keep-alive agent to reuse connections and sessions; default a fresh connection. */
+  readonly agent?: HttpsAgent;
+}
+
+export interface HttpsReply extends HttpReply {
+  /** The server certificate's SHA-256 fingerprint, as node:tls prints it. */
+  readonly fingerprint: string;
+  /** The connection's local port (which connection answered). */
+  readonly localPort: number;
+  readonly sessionReused: boolean;
+  readonly reusedSocket: boolean;
+}
+
+/** One request over HTTPS to 127.0.0.1 (node:https), with what the TLS connection was. */
+export function httpsRequest(port: number, path: string, call: HttpsCall = {}): Promise<HttpsReply> {
+  const headers: Record<string, string> = { ...call.headers };
+  if (call.body !== undefined) headers['content-length'] = String(Buffer.byteLength(call.body));
+  return new Promise((resolve, reject) => {
+    const req = httpsRequestRaw(
+      {
+        host: '127.0.0.1',
+        port,
+        method: call.method ?? 'GET',
+        path,
+        headers,
+        ...(call.servername === undefined ? {} : { servername: call.servername }),
+        ...(call.ca === undefined ? {} : { ca: call.ca }),
+        ...(call.cert === undefined ? {} : { cert: call.cert }),
+        ...(call.key === undefined ? {} : { key: call.key }),
+        ...(call.minVersion === undefined ? {} : { minVersion: call.minVersion }),
+        ...(call.maxVersion === undefined ? {} : { maxVersion: call.maxVersion }),
+        ...(call.agent === undefined ? { agent: false } : { agent: call.agent }),
+      },
+      (res) => {
+        const socket = res.socket as TLSSocket;
+        const fingerprint = socket.getPeerCertificate().fingerprint256;
+        const localPort = socket.localPort ?? 0;
+        const sessionReused = socket.isSessionReused();
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown = undefined;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text,
+            body,
+            fingerprint,
+            localPort,
+            sessionReused,
+            reusedSocket: req.reusedSocket,
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(call.body);
+  });
+}
+
 async function writeServices(config: PadlockConfig, keks: KekRing, services: readonly ServiceSpec[]) {
   const credentials: Record<string, string> = {};
   const revoked: Record<string, string> = {};
@@ -253,16 +338,17 @@ async function writeServices(config: PadlockConfig, keks: KekRing, services: rea
   );
   try {
     const now = Date.now();
-    for (const { serviceId, permissions } of services) {
-      if (!(await store.createService(newServiceRecord(keks, serviceId, permissions, now)))) {
+    for (const { serviceId, permissions, tlsIdentities = [] } of services) {
+      const writer = new ServiceWriter(store, keks);
+      if (!(await writer.create(newServiceRecord(keks, serviceId, permissions, now, tlsIdentities)))) {
         throw new Error(`service ${serviceId} listed twice`);
       }
       const live = newCredential(serviceId, now);
-      await store.addCredential(serviceId, live.record);
+      await writer.addCredential(serviceId, live.record);
       credentials[serviceId] = live.credential;
       const old = newCredential(serviceId, now);
-      await store.addCredential(serviceId, old.record);
-      await store.revokeCredential(serviceId, old.record.credentialId, now);
+      await writer.addCredential(serviceId, old.record);
+      await writer.revokeCredential(serviceId, old.record.credentialId, now);
       revoked[serviceId] = old.credential;
     }
   } finally {
@@ -543,17 +629,15 @@ export class SlowStore implements KeyStore {
   ): Promise<boolean> {
     return this.inner.finishSchedule(scheduleId, expected, finish);
   }
-  createService(record: Omit<ServiceRecord, 'credentials'>): Promise<boolean> {
-    return this.inner.createService(record);
+  createService(row: ServiceRow): Promise<boolean> {
+    return this.inner.createService(row);
   }
-  setPermissions(serviceId: string, permissions: ServicePermissions): Promise<boolean> {
-    return this.inner.setPermissions(serviceId, permissions);
-  }
-  addCredential(serviceId: string, credential: CredentialRecord): Promise<boolean> {
-    return this.inner.addCredential(serviceId, credential);
-  }
-  revokeCredential(serviceId: string, credentialId: string, at: number): Promise<boolean> {
-    return this.inner.revokeCredential(serviceId, credentialId, at);
+  updateService(
+    row: ServiceRow,
+    expectedGeneration: number,
+    credentials?: readonly CredentialRecord[],
+  ): Promise<boolean> {
+    return this.inner.updateService(row, expectedGeneration, credentials);
   }
   getService(serviceId: string): Promise<ServiceRecord | undefined> {
     return this.inner.getService(serviceId);

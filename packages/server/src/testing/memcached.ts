@@ -12,6 +12,7 @@ import { MemcachedClient } from '../cache/memcached-client.js';
 import { parseConfig } from '../config.js';
 import { loadKeks } from '../kek.js';
 import { createLogger } from '../log.js';
+import { ServiceWriter } from '../service-rows.js';
 import { newCredential, newServiceRecord } from '../services.js';
 import { SqliteKeyStore } from '../store/sqlite.js';
 
@@ -488,9 +489,10 @@ export class PadlockFixture {
     const serviceId = 'tester';
     const now = Date.now();
     const rights = { read: [...CATEGORIES], create: true, rotate: true, shred: true, hold: true };
-    await store.createService(newServiceRecord(keks, serviceId, rights, now));
+    const writer = new ServiceWriter(store, keks);
+    await writer.create(newServiceRecord(keks, serviceId, rights, now));
     const { credential, record } = newCredential(serviceId, now);
-    await store.addCredential(serviceId, record);
+    await writer.addCredential(serviceId, record);
     return new PadlockFixture(dir, keks, kek, credential, store);
   }
 
