@@ -25,6 +25,22 @@ import type { HoldRecord, KeyStore, ScheduleClaim, ScheduleRecord } from './stor
 
 const NO_CLAIM: ScheduleClaim = { claimedBy: null, leaseUntil: null };
 
+/** The lifecycle's events, as the audit log records them (DESIGN.md section 10). */
+export type LifecycleEvent =
+  | { type: 'schedule.create'; userId: string; category: string | null; scheduleId: string; executeAt: number }
+  | { type: 'schedule.cancel' | 'schedule.execute'; userId: string; category: string | null; scheduleId: string }
+  | { type: 'hold.place'; userId: string; category: string | null; holdId: string; reason: string }
+  | { type: 'hold.release'; userId: string; category: string | null; holdId: string };
+
+/**
+ * Where each completed lifecycle change is appended, by who made it: the audit
+ * log (audit.ts) has this shape. An append that fails makes the call fail after
+ * the change was made, as a shred's does: the caller retries, and sees the change.
+ */
+export interface LifecycleEvents {
+  append(actor: string, event: LifecycleEvent): Promise<unknown>;
+}
+
 export interface ScheduleRequest {
   readonly userId: string;
   /** undefined: the whole keychain. */
@@ -46,6 +62,7 @@ export class Lifecycle {
     private readonly keys: KeyService,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly events?: LifecycleEvents,
   ) {}
 
   async placeHold(userId: string, category: string | undefined, reason: string, placedBy: string): Promise<HoldRecord> {
@@ -62,6 +79,13 @@ export class Lifecycle {
     });
     if (!(await timed(this.metrics, 'insert_hold', this.store.insertHold(hold))))
       throw new PadlockError('CONCURRENT_UPDATE');
+    await this.events?.append(placedBy, {
+      type: 'hold.place',
+      userId,
+      category: hold.category,
+      holdId: hold.holdId,
+      reason,
+    });
     return hold;
   }
 
@@ -82,6 +106,7 @@ export class Lifecycle {
       }),
     );
     if (!done) throw new PadlockError('HOLD_NOT_FOUND', 'the hold was released already');
+    await this.events?.append(releasedBy, { type: 'hold.release', userId, category: hold.category, holdId });
     return released;
   }
 
@@ -103,6 +128,13 @@ export class Lifecycle {
     });
     if (!(await timed(this.metrics, 'insert_schedule', this.store.insertSchedule(schedule))))
       throw new PadlockError('CONCURRENT_UPDATE');
+    await this.events?.append(request.requestedBy, {
+      type: 'schedule.create',
+      userId: request.userId,
+      category: schedule.category,
+      scheduleId: schedule.scheduleId,
+      executeAt: schedule.executeAt,
+    });
     if (!schedule.serveDuringGrace) this.keys.withheld = withholding([...this.keys.withheld.entries()], [schedule]);
     return schedule;
   }
@@ -128,6 +160,12 @@ export class Lifecycle {
       }),
     );
     if (!done) throw new PadlockError('SCHEDULE_NOT_PENDING');
+    await this.events?.append(cancelledBy, {
+      type: 'schedule.cancel',
+      userId,
+      category: schedule.category,
+      scheduleId,
+    });
     const withheld = new Map(this.keys.withheld);
     withheld.delete(userId); // refilled from the store by the scheduler's next pass
     this.keys.withheld = withheld;
@@ -239,6 +277,12 @@ export class Lifecycle {
     );
     // Not finished: our lease ran out and another node took over; it finishes (the shred is idempotent).
     if (!finished) return 'taken';
+    await this.events?.append(nodeId, {
+      type: 'schedule.execute',
+      userId: schedule.userId,
+      category: schedule.category,
+      scheduleId: schedule.scheduleId,
+    });
     this.metrics.scheduleDelay.observe({}, Math.max(0, finishedAt - schedule.executeAt) / 1000);
     return 'executed';
   }
@@ -253,6 +297,7 @@ export function operatorLifecycle(
   keks: KekRing,
   categories: readonly string[],
   log: Logger,
+  events?: LifecycleEvents,
 ): { keys: KeyService; lifecycle: Lifecycle } {
   const metrics = new Metrics();
   const keys = new KeyService(
@@ -264,7 +309,7 @@ export function operatorLifecycle(
     metrics,
     log,
   );
-  return { keys, lifecycle: new Lifecycle(store, keks, keys, metrics, log) };
+  return { keys, lifecycle: new Lifecycle(store, keks, keys, metrics, log, events) };
 }
 
 /** The withheld map for these pending schedules with serveDuringGrace false, over `base`. */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { before, it } from 'node:test';
 import { sealHold, sealSchedule } from '../lifecycle-rows.js';
-import { operatorLifecycle, Scheduler, type Lifecycle } from '../lifecycle.js';
+import { operatorLifecycle, Scheduler, type Lifecycle, type LifecycleEvent } from '../lifecycle.js';
 import { createLogger } from '../log.js';
 import type { KeyService } from '../keys.js';
 import { Metrics } from '../metrics.js';
@@ -36,8 +36,23 @@ interface Node {
   scheduler(nodeId: string): Scheduler;
 }
 
+/** Every lifecycle event either node appended, in order (the audit log's place in these tests). */
+const appended: { actor: string; event: LifecycleEvent }[] = [];
+const recorder = {
+  append(actor: string, event: LifecycleEvent): Promise<void> {
+    appended.push({ actor, event });
+    return Promise.resolve();
+  },
+};
+
+function eventsOf(scheduleOrHoldId: string): string[] {
+  return appended
+    .filter(({ event }) => ('scheduleId' in event ? event.scheduleId : event.holdId) === scheduleOrHoldId)
+    .map(({ actor, event }) => `${event.type} by ${actor}`);
+}
+
 function node(store: KeyStore, keks: KekRing): Node {
-  const { keys, lifecycle } = operatorLifecycle(store, keks, CATEGORIES, quiet);
+  const { keys, lifecycle } = operatorLifecycle(store, keks, CATEGORIES, quiet, recorder);
   return {
     store,
     keys,
@@ -117,6 +132,7 @@ export function lifecycleConformance(target: () => Target): void {
     const raw = { releasedAt: Date.now(), releasedBy: 'x', mac: released.mac! };
     assert.equal(await a.store.releaseHold(user, hold.holdId, raw), false, 'a second release is not applied');
     assert.equal(await a.store.insertHold(hold), false, 'a hold id is inserted once');
+    assert.deepEqual(eventsOf(hold.holdId), ['hold.place by legal-svc', 'hold.release by legal-svc']);
   });
 
   it('a hold on the keychain or on a category blocks every shred it covers, from either node, until released', async () => {
@@ -199,6 +215,13 @@ export function lifecycleConformance(target: () => Target): void {
       (s) => s?.finishedBy === 'node-a',
     ).length;
     assert.ok(byA <= ranA && schedules.length - byA <= ranB, 'each executed schedule is counted by its node only');
+    for (const s of schedules) {
+      const finishedBy = (await a.store.getSchedule(s.scheduleId))?.finishedBy;
+      assert.deepEqual(eventsOf(s.scheduleId), [
+        `schedule.create by conformance`,
+        `schedule.execute by ${String(finishedBy)}`,
+      ]);
+    }
   });
 
   it('cancel racing execution: one wins whole, the other loses cleanly', async () => {
@@ -223,11 +246,16 @@ export function lifecycleConformance(target: () => Target): void {
         assert.equal(final?.state, 'cancelled');
         assert.equal(run.status === 'fulfilled' && run.value, 'taken');
         assert.equal(live.length, 3, 'a cancel that won leaves every key');
+        assert.deepEqual(eventsOf(s.scheduleId), [
+          'schedule.create by conformance',
+          'schedule.cancel by user-changed-mind',
+        ]);
       } else {
         executed++;
         assert.ok(cancel.reason instanceof PadlockError && cancel.reason.code === 'SCHEDULE_NOT_PENDING');
         assert.equal(final?.state, 'executed');
         assert.deepEqual(live, [], 'a cancel that lost leaves nothing half done');
+        assert.deepEqual(eventsOf(s.scheduleId), ['schedule.create by conformance', 'schedule.execute by node-a']);
       }
     }
     assert.equal(cancelled + executed, 20);
@@ -277,6 +305,7 @@ export function lifecycleConformance(target: () => Target): void {
     const final = await a.store.getSchedule(s.scheduleId);
     assert.equal(final?.state, 'executed');
     assert.equal(final?.finishedBy, 'node-b');
+    assert.deepEqual(eventsOf(s.scheduleId), ['schedule.create by conformance', 'schedule.execute by node-b']);
     assert.equal(
       await a.store.finishSchedule(s.scheduleId, deadClaim, {
         state: 'executed',
