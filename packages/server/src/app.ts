@@ -195,8 +195,10 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       port,
       reloadTls: () => server.reloadTls(),
       async close() {
-        await scheduler?.stop();
+        // The drain starts in this same turn (callers see draining at once); a scheduler pass finishes meanwhile.
+        const stopping = scheduler?.stop();
         await server.drain();
+        await stopping;
         registry.stop();
         memcached?.close();
         await store.close();
