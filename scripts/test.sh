@@ -40,6 +40,9 @@ export PADLOCK_TEST_MEMCACHED=127.0.0.1:11311,127.0.0.1:11312
 
 # The secure node starts in the background while the single node starts (both
 # are mostly JVM start-up; together they take about as long as one).
+# The jars first, once: two start scripts fetching into one lib/ at the same time overwrite each
+# other's jars under a starting JVM (a clean-clone CI run lost its single node that way).
+bash scripts/cassandra/fetch.sh
 secure_start=
 if ! alive .cassandra/secure/cassandra.pid; then
   started+=(secure)

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Run Cassandra's nodetool (from the fetched jars) against one local node via JMX.
-# Usage: scripts/cassandra/nodetool.sh NODE ARGS...   (NODE = 1, 2, 3, single or secure)
+# Usage: scripts/cassandra/nodetool.sh NODE ARGS...   (NODE = 1, 2, 3, single, secure or journal)
 #   e.g. nodetool.sh 1 status | nodetool.sh 2 flush | nodetool.sh single tablestats ks
-# JMX ports: single/node1 7199, node2 7299, node3 7399, secure 7499 (override with CASS_JMX_PORT).
+# JMX ports: single/node1 7199, node2 7299, node3 7399, secure 7499, journal 7699 (override with CASS_JMX_PORT).
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/common.sh"
 
-[ $# -ge 2 ] || cass_die "usage: nodetool.sh NODE (1, 2, 3, single or secure) ARGS..."
+[ $# -ge 2 ] || cass_die "usage: nodetool.sh NODE (1, 2, 3, single, secure or journal) ARGS..."
 case "$1" in
   single|1) port=7199 ;;
   2) port=7299 ;;
   3) port=7399 ;;
   secure) port=7499 ;;
+  journal) port=7699 ;;
   *) cass_die "unknown node '$1'" ;;
 esac
 shift

@@ -50,6 +50,8 @@ export interface PadlockSpec {
     readonly deadlineMs?: number;
   };
   readonly maxStalenessSeconds: number;
+  /** The shred journal file; default: shred-journal/padlock-shreds.journal beside the config. */
+  readonly journalPath?: string;
   readonly drainTimeoutMs?: number;
   readonly logRequests?: boolean;
 }
@@ -94,6 +96,7 @@ export function configJson(spec: PadlockSpec): Record<string, unknown> {
     },
     limits: spec.limits ?? {},
     services: { refreshSeconds: 5 },
+    ...(spec.journalPath === undefined ? {} : { journal: { file: { path: spec.journalPath } } }),
     ...(spec.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: spec.drainTimeoutMs }),
     log: { level: 'info', requests: spec.logRequests ?? false },
   };

@@ -6,6 +6,7 @@ import { hostileInput } from './hostile.js';
 import { leakScan } from './leak.js';
 import { memcachedCorrupt, memcachedKill, memcachedPause } from './memcached.js';
 import { overload } from './overload.js';
+import { restoreUnderLoad } from './restore.js';
 import { storeBlackhole, storeReset, storeSlow } from './store.js';
 
 /**
@@ -26,6 +27,7 @@ export const SCENARIOS: readonly Scenario[] = [
   sigtermDrain,
   crashSqlite,
   crashCassandra,
+  restoreUnderLoad,
   overload,
   hostileInput,
   leakScan,

@@ -88,6 +88,10 @@ const COMMANDS = [
   'keychain release',
   'keychain status',
   'keychain shred',
+  'backup create',
+  'backup restore',
+  'journal replay',
+  'journal status',
 ];
 
 interface Created {

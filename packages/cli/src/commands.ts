@@ -21,6 +21,14 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import {
+  BackupUsageError,
+  createBackup,
+  journaledShred,
+  replayCommand,
+  restoreBackup,
+  statusCommand,
+} from './backup.js';
 import { serve } from './serve.js';
 
 export class UsageError extends Error {
@@ -48,6 +56,16 @@ interface Command {
 const DEFAULT_DIR = '.padlock';
 const CONFIG_OPTION: Options = { config: { type: 'string', short: 'c' } };
 const CONFIG_HELP = `--config, -c FILE   config file (default: $PADLOCK_CONFIG or ${DEFAULT_DIR}/padlock.json)`;
+const CHECKPOINT_OPTION: Options = { 'checkpoint-every': { type: 'string' } };
+const CHECKPOINT_HELP =
+  '--checkpoint-every N  entries between saved positions and progress lines on stderr (default 500)';
+
+function checkpointEvery(values: Values): number {
+  const n = Number(values['checkpoint-every'] ?? 500);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new UsageError('--checkpoint-every must be 1-1000000');
+  return n;
+}
+
 const RIGHTS_OPTIONS: Options = {
   read: { type: 'string' },
   create: { type: 'boolean' },
@@ -637,15 +655,72 @@ const COMMANDS: readonly Command[] = [
         if (category !== undefined && (readList(category, config).length !== 1 || category.includes(','))) {
           throw new UsageError(`--category takes one of the configured categories: ${config.categories.join(', ')}`);
         }
-        // The server's shred path, with its legal-hold check: an operator cannot pass a hold either.
+        // The server's legal-hold check first: an operator cannot pass a hold either.
         const { keys } = operatorLifecycle(store, loadKeks(config), config.categories, cliLog());
-        const { shredded } = await keys.shred(userId, category, { requestedBy: operator() });
+        const rows = await store.getKeychain(userId, { fresh: true });
+        if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND', `user "${userId}" has no keychain`);
+        await keys.refuseIfHeld(userId, category);
+        const shredded = await journaledShred(config, store, userId, category);
         print({ userId, category: category ?? null, shredded, servedUntilAtMost: `${config.maxStalenessSeconds}s` });
         return 0;
       });
     },
   },
+  {
+    name: 'backup create',
+    args: '<file>',
+    summary: 'copy the SQLite store online into a new file (wrapped rows only) with the journal position it covers',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [file] = one(positionals, ['file']) as [string];
+      return backupCommand(() => createBackup(loadConfig(configPath(values)), file));
+    },
+  },
+  {
+    name: 'backup restore',
+    args: '<file>',
+    summary: "put a backup in the store's place after replaying the shred journal into it (servers stopped)",
+    options: { ...CONFIG_OPTION, ...CHECKPOINT_OPTION },
+    optionHelp: [CONFIG_HELP, CHECKPOINT_HELP],
+    run: (values, positionals) => {
+      const [file] = one(positionals, ['file']) as [string];
+      return backupCommand(() => restoreBackup(loadConfig(configPath(values)), file, checkpointEvery(values)));
+    },
+  },
+  {
+    name: 'journal replay',
+    args: '',
+    summary: 'shred again in the store every journal entry it has not applied (idempotent; safe while serving)',
+    options: { ...CONFIG_OPTION, ...CHECKPOINT_OPTION },
+    optionHelp: [CONFIG_HELP, CHECKPOINT_HELP],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return backupCommand(() => replayCommand(loadConfig(configPath(values)), checkpointEvery(values)));
+    },
+  },
+  {
+    name: 'journal status',
+    args: '',
+    summary: "verify the whole shred journal and compare its head with the store's applied position",
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return backupCommand(() => statusCommand(loadConfig(configPath(values))));
+    },
+  },
 ];
+
+async function backupCommand(work: () => Promise<Record<string, unknown>>): Promise<number> {
+  try {
+    print(await work());
+    return 0;
+  } catch (error) {
+    if (error instanceof BackupUsageError) throw new UsageError(error.message);
+    throw error;
+  }
+}
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => `${c.name} ${c.args}`.length));

@@ -45,6 +45,13 @@ export const ERRORS = {
   DEADLINE_EXCEEDED: { status: 503, message: 'The request did not complete within its deadline' },
   STORE_UNAVAILABLE: { status: 503, message: 'The key store is unavailable' },
   SHUTTING_DOWN: { status: 503, message: 'The server is shutting down' },
+  STORE_BEHIND_JOURNAL: {
+    status: 503,
+    message:
+      'The key store is behind the shred journal (restored from a backup?); no key is served until it has caught up',
+  },
+  JOURNAL_UNAVAILABLE: { status: 503, message: 'The shred journal cannot be written; nothing was shredded' },
+  JOURNAL_CORRUPT: { status: 503, message: 'The shred journal does not verify; no key is served' },
   INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

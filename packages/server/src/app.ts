@@ -5,6 +5,9 @@ import { MemcachedClient } from './cache/memcached-client.js';
 import type { PadlockConfig } from './config.js';
 import type { AppContext, Route } from './http/route.js';
 import { PadlockHttpServer } from './http/server.js';
+import { JournalGate } from './journal/gate.js';
+import { openJournal } from './journal/open.js';
+import type { ShredJournal } from './journal/types.js';
 import { checkPlaintextListener } from './http/tls.js';
 import { loadKeks } from './kek.js';
 import { StoreRows, Unwrapper, type KeychainSource, type RowSource } from './keychain.js';
@@ -61,6 +64,8 @@ export interface Padlock {
   readonly log: Logger;
   /** Runs scheduled shreds; stopped by close(). Undefined when scheduler.enabled is false. */
   readonly scheduler: Scheduler | undefined;
+  /** The shred journal's gate: whether keys are served, and why not. */
+  readonly journal: JournalGate;
   /** The port actually bound (useful with port 0). */
   readonly port: number;
   /** Reads the TLS certificate, key and CA files again (SIGHUP); false when that failed or TLS is off. */
@@ -75,6 +80,8 @@ export interface StartOptions {
   readonly store?: KeyStore;
   /** Extra layers over the store's rows, e.g. memcached; applied bottom-up. */
   readonly rowLayers?: readonly ((below: RowSource, metrics: Metrics, log: Logger) => RowSource)[];
+  /** A shred journal to use instead of opening the configured one (tests). */
+  readonly journal?: ShredJournal;
   /** Extra readiness checks, by name. */
   readonly checks?: Readonly<Record<string, () => Promise<string>>>;
 }
@@ -88,7 +95,10 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
   let memcached: MemcachedClient | undefined;
+  let journal: ShredJournal | undefined;
+  let gate: JournalGate | undefined;
   try {
+    journal = options.journal ?? (await openJournal(config, keks, log, { write: true }));
     const registry = new ServiceRegistry(store, keks, log, metrics);
     metrics.gauges.track(() => registry.integrityFailures.size, { name: 'services_failing_integrity' });
     await registry.refresh();
@@ -121,7 +131,16 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     if (config.cache.l1.enabled) {
       keychains = new L1Cache(keychains, { maxEntries: config.cache.l1.maxEntries, maxStalenessMs }, metrics);
     }
-    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics, log);
+    const cached = keychains;
+    gate = new JournalGate(journal, store, log, {
+      replay: config.journal.replay,
+      checkIntervalMs: config.journal.checkIntervalMs,
+      invalidate: (userId) => cached.invalidate(userId),
+    });
+    const keys = new KeyService(store, keychains, keks, config.categories, maxStalenessMs, metrics, gate, log);
+    // Before the port opens: a store behind the journal is replayed (journal.replay "auto") or kept shut.
+    await gate.start();
+    const journalGate = gate;
     const lifecycle = new Lifecycle(store, keks, keys, metrics, log);
     const scheduler = config.scheduler.enabled
       ? new Scheduler(store, lifecycle, keys, metrics, log, config.scheduler)
@@ -159,6 +178,8 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         const failing = [...registry.integrityFailures].map(([id, reason]) => `${id} (${reason})`);
         checks['integrity'] =
           failing.length === 0 ? 'ok' : `failing, last verified state kept: ${failing.sort().join(', ')}`;
+        checks['journal'] = journalGate.status();
+        if (!journalGate.open) ready = false;
         checks['draining'] = String(http?.draining ?? false);
         if (http?.draining === true) ready = false;
         for (const [name, check] of Object.entries(extraChecks)) checks[name] = await check();
@@ -192,6 +213,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       metrics,
       log,
       scheduler,
+      journal: journalGate,
       port,
       reloadTls: () => server.reloadTls(),
       async close() {
@@ -200,12 +222,16 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         await server.drain();
         await stopping;
         registry.stop();
+        journalGate.stop();
         memcached?.close();
+        if (options.journal === undefined) await journalGate.journal.close();
         await store.close();
       },
     };
   } catch (error) {
+    gate?.stop();
     memcached?.close();
+    if (options.journal === undefined) await journal?.close();
     await store.close();
     throw error;
   }

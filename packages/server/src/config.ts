@@ -48,8 +48,27 @@ export interface PadlockConfig {
     readonly batch: number;
     readonly concurrency: number;
   };
+  readonly journal: JournalConfig;
   readonly drainTimeoutMs: number;
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly requests: boolean };
+}
+
+/** The shred journal (DESIGN.md section 11; docs/operations.md, "Backups and the shred journal"). */
+export interface JournalConfig {
+  /** "file" for SQLite deployments, "cassandra" for a keyspace of its own. */
+  readonly kind: 'file' | 'cassandra';
+  /** The file journal: never the store's file, nor anything a copy of the store's files would take along. */
+  readonly file: { readonly path: string };
+  /** The Cassandra journal: its own keyspace; contactPoints [] means the store's cluster and connection settings. */
+  readonly cassandra: {
+    readonly keyspace: string;
+    readonly contactPoints: readonly string[];
+    readonly replication: Readonly<Record<string, number>>;
+  };
+  /** "auto": serve replays the journal itself when its store is behind; "manual": it waits for `padlock journal replay`. */
+  readonly replay: 'auto' | 'manual';
+  /** How often a server compares its store's applied position with the journal. */
+  readonly checkIntervalMs: number;
 }
 
 export interface ListenConfig {
@@ -311,6 +330,37 @@ export const CONFIG_SCHEMA = {
         concurrency: { ...POSITIVE, maximum: 1024, default: 16 },
       },
     },
+    journal: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        kind: { enum: ['file', 'cassandra'], default: 'file' },
+        file: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: { path: { ...PATH, default: 'shred-journal/padlock-shreds.journal' } },
+        },
+        cassandra: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            keyspace: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,47}$', default: 'padlock_journal' },
+            contactPoints: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+            replication: {
+              type: 'object',
+              additionalProperties: { type: 'integer', minimum: 1, maximum: 9 },
+              minProperties: 1,
+              default: { dc1: 1 },
+            },
+          },
+        },
+        replay: { enum: ['auto', 'manual'], default: 'auto' },
+        checkIntervalMs: { type: 'integer', minimum: 100, maximum: 60000, default: 1000 },
+      },
+    },
     drainTimeoutMs: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
     log: {
       type: 'object',
@@ -382,8 +432,33 @@ export function parseConfig(raw: unknown, baseDir: string): PadlockConfig {
       problems.push('config.store.cassandra.tls: serverName has no effect with verifyServerName false');
     }
   }
-  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   const at = (path: string): string => (isAbsolute(path) ? path : resolve(baseDir, path));
+  if (config.journal.kind === 'file' && config.store.kind === 'sqlite' && config.store.sqlite.path !== ':memory:') {
+    const journal = at(config.journal.file.path);
+    const store = at(config.store.sqlite.path);
+    // SQLite's own files are the store's name plus -wal, -shm, -journal: a copy of "padlock.db*" takes them all.
+    if (journal === store || journal.startsWith(store)) {
+      problems.push(
+        `config.journal.file.path: ${journal} is the store's file or named after it (${store}*); a backup of the store would take the journal with it`,
+      );
+    }
+  }
+  if (config.journal.kind === 'cassandra') {
+    const sameCluster = config.journal.cassandra.contactPoints.length === 0;
+    if (config.store.kind !== 'cassandra' && sameCluster) {
+      problems.push('config.journal.cassandra.contactPoints: required when the store is not Cassandra');
+    }
+    if (
+      config.store.kind === 'cassandra' &&
+      sameCluster &&
+      config.journal.cassandra.keyspace === config.store.cassandra.keyspace
+    ) {
+      problems.push(
+        "config.journal.cassandra.keyspace: must differ from the store's keyspace: a snapshot of the store must not hold the journal",
+      );
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   const tls = config.listen.tls;
   const resolved = {
     ...config,
@@ -410,6 +485,7 @@ export function parseConfig(raw: unknown, baseDir: string): PadlockConfig {
       },
       cassandra: resolveCassandraPaths(config.store.cassandra, at),
     },
+    journal: { ...config.journal, file: { path: at(config.journal.file.path) } },
   };
   return deepFreeze(resolved);
 }

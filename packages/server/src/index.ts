@@ -35,8 +35,15 @@ export {
   type RowMacVerdict,
 } from './row-mac.js';
 export { openStore } from './store/open.js';
-export { SqliteKeyStore, type SqliteStoreOptions } from './store/sqlite.js';
+export { SqliteKeyStore, inspectSqliteBackup, type SqliteStoreOptions } from './store/sqlite.js';
 export { CassandraKeyStore, schemaStatements, type CassandraStoreOptions } from './store/cassandra.js';
 export type * from './store/types.js';
 export type { RowSource, RowsRead, KeychainSource, Keychain } from './keychain.js';
 export { holdJson, scheduleJson } from './routes/lifecycle-json.js';
+export { openJournal } from './journal/open.js';
+export { replayJournal, raiseApplied, type ReplayResult } from './journal/replay.js';
+export { JournalGate } from './journal/gate.js';
+export { FileJournal } from './journal/file.js';
+export { CassandraJournal, journalSchema } from './journal/cassandra.js';
+export { JournalKeys, type JournalEntry, type ShredRequest } from './journal/entry.js';
+export type { ShredJournal, JournalHead } from './journal/types.js';

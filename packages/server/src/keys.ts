@@ -2,6 +2,7 @@ import { deriveKey, PadlockError, SecretBytes, wrapRootKey, type KekRing } from 
 import { timed, type Keychain, type KeychainSource } from './keychain.js';
 import { holdCovers, holdVerifies } from './lifecycle-rows.js';
 import type { Logger } from './log.js';
+import type { JournalGate } from './journal/gate.js';
 import type { Metrics } from './metrics.js';
 import type { Service } from './services.js';
 import type { KeyRow, KeyStore, NewKeyRow } from './store/types.js';
@@ -53,11 +54,14 @@ export class KeyService {
     readonly categories: readonly string[],
     private readonly maxStalenessMs: number,
     private readonly metrics: Metrics,
+    /** The shred journal and the gate that keeps keys from being served out of a store behind it. */
+    private readonly journal?: JournalGate,
     private readonly log?: Logger,
   ) {}
 
   /** Creates a user's keychain (version 1 of every configured category) unless present; race-free. */
   async create(userId: string): Promise<{ created: boolean; keychain: Keychain }> {
+    this.journal?.assertOpen();
     const now = Date.now();
     const rows: NewKeyRow[] = this.categories.map((category) => {
       const rootKey = SecretBytes.random(32);
@@ -107,7 +111,12 @@ export class KeyService {
     const rows = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
     if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND');
     await this.refuseIfHeld(userId, category);
-    const shredded = await timed(this.metrics, 'shred', this.store.shred(userId, category, Date.now()));
+    const at = Date.now();
+    // Journal first: once the caller hears "shredded", the shred is on disk apart from the store, so no
+    // restore can bring the key back. An entry whose store shred then fails is harmless: replay only shreds.
+    const entry = await this.journal?.append({ userId, category: category ?? null, at });
+    const shredded = await timed(this.metrics, 'shred', this.store.shred(userId, category, at));
+    if (entry !== undefined) await this.journal?.applied(entry);
     await this.keychains.invalidate(userId);
     this.log?.info('shred', {
       userId,
@@ -150,6 +159,7 @@ export class KeyService {
   }
 
   get(userId: string): Promise<Keychain | null> {
+    if (this.journal?.open === false) return Promise.reject(this.#closed());
     return this.keychains.get(userId);
   }
 
@@ -160,16 +170,33 @@ export class KeyService {
 
   /** The keychain if the in-process cache holds it now (no waiting), else undefined: then use get(). */
   peek(userId: string): Keychain | undefined {
+    if (this.journal?.open === false) return undefined;
     return this.keychains.peek?.(userId);
   }
 
   /** peek() for many users: index i holds users[i]'s keychain if the in-process cache holds it now. */
   peekMany(userIds: readonly string[]): (Keychain | undefined)[] {
+    if (this.journal?.open === false) return userIds.map(() => undefined);
     return this.keychains.peekMany?.(userIds) ?? userIds.map(() => undefined);
   }
 
   getMany(userIds: readonly string[]): Promise<Map<string, Keychain | null>> {
+    if (this.journal?.open === false) return Promise.reject(this.#closed());
     return this.keychains.getMany(userIds);
+  }
+
+  /** Drops one user's cached keychain (after a replayed shred). */
+  invalidate(userId: string): Promise<void> {
+    return this.keychains.invalidate(userId);
+  }
+
+  #closed(): Error {
+    try {
+      this.journal?.assertOpen();
+    } catch (error) {
+      return error as Error;
+    }
+    return new PadlockError('STORE_BEHIND_JOURNAL');
   }
 
   /** The service's derived keys for `categories` of one keychain. */

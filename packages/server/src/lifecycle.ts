@@ -307,6 +307,7 @@ export function operatorLifecycle(
     categories,
     0,
     metrics,
+    undefined,
     log,
   );
   return { keys, lifecycle: new Lifecycle(store, keks, keys, metrics, log, events) };

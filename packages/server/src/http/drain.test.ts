@@ -105,7 +105,7 @@ describe('graceful drain', () => {
     assert.equal(readiness.status, 503, 'a draining server must not report ready');
     assert.deepEqual(readiness.body, {
       ready: false,
-      checks: { store: 'ok', services: 'ok', integrity: 'ok', draining: 'true' },
+      checks: { store: 'ok', services: 'ok', integrity: 'ok', journal: 'ok', draining: 'true' },
     });
 
     const replies = await Promise.all(inFlight);

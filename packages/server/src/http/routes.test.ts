@@ -374,7 +374,7 @@ describe('operations routes', () => {
     const memcached = h.config.cache.memcached.servers.length > 0 ? { memcached: 'ok' } : {};
     assert.deepEqual(reply.body, {
       ready: true,
-      checks: { store: 'ok', services: 'ok', integrity: 'ok', draining: 'false', ...memcached },
+      checks: { store: 'ok', services: 'ok', integrity: 'ok', journal: 'ok', draining: 'false', ...memcached },
     });
   });
 

@@ -18,7 +18,7 @@ export const readyz: Route = {
   path: '/readyz',
   operationId: 'readyz',
   summary:
-    'Readiness: the store answers, the service registry is loaded, the server is not draining; store integrity failures are named',
+    'Readiness: the store answers, the service registry is loaded, the store is not behind the shred journal, the server is not draining; store integrity failures are named',
   description:
     'Details name each check; a degraded cache is reported but does not make the server unready, and neither do ' +
     'services whose store rows fail their MAC check (`integrity`): they run on their last verified state.',

@@ -135,6 +135,7 @@ export function schemaStatements(keyspace: string, replication: Readonly<Record<
       service_id text, credential_id text, verifier blob, created_at timestamp, revoked_at timestamp, mac blob,
       PRIMARY KEY ((service_id), credential_id)
     ) WITH ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.journal_applied (id int PRIMARY KEY, position bigint) WITH ${options}`,
   ];
 }
 
@@ -284,6 +285,37 @@ export class CassandraKeyStore implements KeyStore {
     const existing = new Set(result.rows.map((r) => `${String(r['category'])}/${String(r['version'])}`));
     const remaining = rows.filter((r) => !existing.has(`${r.category}/${r.version}`));
     return remaining.length === rows.length ? [] : this.insertKeys(userId, remaining);
+  }
+
+  async journalApplied(): Promise<number> {
+    const result = await this.#exec(
+      'SELECT position FROM {ks}.journal_applied WHERE id = 0',
+      [],
+      consistencies.localSerial,
+    );
+    const position = result.first()?.['position'] as cassandra.types.Long | null | undefined;
+    return position === null || position === undefined ? 0 : position.toNumber();
+  }
+
+  async advanceJournal(from: number, to: number): Promise<boolean> {
+    // Conditional, as every write the journal position races (two servers, a replay).
+    const options = { serialConsistency: consistencies.localSerial };
+    if (from === 0) {
+      const inserted = await this.#exec(
+        'INSERT INTO {ks}.journal_applied (id, position) VALUES (0, ?) IF NOT EXISTS',
+        [cassandra.types.Long.fromNumber(to)],
+        consistencies.localQuorum,
+        options,
+      );
+      if (inserted.wasApplied()) return true;
+    }
+    const result = await this.#exec(
+      'UPDATE {ks}.journal_applied SET position = ? WHERE id = 0 IF position = ?',
+      [cassandra.types.Long.fromNumber(to), cassandra.types.Long.fromNumber(from)],
+      consistencies.localQuorum,
+      options,
+    );
+    return result.wasApplied();
   }
 
   async shred(userId: string, category: string | undefined, at: number): Promise<number> {

@@ -233,6 +233,26 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
       assert.deepEqual((await store.getKeychains([])).size, 0);
     });
 
+    it('moves the journal position by compare-and-set only, one winner of a race', async () => {
+      const start = await store.journalApplied();
+      assert.ok(Number.isSafeInteger(start) && start >= 0);
+      assert.equal(await store.advanceJournal(start, start + 1), true);
+      assert.equal(await store.journalApplied(), start + 1);
+      assert.equal(await store.advanceJournal(start, start + 5), false, 'a stale "from" must not move it');
+      assert.equal(await store.journalApplied(), start + 1);
+      const peer = await target.openPeer();
+      try {
+        const won = await Promise.all([
+          store.advanceJournal(start + 1, start + 2),
+          peer.advanceJournal(start + 1, start + 3),
+        ]);
+        assert.equal(won.filter(Boolean).length, 1, `exactly one of two racing advances wins: ${won.join(',')}`);
+        assert.equal(await peer.journalApplied(), won[0] === true ? start + 2 : start + 3);
+      } finally {
+        await peer.close();
+      }
+    });
+
     describe('services', () => {
       const permissions = { read: ['profile', 'payments'], create: true, rotate: false, shred: false, hold: false };
       const row = (serviceId: string, extra: Partial<ServiceRow> = {}): ServiceRow => ({

@@ -148,6 +148,11 @@ CREATE TABLE IF NOT EXISTS credentials (
   mac BLOB,
   PRIMARY KEY (service_id, credential_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal_applied (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  position INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO journal_applied (id, position) VALUES (0, 0);
 `;
 
 /**
@@ -346,6 +351,37 @@ export class SqliteKeyStore implements KeyStore {
     return Promise.resolve(result.changes === 1);
   }
 
+  journalApplied(): Promise<number> {
+    const row = this.#db.prepare<[], { position: number }>('SELECT position FROM journal_applied WHERE id = 0').get();
+    return Promise.resolve(row?.position ?? 0);
+  }
+
+  advanceJournal(from: number, to: number): Promise<boolean> {
+    const result = this.#db
+      .prepare('UPDATE journal_applied SET position = ? WHERE id = 0 AND position = ?')
+      .run(to, from);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  /**
+   * A consistent copy of the whole database in `file` (SQLite's online backup
+   * API: readers and writers go on meanwhile). It holds wrapped rows only and
+   * its own journal_applied row: the journal position it covers.
+   */
+  async backup(file: string): Promise<{ position: number; bytes: number }> {
+    const result = await this.#db.backup(file);
+    const copy = new Database(file, { readonly: true });
+    try {
+      const row = copy.prepare<[], { position: number }>('SELECT position FROM journal_applied WHERE id = 0').get();
+      return {
+        position: row?.position ?? 0,
+        bytes: result.totalPages * (this.#db.pragma('page_size', { simple: true }) as number),
+      };
+    } finally {
+      copy.close();
+    }
+  }
+
   createService(row: ServiceRow): Promise<boolean> {
     const result = this.#db
       .prepare(
@@ -432,6 +468,41 @@ export class SqliteKeyStore implements KeyStore {
       this.#multiGet.set(count, statement);
     }
     return statement;
+  }
+}
+
+class BackupError extends Error {}
+
+/** Checks `file` is a Padlock SQLite store (tables present, integrity ok) and returns the position it covers. */
+export function inspectSqliteBackup(file: string): number {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (error) {
+    throw new BackupError(`cannot open backup ${file}: ${(error as Error).message}`);
+  }
+  try {
+    const check = db.pragma('quick_check', { simple: true });
+    if (check !== 'ok') throw new BackupError(`backup ${file} fails SQLite's quick_check: ${String(check)}`);
+    const tables = new Set(
+      db
+        .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .all()
+        .map((r) => r.name),
+    );
+    for (const table of ['root_keys', 'services', 'credentials']) {
+      if (!tables.has(table)) throw new BackupError(`backup ${file} is not a Padlock store: no ${table} table`);
+    }
+    // A store from before the journal existed covers position 0: the whole journal is replayed.
+    if (!tables.has('journal_applied')) return 0;
+    return (
+      db.prepare<[], { position: number }>('SELECT position FROM journal_applied WHERE id = 0').get()?.position ?? 0
+    );
+  } catch (error) {
+    if (error instanceof BackupError) throw error;
+    throw new BackupError(`backup ${file} is not a readable SQLite database: ${(error as Error).message}`);
+  } finally {
+    db.close();
   }
 }
 

@@ -191,6 +191,17 @@ export interface KeyStore {
     expected: ScheduleClaim,
     finish: { state: 'executed' | 'cancelled'; finishedAt: number; finishedBy: string; mac: Uint8Array },
   ): Promise<boolean>;
+  /**
+   * The shred journal position this store has applied: every journal entry up
+   * to it is shredded here (journal/replay.ts). 0 for a new store. A store
+   * restored from a backup reports the backup's position.
+   */
+  journalApplied(): Promise<number>;
+  /**
+   * Moves the applied position from `from` to `to` if it is still `from`
+   * (compare-and-set, so it never passes an entry not yet applied); false otherwise.
+   */
+  advanceJournal(from: number, to: number): Promise<boolean>;
 
   /** Creates a service; false when one with that id exists already. */
   createService(row: ServiceRow): Promise<boolean>;

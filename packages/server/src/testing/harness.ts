@@ -136,6 +136,9 @@ export interface Harness {
   call(method: string, path: string, options?: CallOptions): Promise<HttpReply>;
   /** Closes the server and starts it again on the same files. */
   restart(): Promise<void>;
+  /** Closes the server only (to work on its files, e.g. restore a backup); start() brings it back. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
   /** Starts another server (another deployment group, own caches) on the same files. */
   peer(options?: Omit<HarnessOptions, 'services'>): Promise<Harness>;
   /** Root keys of a user, unwrapped from the stored rows with the test's KEK: category -> version -> bytes. */
@@ -394,6 +397,7 @@ async function launch(shared: Shared, config: PadlockConfig, options: HarnessOpt
     return openStore(config, log).then((store) => startPadlock(config, { log, store: wrap(store) }));
   };
   let padlock = await start();
+  let stopped = false;
   let closed = false;
   const peers: Harness[] = [];
 
@@ -427,8 +431,18 @@ async function launch(shared: Shared, config: PadlockConfig, options: HarnessOpt
       return httpRequest(padlock.port, method, path, headers, body, call.agent);
     },
     async restart() {
+      await harness.stop();
+      await harness.start();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
       await padlock.close();
+    },
+    async start() {
+      if (!stopped) return;
       padlock = await start();
+      stopped = false;
     },
     async peer(peerOptions = {}) {
       const peerConfig = parseConfig(merge(defaultConfig(shared.dir), peerOptions.config ?? {}), shared.dir);
@@ -479,7 +493,7 @@ async function launch(shared: Shared, config: PadlockConfig, options: HarnessOpt
       if (closed) return;
       closed = true;
       for (const peer of peers) await peer.close();
-      await padlock.close();
+      if (!stopped) await padlock.close();
       if (shared.ownsDir) {
         rmSync(shared.dir, { recursive: true, force: true });
         if (config.store.kind === 'cassandra') await dropKeyspace(config);
@@ -628,6 +642,12 @@ export class SlowStore implements KeyStore {
     finish: { state: 'executed' | 'cancelled'; finishedAt: number; finishedBy: string; mac: Uint8Array },
   ): Promise<boolean> {
     return this.inner.finishSchedule(scheduleId, expected, finish);
+  }
+  journalApplied(): Promise<number> {
+    return this.inner.journalApplied();
+  }
+  advanceJournal(from: number, to: number): Promise<boolean> {
+    return this.inner.advanceJournal(from, to);
   }
   createService(row: ServiceRow): Promise<boolean> {
     return this.inner.createService(row);

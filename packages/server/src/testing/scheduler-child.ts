@@ -43,6 +43,7 @@ const keys = new KeyService(
   config.categories,
   0,
   metrics,
+  undefined,
   log,
 );
 const lifecycle = new Lifecycle(store, keks, keys, metrics, log);

@@ -1,0 +1,193 @@
+import { PadlockError } from '@padlock/core';
+import cassandra from 'cassandra-driver';
+import type { CassandraConfig } from '../config.js';
+import { connectFailure, connectionSecurity } from '../store/cassandra-security.js';
+import { GENESIS_MAC, type JournalEntry, type JournalKeys, type ShredRequest } from './entry.js';
+import type { JournalHead, ShredJournal } from './types.js';
+
+const { consistencies } = cassandra.types;
+const Long = cassandra.types.Long;
+
+/*
+ * The Cassandra journal: a keyspace of its own (so a snapshot of the store's
+ * keyspace never holds it), optionally on other contact points. One partition
+ * (stream 0) clustered by position: shreds are rare next to lookups, and one
+ * partition keeps positions gap-free with one conditional insert each:
+ * `IF NOT EXISTS` at the next position, retried on a lost race, so servers
+ * appending at once never share a position.
+ */
+
+/** Conditional inserts tried before an append gives up (each loss means another server appended). */
+const APPEND_ATTEMPTS = 32;
+const PAGE = 1000;
+
+export function journalSchema(keyspace: string, replication: Readonly<Record<string, number>>): string[] {
+  const dcs = Object.entries(replication)
+    .map(([dc, rf]) => `'${dc.replaceAll("'", "''")}': ${rf}`)
+    .join(', ');
+  return [
+    `CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'NetworkTopologyStrategy', ${dcs}}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.shreds (
+      stream int, position bigint, user_id text, category text, at bigint, kid text, mac blob,
+      PRIMARY KEY ((stream), position)
+    ) WITH CLUSTERING ORDER BY (position ASC)`,
+  ];
+}
+
+type Row = cassandra.types.Row;
+
+function toEntry(row: Row): JournalEntry {
+  return {
+    position: (row['position'] as cassandra.types.Long).toNumber(),
+    userId: row['user_id'] as string,
+    category: (row['category'] as string | null) ?? null,
+    at: (row['at'] as cassandra.types.Long).toNumber(),
+    kid: row['kid'] as string,
+    mac: (row['mac'] as Buffer | null) ?? Buffer.alloc(0),
+  };
+}
+
+export class CassandraJournal implements ShredJournal {
+  readonly kind = 'cassandra';
+
+  private constructor(
+    readonly location: string,
+    private readonly client: cassandra.Client,
+    private readonly ks: string,
+    private readonly keys: JournalKeys,
+    private readonly timeoutMs: number,
+  ) {}
+
+  static async open(
+    connection: CassandraConfig,
+    journal: { readonly keyspace: string; readonly replication: Readonly<Record<string, number>> },
+    keys: JournalKeys,
+    createSchema: boolean,
+  ): Promise<CassandraJournal> {
+    const client = new cassandra.Client({
+      ...connectionSecurity(connection),
+      contactPoints: [...connection.contactPoints],
+      localDataCenter: connection.localDataCenter,
+      policies: { retry: new cassandra.policies.retry.FallthroughRetryPolicy() },
+      socketOptions: { connectTimeout: connection.connectTimeoutMs, readTimeout: connection.readTimeoutMs },
+      queryOptions: {
+        consistency: consistencies.localQuorum,
+        serialConsistency: consistencies.localSerial,
+        prepare: true,
+      },
+    });
+    try {
+      await client.connect().catch((error: unknown) => {
+        throw connectFailure(error, connection);
+      });
+      if (createSchema) {
+        for (const statement of journalSchema(journal.keyspace, journal.replication)) {
+          await client.execute(statement, [], { readTimeout: 60000, prepare: false });
+        }
+      }
+      const location = `${journal.keyspace}@${connection.contactPoints.join(',')}`;
+      // Shreds wait on a conditional write; give them at least a second even when lookups fail fast.
+      return new CassandraJournal(location, client, journal.keyspace, keys, Math.max(connection.readTimeoutMs, 2000));
+    } catch (error) {
+      await client.shutdown().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #exec(
+    query: string,
+    params: unknown[],
+    options: cassandra.QueryOptions = {},
+  ): Promise<cassandra.types.ResultSet> {
+    try {
+      return await this.client.execute(query.replaceAll('{ks}', this.ks), params, {
+        prepare: true,
+        readTimeout: this.timeoutMs,
+        ...options,
+      });
+    } catch (error) {
+      throw new PadlockError(
+        'JOURNAL_UNAVAILABLE',
+        `the Cassandra shred journal did not answer: ${(error as Error).name}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
+  async append(shred: ShredRequest): Promise<JournalEntry> {
+    for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+      const head = await this.#last(consistencies.localSerial);
+      const unsigned = { ...shred, position: head.position + 1, kid: this.keys.activeKid };
+      const entry: JournalEntry = { ...unsigned, mac: this.keys.mac(unsigned, head.mac) };
+      const result = await this.#exec(
+        'INSERT INTO {ks}.shreds (stream, position, user_id, category, at, kid, mac) VALUES (0, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+        [
+          Long.fromNumber(entry.position),
+          entry.userId,
+          entry.category,
+          Long.fromNumber(entry.at),
+          entry.kid,
+          Buffer.from(entry.mac),
+        ],
+      );
+      if (result.wasApplied()) return entry;
+    }
+    throw new PadlockError('JOURNAL_UNAVAILABLE', `the shred journal append lost ${APPEND_ATTEMPTS} races in a row`);
+  }
+
+  head(): Promise<JournalHead> {
+    return this.#last(consistencies.localSerial);
+  }
+
+  /** The last entry, verified against the one before it. */
+  async #last(consistency: number): Promise<JournalHead> {
+    const result = await this.#exec(
+      'SELECT position, user_id, category, at, kid, mac FROM {ks}.shreds WHERE stream = 0 ORDER BY position DESC LIMIT 2',
+      [],
+      { consistency },
+    );
+    const [last, before] = result.rows.map(toEntry);
+    if (last === undefined) return { position: 0, mac: GENESIS_MAC };
+    this.keys.verify(last, before ?? { position: 0, mac: GENESIS_MAC });
+    return { position: last.position, mac: last.mac };
+  }
+
+  async *entriesAfter(position: number): AsyncIterable<JournalEntry> {
+    let previous: { position: number; mac: Uint8Array } = { position: 0, mac: GENESIS_MAC };
+    if (position > 0) {
+      const anchor = await this.#exec(
+        'SELECT position, user_id, category, at, kid, mac FROM {ks}.shreds WHERE stream = 0 AND position = ?',
+        [Long.fromNumber(position)],
+      );
+      const row = anchor.first();
+      if (row === null) {
+        const head = await this.head();
+        if (head.position < position) return; // Nothing after it; the caller compares positions.
+        throw new PadlockError('JOURNAL_CORRUPT', `the shred journal has no entry at position ${position}`);
+      }
+      const entry = toEntry(row);
+      previous = { position: entry.position, mac: entry.mac };
+    }
+    let pageState: string | undefined;
+    do {
+      const page = await this.#exec(
+        'SELECT position, user_id, category, at, kid, mac FROM {ks}.shreds WHERE stream = 0 AND position > ?',
+        [Long.fromNumber(position)],
+        { fetchSize: PAGE, ...(pageState === undefined ? {} : { pageState }) },
+      );
+      for (const row of page.rows) {
+        const entry = toEntry(row);
+        this.keys.verify(entry, previous);
+        previous = entry;
+        yield entry;
+      }
+      pageState = page.pageState ?? undefined;
+    } while (pageState !== undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.client.shutdown();
+  }
+}
