@@ -72,7 +72,8 @@ node scripts/run-tests.mjs "$@" || status=$?
 # the SQLite file itself, so it runs on SQLite only).
 if [ $# -eq 0 ]; then
   PADLOCK_TEST_BACKEND=cassandra node scripts/run-tests.mjs \
-    http/routes http/bad-input http/permissions http/staleness http/restart http/drain || status=$?
+    http/routes http/bad-input http/permissions http/staleness http/restart http/drain http/lifecycle \
+    lifecycle-crash || status=$?
 fi
 
 if [ "$single_was_running" = yes ] && [ "${CI:-}" != true ]; then

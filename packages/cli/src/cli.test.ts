@@ -82,6 +82,11 @@ const COMMANDS = [
   'service credential-revoke',
   'keychain create',
   'keychain show',
+  'keychain schedule-shred',
+  'keychain cancel',
+  'keychain hold',
+  'keychain release',
+  'keychain status',
   'keychain shred',
   'backup create',
   'backup restore',
@@ -96,7 +101,7 @@ const COMMANDS = [
 
 interface Created {
   serviceId: string;
-  permissions: { read: string[]; create: boolean; rotate: boolean; shred: boolean };
+  permissions: { read: string[]; create: boolean; rotate: boolean; shred: boolean; hold: boolean };
   credentialId: string;
   credential: string;
 }
@@ -168,12 +173,18 @@ describe('padlock CLI', () => {
       await withConfig('service', 'create', 'playlist', '--read', 'profile,payments', '--create'),
     );
     assert.equal(out.serviceId, 'playlist');
-    assert.deepEqual(out.permissions, { read: ['profile', 'payments'], create: true, rotate: false, shred: false });
+    assert.deepEqual(out.permissions, {
+      read: ['profile', 'payments'],
+      create: true,
+      rotate: false,
+      shred: false,
+      hold: false,
+    });
     assert.match(out.credential, /^pl1\.playlist\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}$/);
     assert.equal(out.credential.split('.')[2], out.credentialId);
     credentials.push(out.credential);
     const ops = json<Created>(await withConfig('service', 'create', 'ops', '--shred', '--rotate'));
-    assert.deepEqual(ops.permissions, { read: [], create: false, rotate: true, shred: true });
+    assert.deepEqual(ops.permissions, { read: [], create: false, rotate: true, shred: true, hold: false });
     credentials.push(ops.credential);
 
     const again = await withConfig('service', 'create', 'playlist');
@@ -191,6 +202,7 @@ describe('padlock CLI', () => {
       create: true,
       rotate: true,
       shred: false,
+      hold: false,
     });
     const revoked = json<{ permissions: Created['permissions'] }>(
       await withConfig('service', 'revoke', 'playlist', '--read', 'payments', '--rotate'),
@@ -200,6 +212,7 @@ describe('padlock CLI', () => {
       create: true,
       rotate: false,
       shred: false,
+      hold: false,
     });
 
     const listing = await withConfig('service', 'list');
@@ -207,8 +220,8 @@ describe('padlock CLI', () => {
     assert.deepEqual(
       services.map((s) => [s.serviceId, s.permissions, s.credentials.length]),
       [
-        ['ops', { read: [], create: false, rotate: true, shred: true }, 1],
-        ['playlist', { read: ['profile', 'advertising'], create: true, rotate: false, shred: false }, 1],
+        ['ops', { read: [], create: false, rotate: true, shred: true, hold: false }, 1],
+        ['playlist', { read: ['profile', 'advertising'], create: true, rotate: false, shred: false, hold: false }, 1],
       ],
     );
     for (const credential of credentials) {
@@ -437,6 +450,54 @@ describe('padlock CLI', () => {
     assert.match(noJwks.stderr, /--jwks FILE is required/);
   });
 
+  it('keychain hold stops every CLI shred until release; schedule-shred, cancel and status work on the store', async () => {
+    json(await withConfig('keychain', 'create', 'bob'));
+    const hold = json<{ holdId: string; placedBy: string; state: string }>(
+      await withConfig('keychain', 'hold', 'bob', '--category', 'payments', '--reason', 'case 7'),
+    );
+    assert.match(hold.placedBy, /^operator:/);
+    assert.equal(hold.state, 'in_force');
+    for (const args of [['--category', 'payments'], []]) {
+      const refused = await withConfig('keychain', 'shred', 'bob', ...args);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.equal(refused.stderr, `padlock: legal hold ${hold.holdId} forbids shredding this\n`);
+    }
+    assert.ok(json<Shown>(await withConfig('keychain', 'show', 'bob')).keys.every((k) => k.state === 'active'));
+    const scheduled = json<{ scheduleId: string; state: string; serveDuringGrace: boolean }>(
+      await withConfig('keychain', 'schedule-shred', 'bob', '--grace', '3600', '--withhold'),
+    );
+    assert.deepEqual([scheduled.state, scheduled.serveDuringGrace], ['pending', false]);
+    const status = json<{ schedules: { scheduleId: string; verified: boolean }[]; holds: { holdId: string }[] }>(
+      await withConfig('keychain', 'status', 'bob'),
+    );
+    assert.deepEqual(
+      status.schedules.map((x) => [x.scheduleId, x.verified]),
+      [[scheduled.scheduleId, true]],
+    );
+    assert.deepEqual(
+      status.holds.map((h) => h.holdId),
+      [hold.holdId],
+    );
+    const cancelled = json<{ state: string }>(await withConfig('keychain', 'cancel', 'bob', scheduled.scheduleId));
+    assert.equal(cancelled.state, 'cancelled');
+    assert.equal((await withConfig('keychain', 'cancel', 'bob', scheduled.scheduleId)).code, 1);
+    assert.equal(
+      json<{ state: string }>(await withConfig('keychain', 'release', 'bob', hold.holdId)).state,
+      'released',
+    );
+    assert.equal(json<{ shredded: number }>(await withConfig('keychain', 'shred', 'bob')).shredded, 3);
+    for (const [args, why] of [
+      [['schedule-shred', 'bob'], 'no time'],
+      [['schedule-shred', 'bob', '--grace', '5', '--at', '2030-01-01T00:00:00Z'], 'both times'],
+      [['schedule-shred', 'bob', '--grace', '-5'], 'negative grace'],
+      [['schedule-shred', 'bob', '--at', 'tomorrow'], 'bad time'],
+      [['hold', 'bob'], 'no reason'],
+      [['hold', 'bob', '--reason', 'x', '--category', 'nope'], 'unknown category'],
+    ] as const) {
+      assert.equal((await withConfig('keychain', ...args)).code, 2, why);
+    }
+  });
+
   it('--help of every command exits 0 with its usage', async () => {
     const top = await run('--help');
     assert.equal(top.code, 0);
@@ -507,7 +568,12 @@ describe('padlock CLI', () => {
   it('migrate seals rows written before MACs, once; servers refuse them until then', async () => {
     const config = loadConfig(configFile);
     const keks = loadKeks(config);
-    const row = newServiceRecord(keks, 'legacy', { read: ['profile'], create: false, rotate: false, shred: false }, 5);
+    const row = newServiceRecord(
+      keks,
+      'legacy',
+      { read: ['profile'], create: false, rotate: false, shred: false, hold: false },
+      5,
+    );
     const { credential, record } = newCredential('legacy', 6);
     // As a release before row MACs wrote them: no MAC, no generation, no credential list.
     const db = new Database(config.store.sqlite.path);

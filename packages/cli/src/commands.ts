@@ -5,6 +5,8 @@ import {
   newCredential,
   newServiceRecord,
   openStore,
+  Lifecycle,
+  Metrics,
   createLogger,
   tlsIdentityProblem,
   ServiceWriter,
@@ -21,6 +23,8 @@ import {
   type JsonWebKeySet,
   type KeyService,
   type KeyStore,
+  holdJson,
+  scheduleJson,
   type PadlockConfig,
   type ServicePermissions,
 } from '@padlock/server';
@@ -78,6 +82,7 @@ const RIGHTS_OPTIONS: Options = {
   create: { type: 'boolean' },
   rotate: { type: 'boolean' },
   shred: { type: 'boolean' },
+  hold: { type: 'boolean' },
 };
 const TLS_IDENTITY_OPTION: Options = { 'tls-identity': { type: 'string', multiple: true } };
 const TLS_IDENTITY_HELP =
@@ -99,7 +104,8 @@ const RIGHTS_HELP = [
   '--read a,b          categories whose derived keys the service may read',
   '--create            may create keychains',
   '--rotate            may rotate categories',
-  '--shred             may shred keychains and categories',
+  '--shred             may shred keychains and categories, and schedule and cancel shreds',
+  '--hold              may place and release legal holds',
 ];
 
 function configPath(values: Values): string {
@@ -212,6 +218,36 @@ function readList(value: unknown, config: PadlockConfig): string[] {
     }
   }
   return list;
+}
+
+/** Who the CLI acts as in schedules, holds and shreds: the operator's login name. */
+function operator(): string {
+  return `operator:${userInfo().username}`;
+}
+
+function cliLog(): ReturnType<typeof createLogger> {
+  return createLogger('warn', (l) => process.stderr.write(l));
+}
+
+/** Holds and schedules from the CLI: the same KeyService (hold check, receipts) and audit chain as its shreds. */
+function withLifecycle<T>(
+  values: Values,
+  work: (lifecycle: { keys: KeyService; lifecycle: Lifecycle }, config: PadlockConfig) => Promise<T>,
+): Promise<T> {
+  return withStore(values, async (store, config) => {
+    const { keys, audit } = await proofsFor(store, config);
+    const lifecycle = new Lifecycle(store, loadKeks(config), keys, new Metrics(), cliLog(), audit);
+    return work({ keys, lifecycle }, config);
+  });
+}
+
+/** --category: one configured category, or undefined for the whole keychain. */
+function oneCategory(values: Values, config: PadlockConfig): string | undefined {
+  const category = typeof values['category'] === 'string' ? values['category'] : undefined;
+  if (category !== undefined && (category.includes(',') || readList(category, config).length !== 1)) {
+    throw new UsageError(`--category takes one of the configured categories: ${config.categories.join(', ')}`);
+  }
+  return category;
 }
 
 function print(value: unknown): void {
@@ -331,7 +367,7 @@ const COMMANDS: readonly Command[] = [
         const store = await openStore(config, createLogger('warn'));
         try {
           const now = Date.now();
-          const permissions = { read: [...config.categories], create: true, rotate: true, shred: true };
+          const permissions = { read: [...config.categories], create: true, rotate: true, shred: true, hold: true };
           const { writer } = await proofsFor(store, config);
           await writer.create(newServiceRecord(keks, 'demo', permissions, now));
           const { credential, record } = newCredential('demo', now);
@@ -366,6 +402,7 @@ const COMMANDS: readonly Command[] = [
           create: values['create'] === true,
           rotate: values['rotate'] === true,
           shred: values['shred'] === true,
+          hold: values['hold'] === true,
         };
         const now = Date.now();
         const keks = loadKeks(config);
@@ -427,9 +464,9 @@ const COMMANDS: readonly Command[] = [
         const service = await store.getService(id);
         if (service === undefined) throw new UsageError(`no service "${id}"`);
         const read = readList(values['read'], config);
-        const flag = (name: 'create' | 'rotate' | 'shred'): boolean =>
+        const flag = (name: 'create' | 'rotate' | 'shred' | 'hold'): boolean =>
           values[name] === true ? verb === 'grant' : service.permissions[name];
-        if (read.length === 0 && !['create', 'rotate', 'shred'].some((n) => values[n] === true)) {
+        if (read.length === 0 && !['create', 'rotate', 'shred', 'hold'].some((n) => values[n] === true)) {
           throw new UsageError(`name at least one right to ${verb}`);
         }
         const permissions: ServicePermissions = {
@@ -440,6 +477,7 @@ const COMMANDS: readonly Command[] = [
           create: flag('create'),
           rotate: flag('rotate'),
           shred: flag('shred'),
+          hold: flag('hold'),
         };
         const { writer } = await proofsFor(store, config);
         await writer.setPermissions(id, permissions, `service.${verb}`);
@@ -543,6 +581,124 @@ const COMMANDS: readonly Command[] = [
             createdAt: new Date(r.createdAt).toISOString(),
             shreddedAt: r.shreddedAt === null ? null : new Date(r.shreddedAt).toISOString(),
           })),
+        });
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'keychain schedule-shred',
+    args: '<userId>',
+    summary: 'schedule the shred of a keychain (or --category) after a grace period; cancellable until it starts',
+    options: {
+      ...CONFIG_OPTION,
+      category: { type: 'string' },
+      grace: { type: 'string' },
+      at: { type: 'string' },
+      withhold: { type: 'boolean' },
+    },
+    optionHelp: [
+      CONFIG_HELP,
+      '--category NAME     schedule only this category',
+      '--grace SECONDS     execute this many seconds from now (or:)',
+      '--at TIME           execute at this ISO 8601 time, e.g. 2027-01-31T00:00:00Z',
+      '--withhold          stop serving the keys during the grace period (default: served until the shred)',
+    ],
+    run: (values, positionals) => {
+      const [userId] = one(positionals, ['userId']) as [string];
+      checkUserId(userId);
+      return withLifecycle(values, async ({ lifecycle }, config) => {
+        const category = oneCategory(values, config);
+        const grace = values['grace'];
+        const at = values['at'];
+        if ((grace === undefined) === (at === undefined)) throw new UsageError('give exactly one of --grace and --at');
+        let executeAt: number;
+        if (typeof grace === 'string') {
+          if (!/^\d{1,10}$/.test(grace)) throw new UsageError('--grace takes whole seconds');
+          executeAt = Date.now() + Number(grace) * 1000;
+        } else {
+          executeAt = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,3})?)?(Z|[+-]\d\d:\d\d)$/.test(String(at))
+            ? Date.parse(String(at))
+            : NaN;
+          if (!Number.isFinite(executeAt)) throw new UsageError('--at takes an ISO 8601 time with a zone');
+        }
+        const schedule = await lifecycle.schedule({
+          userId,
+          category,
+          executeAt,
+          serveDuringGrace: values['withhold'] !== true,
+          requestedBy: operator(),
+        });
+        print(scheduleJson(schedule, true));
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'keychain cancel',
+    args: '<userId> <scheduleId>',
+    summary: 'cancel a scheduled shred that no node has started',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [userId, scheduleId] = one(positionals, ['userId', 'scheduleId']) as [string, string];
+      checkUserId(userId);
+      return withLifecycle(values, async ({ lifecycle }) => {
+        print(scheduleJson(await lifecycle.cancel(userId, scheduleId, operator()), true));
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'keychain hold',
+    args: '<userId>',
+    summary: 'place a legal hold on a keychain (or --category): no shred of it runs until released',
+    options: { ...CONFIG_OPTION, category: { type: 'string' }, reason: { type: 'string' } },
+    optionHelp: [CONFIG_HELP, '--category NAME     hold only this category', '--reason TEXT       why (required)'],
+    run: (values, positionals) => {
+      const [userId] = one(positionals, ['userId']) as [string];
+      checkUserId(userId);
+      const reason = values['reason'];
+      if (typeof reason !== 'string' || reason.length === 0 || reason.length > 1000)
+        throw new UsageError('--reason TEXT (1-1000 characters) is required');
+      return withLifecycle(values, async ({ lifecycle }, config) => {
+        const hold = await lifecycle.placeHold(userId, oneCategory(values, config), reason, operator());
+        print(holdJson(hold, true));
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'keychain release',
+    args: '<userId> <holdId>',
+    summary: 'release a legal hold; schedules that fell due under it then run',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [userId, holdId] = one(positionals, ['userId', 'holdId']) as [string, string];
+      checkUserId(userId);
+      return withLifecycle(values, async ({ lifecycle }) => {
+        print(holdJson(await lifecycle.releaseHold(userId, holdId, operator()), true));
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'keychain status',
+    args: '<userId>',
+    summary: "a keychain's scheduled shreds and legal holds (an edited row shows verified: false)",
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [userId] = one(positionals, ['userId']) as [string];
+      checkUserId(userId);
+      return withLifecycle(values, async ({ keys, lifecycle }) => {
+        await keys.metadata(userId);
+        const { schedules, holds } = await lifecycle.status(userId);
+        print({
+          userId,
+          schedules: schedules.map((s) => scheduleJson(s, s.verified)),
+          holds: holds.map((h) => holdJson(h, h.verified)),
         });
         return 0;
       });

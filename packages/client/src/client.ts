@@ -4,7 +4,9 @@ import {
   DecryptionFailed,
   InvalidInput,
   KeychainNotFound,
+  KeychainPendingDeletion,
   KeychainShredded,
+  LegalHold,
   PermissionDenied,
   ReceiptInvalid,
   Unavailable,
@@ -17,6 +19,53 @@ import { KeyLookups } from './lib/lookups.js';
 import { Counters, type ClientStats } from './lib/stats.js';
 import { BadResponse, parseBatch, parseUserKeys, type KeyStatus, type UserKeys } from './lib/user-keys.js';
 import { resolveOptions, type PadlockClientOptions, type ResolvedOptions } from './options.js';
+
+/** A scheduled shred, as Padlock shows it (times ISO 8601). */
+export interface ScheduledShred {
+  readonly scheduleId: string;
+  readonly userId: string;
+  /** null: the whole keychain. */
+  readonly category: string | null;
+  readonly state: 'pending' | 'executing' | 'executed' | 'cancelled';
+  readonly executeAt: string;
+  readonly serveDuringGrace: boolean;
+  readonly requestedBy: string;
+  readonly createdAt: string;
+  readonly finishedAt: string | null;
+  readonly finishedBy: string | null;
+  /** false when the stored row failed its integrity check (shown, never acted on). */
+  readonly verified: boolean;
+}
+
+/** A legal hold, as Padlock shows it. */
+export interface LegalHoldRecord {
+  readonly holdId: string;
+  readonly userId: string;
+  readonly category: string | null;
+  readonly reason: string;
+  readonly placedBy: string;
+  readonly placedAt: string;
+  readonly releasedAt: string | null;
+  readonly releasedBy: string | null;
+  readonly state: 'in_force' | 'released';
+  readonly verified: boolean;
+}
+
+/** A keychain's scheduled shreds and holds (from its metadata). */
+export interface LifecycleStatus {
+  readonly userId: string;
+  readonly schedules: readonly ScheduledShred[];
+  readonly holds: readonly LegalHoldRecord[];
+}
+
+const SCHEDULE_ID = /^sched-[0-9a-f-]{36}$/;
+const HOLD_ID = /^hold-[0-9a-f-]{36}$/;
+
+function lifecycleRecord<T>(json: unknown, idField: string, pattern: RegExp): T {
+  const id = (json as Record<string, unknown> | null)?.[idField];
+  if (typeof id !== 'string' || !pattern.test(id)) throw new BadResponse(`${idField} is missing`);
+  return json as T;
+}
 
 /** One category of a user's keys, as getKeys returns it. */
 export interface CategoryKeysView {
@@ -63,6 +112,10 @@ function refusalError(refusal: Refusal): Error {
       return new KeychainNotFound();
     case 'KEYCHAIN_SHREDDED':
       return new KeychainShredded();
+    case 'KEYCHAIN_PENDING_DELETION':
+      return new KeychainPendingDeletion();
+    case 'LEGAL_HOLD':
+      return new LegalHold(`Padlock refused: ${refusal.message}`);
     case 'UNAUTHENTICATED':
       return new PermissionDenied('Padlock refused the credential', refusal.code);
     case 'PERMISSION_DENIED':
@@ -250,6 +303,118 @@ export class PadlockClient {
     return result.claims;
   }
 
+  /**
+   * Schedules the shred of the user's keychain (or one category) after a grace
+   * period; needs the shred right. Give `graceSeconds` or `executeAt`. With
+   * `serveDuringGrace: false` the keys are withheld meanwhile (lookups fail
+   * with KeychainPendingDeletion).
+   *
+   * @example
+   *   const s = await padlock.scheduleShred('alice', { graceSeconds: 30 * 86400, serveDuringGrace: true });
+   *   await padlock.cancelScheduledShred('alice', s.scheduleId); // the user changed their mind
+   */
+  async scheduleShred(
+    userId: string,
+    request: {
+      readonly category?: string;
+      readonly graceSeconds?: number;
+      readonly executeAt?: Date;
+      readonly serveDuringGrace: boolean;
+    },
+  ): Promise<ScheduledShred> {
+    checkUserId(userId);
+    if (request.category !== undefined && !isCategory(request.category)) throw new InvalidInput(CATEGORY_MESSAGE);
+    if ((request.graceSeconds === undefined) === (request.executeAt === undefined))
+      throw new InvalidInput('give exactly one of graceSeconds and executeAt');
+    if (request.graceSeconds !== undefined && (!Number.isInteger(request.graceSeconds) || request.graceSeconds < 0))
+      throw new InvalidInput('graceSeconds must be a whole number of seconds >= 0');
+    if (request.executeAt !== undefined && Number.isNaN(request.executeAt.getTime()))
+      throw new InvalidInput('executeAt is not a valid Date');
+    const body = Buffer.from(
+      JSON.stringify({
+        serveDuringGrace: request.serveDuringGrace,
+        ...(request.category === undefined ? {} : { category: request.category }),
+        ...(request.graceSeconds === undefined ? {} : { graceSeconds: request.graceSeconds }),
+        ...(request.executeAt === undefined ? {} : { executeAt: request.executeAt.toISOString() }),
+      }),
+    );
+    const path = `/v1/keychains/${encodeURIComponent(userId)}/schedules`;
+    return this.#call({ method: 'POST', path, body, hedge: false }, (_status, json) =>
+      lifecycleRecord<ScheduledShred>(json, 'scheduleId', SCHEDULE_ID),
+    );
+  }
+
+  /** Cancels a scheduled shred no node has started; refused (SCHEDULE_NOT_PENDING) once one has. */
+  async cancelScheduledShred(userId: string, scheduleId: string): Promise<ScheduledShred> {
+    checkUserId(userId);
+    if (!SCHEDULE_ID.test(scheduleId)) throw new InvalidInput('scheduleId must look like sched-<uuid>');
+    const path = `/v1/keychains/${encodeURIComponent(userId)}/schedules/${scheduleId}`;
+    return this.#call({ method: 'DELETE', path, hedge: false }, (_status, json) =>
+      lifecycleRecord<ScheduledShred>(json, 'scheduleId', SCHEDULE_ID),
+    );
+  }
+
+  /** One scheduled shred's state: pending, executing, executed or cancelled. */
+  async getScheduledShred(userId: string, scheduleId: string): Promise<ScheduledShred> {
+    checkUserId(userId);
+    if (!SCHEDULE_ID.test(scheduleId)) throw new InvalidInput('scheduleId must look like sched-<uuid>');
+    const path = `/v1/keychains/${encodeURIComponent(userId)}/schedules/${scheduleId}`;
+    return this.#call({ method: 'GET', path, hedge: true }, (_status, json) =>
+      lifecycleRecord<ScheduledShred>(json, 'scheduleId', SCHEDULE_ID),
+    );
+  }
+
+  /**
+   * Places a legal hold on the user's keychain (or one category): no shred of
+   * it runs until it is released. Needs the hold right.
+   *
+   * @example
+   *   const hold = await padlock.placeHold('alice', { reason: 'case 2026-114' });
+   *   await padlock.releaseHold('alice', hold.holdId);
+   */
+  async placeHold(
+    userId: string,
+    request: { readonly reason: string; readonly category?: string },
+  ): Promise<LegalHoldRecord> {
+    checkUserId(userId);
+    if (request.category !== undefined && !isCategory(request.category)) throw new InvalidInput(CATEGORY_MESSAGE);
+    if (typeof request.reason !== 'string' || request.reason.length === 0 || request.reason.length > 1000)
+      throw new InvalidInput('reason must be 1-1000 characters');
+    const body = Buffer.from(JSON.stringify(request));
+    const path = `/v1/keychains/${encodeURIComponent(userId)}/holds`;
+    return this.#call({ method: 'POST', path, body, hedge: false }, (_status, json) =>
+      lifecycleRecord<LegalHoldRecord>(json, 'holdId', HOLD_ID),
+    );
+  }
+
+  /** Releases a legal hold; schedules that fell due under it then run. Needs the hold right. */
+  async releaseHold(userId: string, holdId: string): Promise<LegalHoldRecord> {
+    checkUserId(userId);
+    if (!HOLD_ID.test(holdId)) throw new InvalidInput('holdId must look like hold-<uuid>');
+    const path = `/v1/keychains/${encodeURIComponent(userId)}/holds/${holdId}`;
+    return this.#call({ method: 'DELETE', path, hedge: false }, (_status, json) =>
+      lifecycleRecord<LegalHoldRecord>(json, 'holdId', HOLD_ID),
+    );
+  }
+
+  /** The user's scheduled shreds and legal holds, from the keychain's metadata. */
+  async lifecycleStatus(userId: string): Promise<LifecycleStatus> {
+    checkUserId(userId);
+    return this.#call(
+      { method: 'GET', path: `/v1/keychains/${encodeURIComponent(userId)}`, hedge: true },
+      (_s, json) => {
+        const body = json as { schedules?: unknown; holds?: unknown };
+        if (!Array.isArray(body.schedules) || !Array.isArray(body.holds))
+          throw new BadResponse('schedules or holds is not an array');
+        return {
+          userId,
+          schedules: body.schedules.map((s) => lifecycleRecord<ScheduledShred>(s, 'scheduleId', SCHEDULE_ID)),
+          holds: body.holds.map((h) => lifecycleRecord<LegalHoldRecord>(h, 'holdId', HOLD_ID)),
+        };
+      },
+    );
+  }
+
   /** Drops this client's cached keys of the user; the next operation asks Padlock again. */
   forget(userId: string): void {
     this.#lookups.invalidate(userId);
@@ -291,6 +456,7 @@ export class PadlockClient {
     if (this.#closed) throw new Unavailable('the client is closed');
     if (keys.status === 'not_found') throw new KeychainNotFound();
     if (keys.status === 'shredded') throw new KeychainShredded();
+    if (keys.status === 'pending_deletion') throw new KeychainPendingDeletion();
     return keys;
   }
 

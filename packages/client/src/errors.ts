@@ -6,6 +6,8 @@
 
 export type ClientErrorCode =
   | 'KEYCHAIN_SHREDDED'
+  | 'KEYCHAIN_PENDING_DELETION'
+  | 'LEGAL_HOLD'
   | 'KEYCHAIN_NOT_FOUND'
   | 'PERMISSION_DENIED'
   | 'UNAVAILABLE'
@@ -44,6 +46,26 @@ export class KeychainShredded extends PadlockClientError {
     );
     this.name = 'KeychainShredded';
     this.category = category;
+  }
+}
+
+/**
+ * The user's keys are withheld: a shred is scheduled and its request chose not
+ * to serve them during the grace period. The data is not gone yet (a cancel
+ * brings the keys back), but must not be read now.
+ */
+export class KeychainPendingDeletion extends PadlockClientError {
+  constructor() {
+    super('KEYCHAIN_PENDING_DELETION', "the user's keys are withheld until a scheduled shred (or its cancel)");
+    this.name = 'KeychainPendingDeletion';
+  }
+}
+
+/** A legal hold forbids this shred; it may run after the hold is released. */
+export class LegalHold extends PadlockClientError {
+  constructor(message: string) {
+    super('LEGAL_HOLD', message);
+    this.name = 'LegalHold';
   }
 }
 

@@ -1,8 +1,18 @@
-export { PadlockClient, type CategoryKeysView, type UserKeysView, type ShredOutcome } from './client.js';
+export {
+  PadlockClient,
+  type CategoryKeysView,
+  type UserKeysView,
+  type ShredOutcome,
+  type ScheduledShred,
+  type LegalHoldRecord,
+  type LifecycleStatus,
+} from './client.js';
 export type { ReceiptClaims } from './lib/receipts.js';
 export {
   PadlockClientError,
   KeychainShredded,
+  KeychainPendingDeletion,
+  LegalHold,
   KeychainNotFound,
   PermissionDenied,
   Unavailable,

@@ -24,6 +24,21 @@ export const ERRORS = {
     message: 'Another request changed this keychain at the same time; retry if still needed',
   },
   KEYCHAIN_SHREDDED: { status: 410, message: 'The requested keys have been shredded' },
+  KEYCHAIN_PENDING_DELETION: {
+    status: 410,
+    message: 'The requested keys are scheduled for shredding and withheld during the grace period',
+  },
+  LEGAL_HOLD: { status: 409, message: 'A legal hold forbids shredding this keychain or category' },
+  SCHEDULE_NOT_FOUND: { status: 404, message: 'No such scheduled shred' },
+  SCHEDULE_NOT_PENDING: {
+    status: 409,
+    message: 'The scheduled shred is executing, executed or cancelled, and can no longer be cancelled',
+  },
+  HOLD_NOT_FOUND: { status: 404, message: 'No such legal hold in force' },
+  ROW_INTEGRITY: {
+    status: 500,
+    message: 'A stored hold or schedule failed its integrity check; nothing was changed',
+  },
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers or trailers are larger than allowed' },
   BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than allowed' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be application/json' },

@@ -13,6 +13,7 @@ import { checkPlaintextListener } from './http/tls.js';
 import { loadKeks } from './kek.js';
 import { StoreRows, Unwrapper, type KeychainSource, type RowSource } from './keychain.js';
 import { KeyService } from './keys.js';
+import { Lifecycle, Scheduler } from './lifecycle.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -20,11 +21,16 @@ import { ReceiptSigner } from './receipts.js';
 import { batchGet } from './routes/batch-get.js';
 import { createKeychain } from './routes/create-keychain.js';
 import { getKeys } from './routes/get-keys.js';
+import { cancelSchedule } from './routes/cancel-schedule.js';
 import { getReceipt } from './routes/get-receipt.js';
-import { keychainMetadata } from './routes/keychain-metadata.js';
 import { healthz, metrics, openapi, readyz } from './routes/operations.js';
+import { keychainMetadata } from './routes/keychain-metadata.js';
+import { placeHold } from './routes/place-hold.js';
 import { receiptKeys } from './routes/receipt-keys.js';
+import { releaseHold } from './routes/release-hold.js';
 import { rotateCategory } from './routes/rotate-category.js';
+import { scheduleShred } from './routes/schedule-shred.js';
+import { scheduleStatus } from './routes/schedule-status.js';
 import { shredCategory } from './routes/shred-category.js';
 import { shredKeychain } from './routes/shred-keychain.js';
 import { ServiceRegistry } from './services.js';
@@ -44,6 +50,11 @@ export const ROUTES: readonly Route[] = [
   // Before getReceipt, whose {receiptId} would match "keys".
   receiptKeys,
   getReceipt,
+  scheduleShred,
+  scheduleStatus,
+  cancelSchedule,
+  placeHold,
+  releaseHold,
   healthz,
   readyz,
   metrics,
@@ -84,6 +95,8 @@ export interface Padlock {
   readonly store: KeyStore;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Runs scheduled shreds; stopped by close(). Undefined when scheduler.enabled is false. */
+  readonly scheduler: Scheduler | undefined;
   /** The shred journal's gate: whether keys are served, and why not. */
   readonly journal: JournalGate;
   /** This process's audit chain. */
@@ -183,15 +196,21 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       metrics,
       { receipts, audit },
       gate,
+      log,
     );
     // Before the port opens: a store behind the journal is replayed (journal.replay "auto") or kept shut.
     await gate.start();
     const journalGate = gate;
+    const lifecycle = new Lifecycle(store, keks, keys, metrics, log, audit);
+    const scheduler = config.scheduler.enabled
+      ? new Scheduler(store, lifecycle, keys, metrics, log, config.scheduler)
+      : undefined;
 
     let http: PadlockHttpServer | undefined = undefined;
     const document = openApiDocument(ROUTES, VERSION);
     const app: AppContext = {
       keys,
+      lifecycle,
       metrics,
       maxBatch: config.limits.maxBatch,
       openapi: () => document,
@@ -245,6 +264,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     const { host, port: wanted, tls } = config.listen;
     const port = tls === undefined ? await http.listen(wanted, host) : await http.listenTls(wanted, host, tls);
     if (insecure !== undefined) log.warn(insecure, { host });
+    scheduler?.start();
     const server = http;
     return {
       config,
@@ -252,13 +272,17 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       store,
       metrics,
       log,
+      scheduler,
       journal: journalGate,
       audit,
       receipts,
       port,
       reloadTls: () => server.reloadTls(),
       async close() {
+        // The drain starts in this same turn (callers see draining at once); a scheduler pass finishes meanwhile.
+        const stopping = scheduler?.stop();
         await server.drain();
+        await stopping;
         registry.stop();
         journalGate.stop();
         clearInterval(proofTimer);

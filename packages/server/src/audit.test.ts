@@ -125,7 +125,7 @@ async function lifeOfAKeychain(store: KeyStore, keks: KekRing, audit: AuditLog, 
   const admin = new ServiceWriter(store, keks, { log: audit, actor: 'cli:ops' });
   const now = Date.now();
   const serviceId = `billing-${randomBytes(4).toString('hex')}`;
-  const permissions = { read: ['profile'], create: true, rotate: false, shred: true };
+  const permissions = { read: ['profile'], create: true, rotate: false, shred: true, hold: false };
   await admin.create(newServiceRecord(keks, serviceId, permissions, now));
   const { credential, record } = newCredential(serviceId, now);
   await admin.addCredential(serviceId, record);
@@ -355,9 +355,18 @@ describe('lookups: counted per service and category, never appended to the audit
       services: [
         {
           serviceId: 'admin',
-          permissions: { read: ['profile', 'payments', 'advertising'], create: true, rotate: true, shred: true },
+          permissions: {
+            read: ['profile', 'payments', 'advertising'],
+            create: true,
+            rotate: true,
+            shred: true,
+            hold: true,
+          },
         },
-        { serviceId: 'ads', permissions: { read: ['advertising'], create: false, rotate: false, shred: false } },
+        {
+          serviceId: 'ads',
+          permissions: { read: ['advertising'], create: false, rotate: false, shred: false, hold: false },
+        },
       ],
     });
     try {

@@ -37,6 +37,17 @@ export interface PadlockConfig {
     readonly maxUnfinishedRequestBytes: number;
   };
   readonly services: { readonly refreshSeconds: number };
+  /** Scheduled shreds (DESIGN.md section 3): every node runs the scheduler; a claim in the store picks one. */
+  readonly scheduler: {
+    readonly enabled: boolean;
+    /** How often due schedules are looked for; with the execution time, the bound after executeAt. */
+    readonly intervalMs: number;
+    /** How long a claim holds; a node killed mid-execution is taken over after it. */
+    readonly leaseMs: number;
+    /** Schedules claimed per pass, and run at once. */
+    readonly batch: number;
+    readonly concurrency: number;
+  };
   readonly journal: JournalConfig;
   /** The audit log: a signed checkpoint of this process's chain head at most this often (docs/operations.md). */
   readonly audit: { readonly checkpointSeconds: number };
@@ -308,6 +319,18 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       default: {},
       properties: { refreshSeconds: { ...POSITIVE, maximum: 3600, default: 5 } },
+    },
+    scheduler: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        intervalMs: { type: 'integer', minimum: 50, maximum: 3600000, default: 1000 },
+        leaseMs: { type: 'integer', minimum: 1000, maximum: 3600000, default: 30000 },
+        batch: { ...POSITIVE, maximum: 100000, default: 500 },
+        concurrency: { ...POSITIVE, maximum: 1024, default: 16 },
+      },
     },
     journal: {
       type: 'object',

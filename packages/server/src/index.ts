@@ -25,6 +25,7 @@ export {
   type Service,
 } from './services.js';
 export { KeyService, type ShredOptions, type ShredResult, type Proofs } from './keys.js';
+export { Lifecycle, Scheduler, operatorLifecycle, type LifecycleStatus, type ScheduleRequest } from './lifecycle.js';
 export {
   ServiceWriter,
   ServiceWriteError,
@@ -51,6 +52,7 @@ export { SqliteKeyStore, inspectSqliteBackup, type SqliteStoreOptions } from './
 export { CassandraKeyStore, schemaStatements, type CassandraStoreOptions } from './store/cassandra.js';
 export type * from './store/types.js';
 export type { RowSource, RowsRead, KeychainSource, Keychain } from './keychain.js';
+export { holdJson, scheduleJson } from './routes/lifecycle-json.js';
 export { openJournal } from './journal/open.js';
 export { replayJournal, raiseApplied, type ReplayResult } from './journal/replay.js';
 export { JournalGate } from './journal/gate.js';

@@ -1,6 +1,8 @@
 import { deriveKey, PadlockError, SecretBytes, wrapRootKey, type KekRing } from '@padlock/core';
 import type { AuditLog } from './audit.js';
 import { timed, type Keychain, type KeychainSource } from './keychain.js';
+import { holdCovers, holdVerifies } from './lifecycle-rows.js';
+import type { Logger } from './log.js';
 import type { JournalGate } from './journal/gate.js';
 import type { Metrics } from './metrics.js';
 import type { Service } from './services.js';
@@ -49,6 +51,14 @@ export interface Proofs {
 }
 
 export class KeyService {
+  /**
+   * Users whose keys are withheld during a grace period (a pending schedule
+   * with serveDuringGrace false), by user: the categories withheld, or null
+   * for the whole keychain. Kept by the Scheduler; empty in most deployments,
+   * so a lookup pays one Map.size check.
+   */
+  withheld: ReadonlyMap<string, ReadonlySet<string> | null> = new Map();
+
   constructor(
     private readonly store: KeyStore,
     private readonly keychains: KeychainSource,
@@ -59,6 +69,7 @@ export class KeyService {
     private readonly proofs: Proofs,
     /** The shred journal and the gate that keeps keys from being served out of a store behind it. */
     private readonly journal?: JournalGate,
+    private readonly log?: Logger,
   ) {}
 
   /** Creates a user's keychain (version 1 of every configured category) unless present; race-free. */
@@ -110,16 +121,23 @@ export class KeyService {
   }
 
   /**
-   * Shreds one category, or the whole keychain: the one path every shred takes,
-   * immediate or scheduled. Once the keys are destroyed it signs and stores a
-   * receipt and appends the audit entry; only then is the shred acknowledged.
-   * If either fails the call rejects (the keys stay destroyed): a repeated
-   * shred destroys nothing more and issues the receipt and entry, covering
-   * every shredded version of its scope with the time each was shredded.
+   * THE shred path: every shred, immediate or scheduled, from a route, the CLI
+   * or the scheduler, comes through here, so none can pass a legal hold.
+   * Shreds one category, or the whole keychain. Once the keys are destroyed it
+   * signs and stores a receipt and appends the audit entry; only then is the
+   * shred acknowledged. If either fails the call rejects (the keys stay
+   * destroyed): a repeated shred destroys nothing more and issues the receipt
+   * and entry (idempotent, so a schedule taken over after a crash completes
+   * without harm).
+   *
+   * A hold whose place call returned before this call began is always seen
+   * (holds are read at the store's strongest consistency: LOCAL_SERIAL on
+   * Cassandra). A hold row that fails its MAC blocks the shred too.
    */
   async shred(userId: string, category: string | undefined, options: ShredOptions): Promise<ShredResult> {
     const rows = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
     if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND');
+    await this.refuseIfHeld(userId, category);
     const at = Date.now();
     // Journal first: once the caller hears "shredded", the shred is on disk apart from the store, so no
     // restore can bring the key back. An entry whose store shred then fails is harmless: replay only shreds.
@@ -157,6 +175,13 @@ export class KeyService {
       receiptId: claims.jti,
       scheduleId: claims.scheduleId,
     });
+    this.log?.info('shred', {
+      userId,
+      category: category ?? null,
+      shredded,
+      requestedBy: options.requestedBy,
+      scheduleId: options.scheduleId ?? null,
+    });
     return { shredded, receipt: { receiptId: claims.jti, jws, claims } };
   }
 
@@ -181,6 +206,29 @@ export class KeyService {
   /** Every published receipt verification key (JWKS), retired ones included. */
   get receiptKeys(): JsonWebKeySet {
     return this.proofs.receipts.jwks;
+  }
+
+  /** True when a pending schedule withholds any of `categories` of this user during its grace period. */
+  isWithheld(userId: string, categories: readonly string[]): boolean {
+    if (this.withheld.size === 0) return false;
+    const withheld = this.withheld.get(userId);
+    if (withheld === undefined) return false;
+    return withheld === null || categories.some((c) => withheld.has(c));
+  }
+
+  /** Throws LEGAL_HOLD when a hold in force covers a shred of `category` (undefined: the keychain). */
+  async refuseIfHeld(userId: string, category: string | undefined): Promise<void> {
+    const holds = await timed(this.metrics, 'list_holds', this.store.listHolds(userId));
+    for (const hold of holds) {
+      if (!holdCovers(hold.category, category)) continue;
+      if (!holdVerifies(this.keks, hold)) {
+        this.metrics.integrityFailures.inc({ row: 'hold', reason: 'bad-mac' });
+        this.log?.error('a hold row failed its MAC; shreds it may cover are refused', { userId, holdId: hold.holdId });
+        throw new PadlockError('ROW_INTEGRITY');
+      }
+      if (hold.releasedAt === null)
+        throw new PadlockError('LEGAL_HOLD', `legal hold ${hold.holdId} forbids shredding this`);
+    }
   }
 
   /** Every row's metadata, never key bytes. */

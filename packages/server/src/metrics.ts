@@ -174,6 +174,14 @@ export class Metrics {
     'padlock_store_integrity_failures_total',
     'Store rows refused by their MAC check, by row kind and reason, counted at every service refresh',
   );
+  readonly schedulesExecuted = new Counter(
+    'padlock_schedules_executed_total',
+    'Scheduled shreds executed by this process, by outcome (executed, held, failed)',
+  );
+  readonly scheduleDelay = new Histogram(
+    'padlock_schedule_delay_seconds',
+    "Seconds from a schedule's executeAt to its execution by this process",
+  );
   readonly tlsHandshakes = new Counter(
     'padlock_tls_handshakes_total',
     'TLS handshakes completed, by session (new, resumed)',
@@ -208,6 +216,8 @@ export class Metrics {
     this.keysDerived,
     this.lookups,
     this.integrityFailures,
+    this.schedulesExecuted,
+    this.scheduleDelay,
     this.tlsHandshakes,
     this.tlsHandshakeFailures,
     this.tlsReloads,

@@ -33,10 +33,15 @@ function specEncode(field: MacField): Buffer {
 }
 
 describe('row MAC vectors (packages/server/vectors/row-mac.json)', () => {
-  it('holds service and credential rows, live and revoked', () => {
+  it('holds service, credential, hold and schedule rows in their states', () => {
     assert.ok(vectors.some((v) => v.row.kind === 'service'));
     assert.ok(vectors.some((v) => v.row.kind === 'credential' && v.row.revokedAt === null));
     assert.ok(vectors.some((v) => v.row.kind === 'credential' && v.row.revokedAt !== null));
+    assert.ok(vectors.some((v) => v.row.kind === 'service' && v.row.hold === true));
+    assert.ok(vectors.some((v) => v.row.kind === 'hold' && v.row.releasedAt === null));
+    assert.ok(vectors.some((v) => v.row.kind === 'hold' && v.row.releasedAt !== null));
+    assert.ok(vectors.some((v) => v.row.kind === 'schedule' && v.row.state === 'pending'));
+    assert.ok(vectors.some((v) => v.row.kind === 'schedule' && v.row.state === 'executed'));
   });
 
   for (const v of vectors) {

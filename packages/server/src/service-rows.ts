@@ -33,6 +33,10 @@ export function serviceMacFields(row: ServiceRow): MacField[] {
     [...row.tlsIdentities],
     row.generation,
     row.credentialStates.map((s) => [s.credentialId, s.revokedAt]),
+    // Rights added after the first sealed release are appended by name, only when granted: rows
+    // sealed before them encode (and verify) as they did, and a right set in the database alone
+    // changes the encoding, so the MAC fails.
+    ...(p.hold ? ['hold'] : []),
   ];
 }
 
@@ -166,7 +170,7 @@ function backoff(attempt: number): Promise<void> {
  *
  * @example
  *   const writer = new ServiceWriter(store, keks);
- *   await writer.create('newsletter', { read: ['profile'], create: false, rotate: false, shred: false }, Date.now());
+ *   await writer.create('newsletter', { read: ['profile'], create: false, rotate: false, shred: false, hold: false }, Date.now());
  *   await writer.addCredential('newsletter', record);
  */
 export class ServiceWriter {

@@ -6,7 +6,7 @@ import { ServiceWriter } from './service-rows.js';
 import { newServiceRecord, ServiceRegistry, tlsIdentityProblem } from './services.js';
 import { SqliteKeyStore } from './store/sqlite.js';
 
-const NONE = { read: [], create: false, rotate: false, shred: false };
+const NONE = { read: [], create: false, rotate: false, shred: false, hold: false };
 
 function ring(): KekRing {
   return kekRing([{ kid: 'k1', key: SecretBytes.random(32) }], 'k1');

@@ -7,7 +7,8 @@ import { isCategory, isVersion, SecretBytes } from '@padlock/core';
  * SecretBytes.
  */
 
-export type KeyStatus = 'ok' | 'shredded' | 'not_found';
+/** pending_deletion: a user whose keys are withheld during a scheduled shred's grace period (batch answers only). */
+export type KeyStatus = 'ok' | 'shredded' | 'not_found' | 'pending_deletion';
 
 export interface CategoryKeys {
   readonly status: KeyStatus;
@@ -33,7 +34,7 @@ export class BadResponse extends Error {
   }
 }
 
-const STATUSES: ReadonlySet<string> = new Set(['ok', 'shredded', 'not_found']);
+const STATUSES: ReadonlySet<string> = new Set(['ok', 'shredded', 'not_found', 'pending_deletion']);
 const KEY_TEXT = /^[A-Za-z0-9_-]{43}$/;
 // Rough heap costs: a Map entry, a SecretBytes with its 32-byte Buffer, strings at 2 bytes a character.
 const ENTRY_BYTES = 200;

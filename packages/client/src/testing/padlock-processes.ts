@@ -43,7 +43,7 @@ export interface Deployment {
   readonly dir: string;
   readonly configFile: string;
   readonly maxStalenessSeconds: number;
-  /** Credentials by service id: "app" reads every category and may create, rotate and shred; "reader" reads profile only. */
+  /** Credentials by service id: "app" reads every category and may create, rotate, shred and hold; "reader" reads profile only. */
   readonly credentials: Readonly<Record<string, string>>;
   start(name: string): Promise<PadlockProcess>;
   /** Runs the padlock CLI on this deployment's config; rejects on a non-zero exit. */
@@ -124,7 +124,7 @@ export async function createDeployment(options: DeploymentOptions = {}): Promise
   const credentials: Record<string, string> = {};
   try {
     for (const [serviceId, rights] of [
-      ['app', ['--read', CATEGORIES.join(','), '--create', '--rotate', '--shred']],
+      ['app', ['--read', CATEGORIES.join(','), '--create', '--rotate', '--shred', '--hold']],
       ['reader', ['--read', 'profile']],
     ] as const) {
       const out = JSON.parse(await cli('service', 'create', serviceId, ...rights)) as { credential: string };

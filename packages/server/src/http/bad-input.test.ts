@@ -156,7 +156,10 @@ describe('bad input: exact status and stable code, never 500', () => {
     h = await startHarness({
       services: [
         { serviceId: 'admin', permissions: ALL_RIGHTS },
-        { serviceId: 'reader', permissions: { read: ['profile'], create: false, rotate: false, shred: false } },
+        {
+          serviceId: 'reader',
+          permissions: { read: ['profile'], create: false, rotate: false, shred: false, hold: false },
+        },
       ],
     });
     assert.equal((await h.call('POST', '/v1/keychains', { json: { userId: 'alice' } })).status, 201);

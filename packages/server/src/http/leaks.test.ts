@@ -60,8 +60,11 @@ describe('no secret in any log line or response', () => {
     h = await startHarness({
       services: [
         { serviceId: 'admin', permissions: ALL_RIGHTS },
-        { serviceId: 'reader', permissions: { read: ['profile'], create: false, rotate: false, shred: false } },
-        { serviceId: 'nobody', permissions: { read: [], create: false, rotate: false, shred: false } },
+        {
+          serviceId: 'reader',
+          permissions: { read: ['profile'], create: false, rotate: false, shred: false, hold: false },
+        },
+        { serviceId: 'nobody', permissions: { read: [], create: false, rotate: false, shred: false, hold: false } },
       ],
       config: { limits: { deadlineMs: 1000 } },
       wrapStore: (store) => {

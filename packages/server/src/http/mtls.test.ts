@@ -54,7 +54,7 @@ const SERVICES = [
   { serviceId: 'admin', permissions: ALL_RIGHTS, tlsIdentities: ['CN=admin,O=Test'] },
   {
     serviceId: 'billing',
-    permissions: { read: ['profile'], create: false, rotate: false, shred: false },
+    permissions: { read: ['profile'], create: false, rotate: false, shred: false, hold: false },
     tlsIdentities: ['spiffe://test/billing'],
   },
 ];

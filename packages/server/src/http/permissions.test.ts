@@ -22,7 +22,7 @@ import { withoutReceipt } from '../testing/receipts.js';
  * answers 403 PERMISSION_DENIED and carries no key bytes of any category.
  */
 
-const NONE: ServicePermissions = { read: [], create: false, rotate: false, shred: false };
+const NONE: ServicePermissions = { read: [], create: false, rotate: false, shred: false, hold: false };
 
 const SERVICES: readonly { serviceId: string; permissions: ServicePermissions }[] = [
   { serviceId: 'admin', permissions: ALL_RIGHTS },
@@ -30,8 +30,11 @@ const SERVICES: readonly { serviceId: string; permissions: ServicePermissions }[
   { serviceId: 'money-reader', permissions: { ...NONE, read: ['payments', 'advertising'] } },
   { serviceId: 'signup', permissions: { ...NONE, create: true } },
   { serviceId: 'rotator', permissions: { ...NONE, read: ['profile'], rotate: true } },
-  { serviceId: 'deleter', permissions: { ...NONE, shred: true } },
-  { serviceId: 'creator-reader', permissions: { read: ['advertising'], create: true, rotate: false, shred: false } },
+  { serviceId: 'deleter', permissions: { ...NONE, shred: true, hold: false } },
+  {
+    serviceId: 'creator-reader',
+    permissions: { read: ['advertising'], create: true, rotate: false, shred: false, hold: false },
+  },
   { serviceId: 'no-rights', permissions: NONE },
 ];
 

@@ -48,7 +48,7 @@ describe('restart on the same files', () => {
         { serviceId: 'admin', permissions: ALL_RIGHTS },
         {
           serviceId: 'reader',
-          permissions: { read: ['profile', 'payments'], create: false, rotate: false, shred: false },
+          permissions: { read: ['profile', 'payments'], create: false, rotate: false, shred: false, hold: false },
         },
       ],
     });

@@ -1,12 +1,15 @@
 import { CATEGORY_PATTERN, isCategory, isUserId, PadlockError, USER_ID_PATTERN } from '@padlock/core';
 import { internRenderedId } from '../keychain.js';
 import type { KeyService } from '../keys.js';
+import type { Lifecycle } from '../lifecycle.js';
 import type { Metrics } from '../metrics.js';
 import type { Service } from '../services.js';
 
 /** What every route handler may use. */
 export interface AppContext {
   readonly keys: KeyService;
+  /** Legal holds and scheduled shreds. */
+  readonly lifecycle: Lifecycle;
   readonly metrics: Metrics;
   readonly maxBatch: number;
   /** Runs the readiness checks; see routes/health.ts. */
@@ -150,8 +153,11 @@ export function categoriesQuery(query: URLSearchParams): string[] | undefined {
   return (values[0] ?? '').split(',');
 }
 
-export function requireRight(service: Service, right: 'create' | 'rotate' | 'shred'): void {
+export function requireRight(service: Service, right: 'create' | 'rotate' | 'shred' | 'hold'): void {
   if (!service.permissions[right]) {
-    throw new PadlockError('PERMISSION_DENIED', `the service may not ${right} keychains`);
+    throw new PadlockError(
+      'PERMISSION_DENIED',
+      right === 'hold' ? 'the service may not place or release legal holds' : `the service may not ${right} keychains`,
+    );
   }
 }

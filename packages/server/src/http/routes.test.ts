@@ -18,7 +18,7 @@ import {
 } from '../testing/harness.js';
 import { withoutReceipt } from '../testing/receipts.js';
 
-const READ_ONLY = { read: [...CATEGORIES], create: false, rotate: false, shred: false };
+const READ_ONLY = { read: [...CATEGORIES], create: false, rotate: false, shred: false, hold: false };
 
 /** The served keys must be exactly what the spec's derivation gives for these rows. */
 async function assertKeysMatchSpec(h: Harness, serviceId: string, body: KeysBody): Promise<void> {

@@ -13,7 +13,7 @@ export const batchGet: Route = {
   operationId: 'batchGetKeys',
   summary: 'Derived keys of many users in one call',
   description:
-    'Results come in input order, each with its own status: ok, not_found or shredded. Up to limits.maxBatch ' +
+    'Results come in input order, each with its own status: ok, not_found, shredded or pending_deletion (withheld during a grace period). Up to limits.maxBatch ' +
     '(500 by default) user ids; repeated ids are answered each time. Categories as in getKeys.',
   auth: true,
   body: {
@@ -52,8 +52,10 @@ export const batchGet: Route = {
       let size = RESULTS_OPEN.length + RESULTS_CLOSE.length + ids.length - 1;
       ids.forEach((id, i) => {
         const keychain = found[i] ?? null;
-        const r = keychain === null ? undefined : renderedKeys(app.keys, service!, keychain, categories);
-        const item = r?.status === 'ok' ? r : `{"userId":${JSON.stringify(id)},"status":"${r?.status ?? 'not_found'}"}`;
+        const withheld = keychain !== null && app.keys.isWithheld(id, categories.list);
+        const r = keychain === null || withheld ? undefined : renderedKeys(app.keys, service!, keychain, categories);
+        const status = withheld ? 'pending_deletion' : (r?.status ?? 'not_found');
+        const item = r?.status === 'ok' ? r : `{"userId":${JSON.stringify(id)},"status":"${status}"}`;
         size += item.length;
         rendered.push(item);
       });

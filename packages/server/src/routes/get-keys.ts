@@ -36,7 +36,7 @@ export const getKeys: Route = {
     401: 'Bad credential',
     403: 'A category the service may not read',
     404: 'No keychain',
-    410: 'Every requested category is shredded',
+    410: 'Every requested category is shredded (KEYCHAIN_SHREDDED), or one is scheduled for shredding and withheld during its grace period (KEYCHAIN_PENDING_DELETION)',
   },
   handle({ params, query, service, app }) {
     const userId = userIdFrom(params['userId'], 'userId');
@@ -48,6 +48,7 @@ export const getKeys: Route = {
       named = categoriesQuery(query);
     }
     const categories = readableCategories(service!, named, app.keys.categories, 'categories');
+    if (app.keys.isWithheld(userId, categories.list)) throw new PadlockError('KEYCHAIN_PENDING_DELETION');
     // A cache hit answers in this turn of the loop, without a promise.
     const cached = app.keys.peek(userId);
     if (cached !== undefined) return answer(app, service!, cached, categories);

@@ -17,6 +17,7 @@ export const shredCategory: Route = {
     403: 'The service may not shred keychains',
     404: 'No keychain',
     503: 'The store or the audit log did not take the change: repeat the request (AUDIT_UNAVAILABLE)',
+    409: 'A legal hold forbids it (LEGAL_HOLD)',
   },
   async handle({ params, service, app }) {
     requireRight(service!, 'shred');

@@ -18,6 +18,7 @@ import { assertError, servedKeys, startHarness, type KeysBody } from '../testing
 import { requiredEnv } from '../testing/services-env.js';
 import { connectionSecurity } from './cassandra-security.js';
 import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
+import { tamperCassandra } from '../testing/tamper.js';
 import { runKeyStoreConformance } from './conformance.js';
 import { withoutReceipt } from '../testing/receipts.js';
 
@@ -257,6 +258,7 @@ if (env.skip === false) {
         for (const peer of peers) await peer.close();
         await dropAndClose(store, keyspace);
       },
+      tamper: (edit) => tamperCassandra(store, keyspace, edit),
     };
   });
 }

@@ -5,7 +5,8 @@ import { describe, it } from 'node:test';
 import { requiredEnv } from '../testing/services-env.js';
 import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
 import { serviceRow } from '../service-rows.js';
-import { runKeyStoreConformance } from './conformance.js';
+import { tamperCassandra } from '../testing/tamper.js';
+import { runKeyStoreConformance, type RowEdit } from './conformance.js';
 
 const env = requiredEnv('PADLOCK_TEST_CASSANDRA');
 
@@ -40,6 +41,7 @@ if (env.skip === false) {
         await store.close();
         for (const peer of peers) await peer.close();
       },
+      tamper: (edit: RowEdit) => tamperCassandra(store, keyspace, edit),
     };
   });
 }
@@ -155,7 +157,13 @@ describe('Cassandra store: schema migration', { skip: env.skip }, () => {
           assert.equal(read?.generation, open);
           assert.equal(read?.mac, null);
           assert.deepEqual(read?.credentialStates, []);
-          assert.deepEqual(read?.permissions, { read: ['profile'], create: true, rotate: false, shred: true });
+          assert.deepEqual(read?.permissions, {
+            read: ['profile'],
+            create: true,
+            rotate: false,
+            shred: true,
+            hold: false,
+          });
           if (read !== undefined) {
             const row = serviceRow(read);
             assert.equal(

@@ -6,11 +6,15 @@ import type {
   AuditCheckpointRow,
   AuditRow,
   CredentialRecord,
+  HoldRecord,
   KeyRow,
   KeyStore,
   NewKeyRow,
   ReadOptions,
   ReceiptRecord,
+  ScheduleClaim,
+  ScheduleRecord,
+  ScheduleState,
   ServiceRecord,
   ServiceRow,
   SigningKeyRecord,
@@ -114,7 +118,22 @@ export function schemaStatements(keyspace: string, replication: Readonly<Record<
     `CREATE TABLE IF NOT EXISTS ${keyspace}.services (
       service_id text PRIMARY KEY, wrapped_key blob, read_categories text,
       can_create boolean, can_rotate boolean, can_shred boolean, created_at timestamp,
-      tls_identities text, generation bigint, credential_states text, mac blob
+      tls_identities text, generation bigint, credential_states text, mac blob, can_hold boolean
+    ) WITH ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.holds (
+      user_id text, hold_id text, category text, reason text, placed_by text, placed_at bigint,
+      released_at bigint, released_by text, mac blob,
+      PRIMARY KEY ((user_id), hold_id)
+    ) WITH ${options}`,
+    // One partition per schedule: claims and cancels are LWTs on it alone. schedules_by_user
+    // lists a user's schedule ids; the scheduler pages through schedules (docs/operations.md).
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.schedules (
+      schedule_id text PRIMARY KEY, user_id text, category text, execute_at bigint,
+      serve_during_grace boolean, requested_by text, created_at bigint, state text,
+      finished_at bigint, finished_by text, claimed_by text, lease_until bigint, mac blob
+    ) WITH ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.schedules_by_user (
+      user_id text, schedule_id text, PRIMARY KEY ((user_id), schedule_id)
     ) WITH ${options}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.credentials (
       service_id text, credential_id text, verifier blob, created_at timestamp, revoked_at timestamp, mac blob,
@@ -151,6 +170,7 @@ export const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
   ['services', 'credential_states', 'text'],
   ['services', 'mac', 'blob'],
   ['credentials', 'mac', 'blob'],
+  ['services', 'can_hold', 'boolean'],
 ];
 
 async function addMissingColumns(client: cassandra.Client, keyspace: string): Promise<void> {
@@ -347,9 +367,151 @@ export class CassandraKeyStore implements KeyStore {
     return this.shred(userId, category, at);
   }
 
+  /*
+   * Holds and schedules: every write is a lightweight transaction, and every
+   * read that decides something is at LOCAL_SERIAL, so it sees the last
+   * committed Paxos round (a hold placed, a claim taken) and never a replica
+   * that missed it.
+   */
+  async insertHold(h: HoldRecord): Promise<boolean> {
+    const result = await this.#lwt(
+      'INSERT INTO {ks}.holds (user_id, hold_id, category, reason, placed_by, placed_at, released_at, released_by, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+      [h.userId, h.holdId, h.category, h.reason, h.placedBy, h.placedAt, h.releasedAt, h.releasedBy, h.mac],
+    );
+    return result.wasApplied();
+  }
+
+  async listHolds(userId: string): Promise<HoldRecord[]> {
+    const result = await this.#exec('SELECT * FROM {ks}.holds WHERE user_id = ?', [userId], consistencies.localSerial);
+    return result.rows.map(toHold).sort((a, b) => a.placedAt - b.placedAt || a.holdId.localeCompare(b.holdId));
+  }
+
+  // `placed_at >= 0` stands for IF EXISTS, which Cassandra does not combine with other conditions;
+  // `released_at = null` alone would be met by a missing row, and the update would create one.
+  async releaseHold(
+    userId: string,
+    holdId: string,
+    release: { releasedAt: number; releasedBy: string; mac: Uint8Array },
+  ): Promise<boolean> {
+    const result = await this.#lwt(
+      'UPDATE {ks}.holds SET released_at = ?, released_by = ?, mac = ? WHERE user_id = ? AND hold_id = ? IF placed_at >= 0 AND released_at = null',
+      [release.releasedAt, release.releasedBy, Buffer.from(release.mac), userId, holdId],
+    );
+    return result.wasApplied();
+  }
+
+  async insertSchedule(s: ScheduleRecord): Promise<boolean> {
+    // The index row first: a schedule is never in `schedules` without being listable by its user.
+    await this.#exec(
+      'INSERT INTO {ks}.schedules_by_user (user_id, schedule_id) VALUES (?, ?)',
+      [s.userId, s.scheduleId],
+      consistencies.localQuorum,
+    );
+    const result = await this.#lwt(
+      'INSERT INTO {ks}.schedules (schedule_id, user_id, category, execute_at, serve_during_grace, requested_by, created_at, state, finished_at, finished_by, claimed_by, lease_until, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+      [
+        s.scheduleId,
+        s.userId,
+        s.category,
+        s.executeAt,
+        s.serveDuringGrace,
+        s.requestedBy,
+        s.createdAt,
+        s.state,
+        s.finishedAt,
+        s.finishedBy,
+        s.claimedBy,
+        s.leaseUntil,
+        s.mac,
+      ],
+    );
+    return result.wasApplied();
+  }
+
+  async getSchedule(scheduleId: string): Promise<ScheduleRecord | undefined> {
+    const result = await this.#exec(
+      'SELECT * FROM {ks}.schedules WHERE schedule_id = ?',
+      [scheduleId],
+      consistencies.localSerial,
+    );
+    const row = result.first() as Row | null;
+    return row === null ? undefined : toSchedule(row);
+  }
+
+  async listSchedules(userId: string): Promise<ScheduleRecord[]> {
+    const ids = await this.#exec(
+      'SELECT schedule_id FROM {ks}.schedules_by_user WHERE user_id = ?',
+      [userId],
+      consistencies.localQuorum,
+    );
+    const found = await Promise.all(ids.rows.map((r) => this.getSchedule(r['schedule_id'] as string)));
+    return found
+      .filter((s): s is ScheduleRecord => s !== undefined)
+      .sort((a, b) => a.createdAt - b.createdAt || a.scheduleId.localeCompare(b.scheduleId));
+  }
+
+  async dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    const due = await this.#scanSchedules((s) => s.state === 'pending' && s.executeAt <= now);
+    return due.sort((a, b) => a.executeAt - b.executeAt).slice(0, limit);
+  }
+
+  withholdingSchedules(): Promise<ScheduleRecord[]> {
+    return this.#scanSchedules((s) => s.state === 'pending' && !s.serveDuringGrace);
+  }
+
+  /** Pages through every schedule at LOCAL_QUORUM; the claim that follows is at LOCAL_SERIAL. */
+  async #scanSchedules(keep: (s: ScheduleRecord) => boolean): Promise<ScheduleRecord[]> {
+    const kept: ScheduleRecord[] = [];
+    let pageState: string | undefined;
+    do {
+      const page = await this.#exec('SELECT * FROM {ks}.schedules', [], consistencies.localQuorum, {
+        fetchSize: 1000,
+        ...(pageState === undefined ? {} : { pageState }),
+      });
+      for (const row of page.rows) {
+        const schedule = toSchedule(row);
+        if (keep(schedule)) kept.push(schedule);
+      }
+      pageState = page.pageState ?? undefined;
+    } while (pageState !== undefined);
+    return kept;
+  }
+
+  async claimSchedule(scheduleId: string, expected: ScheduleClaim, claim: ScheduleClaim): Promise<boolean> {
+    const result = await this.#lwt(
+      "UPDATE {ks}.schedules SET claimed_by = ?, lease_until = ? WHERE schedule_id = ? IF state = 'pending' AND claimed_by = ? AND lease_until = ?",
+      [claim.claimedBy, claim.leaseUntil, scheduleId, expected.claimedBy, expected.leaseUntil],
+    );
+    return result.wasApplied();
+  }
+
+  async finishSchedule(
+    scheduleId: string,
+    expected: ScheduleClaim,
+    finish: { state: 'executed' | 'cancelled'; finishedAt: number; finishedBy: string; mac: Uint8Array },
+  ): Promise<boolean> {
+    const result = await this.#lwt(
+      "UPDATE {ks}.schedules SET state = ?, finished_at = ?, finished_by = ?, mac = ? WHERE schedule_id = ? IF state = 'pending' AND claimed_by = ? AND lease_until = ?",
+      [
+        finish.state,
+        finish.finishedAt,
+        finish.finishedBy,
+        Buffer.from(finish.mac),
+        scheduleId,
+        expected.claimedBy,
+        expected.leaseUntil,
+      ],
+    );
+    return result.wasApplied();
+  }
+
+  #lwt(query: string, params: unknown[]): Promise<cassandra.types.ResultSet> {
+    return this.#exec(query, params, consistencies.localQuorum, { serialConsistency: consistencies.localSerial });
+  }
+
   async createService(row: ServiceRow): Promise<boolean> {
     const result = await this.#exec(
-      'INSERT INTO {ks}.services (wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac, service_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+      'INSERT INTO {ks}.services (wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac, can_hold, service_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
       [...serviceColumns(row), row.serviceId],
       consistencies.localQuorum,
     );
@@ -387,7 +549,7 @@ export class CassandraKeyStore implements KeyStore {
     // on created_at (never changed by an update) keeps a missing row missing: `generation = null`
     // alone holds for a row that does not exist, and the update would create a partial one.
     const result = await this.#exec(
-      `UPDATE {ks}.services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ? WHERE service_id = ? IF created_at = ? AND ${expectedGeneration === 0 ? 'generation = null' : 'generation = ?'}`,
+      `UPDATE {ks}.services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ?, can_hold = ? WHERE service_id = ? IF created_at = ? AND ${expectedGeneration === 0 ? 'generation = null' : 'generation = ?'}`,
       [
         ...serviceColumns(row),
         row.serviceId,
@@ -585,6 +747,7 @@ function serviceColumns(row: ServiceRow): unknown[] {
     row.generation === 0 ? null : cassandra.types.Long.fromNumber(row.generation),
     joinCredentialStates(row.credentialStates),
     row.mac === null ? null : Buffer.from(row.mac),
+    p.hold,
   ];
 }
 
@@ -616,6 +779,43 @@ function toReceipt(row: Row): ReceiptRecord {
   };
 }
 
+function bigintMs(value: unknown): number | null {
+  if (value === null || value === undefined) return null;
+  return value instanceof cassandra.types.Long ? value.toNumber() : Number(value);
+}
+
+function toHold(row: Row): HoldRecord {
+  return {
+    holdId: row['hold_id'] as string,
+    userId: row['user_id'] as string,
+    category: (row['category'] as string | null) ?? null,
+    reason: row['reason'] as string,
+    placedBy: row['placed_by'] as string,
+    placedAt: bigintMs(row['placed_at']) ?? 0,
+    releasedAt: bigintMs(row['released_at']),
+    releasedBy: (row['released_by'] as string | null) ?? null,
+    mac: (row['mac'] as Buffer | null) ?? null,
+  };
+}
+
+function toSchedule(row: Row): ScheduleRecord {
+  return {
+    scheduleId: row['schedule_id'] as string,
+    userId: row['user_id'] as string,
+    category: (row['category'] as string | null) ?? null,
+    executeAt: bigintMs(row['execute_at']) ?? 0,
+    serveDuringGrace: row['serve_during_grace'] === true,
+    requestedBy: row['requested_by'] as string,
+    createdAt: bigintMs(row['created_at']) ?? 0,
+    state: row['state'] as ScheduleState,
+    finishedAt: bigintMs(row['finished_at']),
+    finishedBy: (row['finished_by'] as string | null) ?? null,
+    claimedBy: (row['claimed_by'] as string | null) ?? null,
+    leaseUntil: bigintMs(row['lease_until']),
+    mac: (row['mac'] as Buffer | null) ?? null,
+  };
+}
+
 function toServiceRecord(row: Row, credentials: Row[]): ServiceRecord {
   const read = (row['read_categories'] as string | null) ?? '';
   return {
@@ -626,6 +826,7 @@ function toServiceRecord(row: Row, credentials: Row[]): ServiceRecord {
       create: row['can_create'] === true,
       rotate: row['can_rotate'] === true,
       shred: row['can_shred'] === true,
+      hold: row['can_hold'] === true,
     },
     createdAt: time(row['created_at']) ?? 0,
     tlsIdentities: splitIdentities(row['tls_identities'] as string | null | undefined),

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { lifecycleConformance } from './lifecycle-conformance.js';
 import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ServiceRecord, ServiceRow } from './types.js';
 
 export interface ConformanceTarget {
@@ -17,7 +18,17 @@ export interface ConformanceTarget {
   openPeer(): Promise<KeyStore>;
   /** Releases whatever the factory set up. */
   dispose(): Promise<void>;
+  /**
+   * Edits one stored row behind Padlock's back, as someone with write access to
+   * the database but not the KEK would: a hold's released_at, or a schedule's
+   * state or execute_at. Used to show that edited rows are refused.
+   */
+  tamper(edit: RowEdit): Promise<void>;
 }
+
+export type RowEdit =
+  | { readonly table: 'holds'; readonly userId: string; readonly holdId: string; readonly releasedAt: number }
+  | { readonly table: 'schedules'; readonly scheduleId: string; readonly executeAt: number };
 
 const CATEGORIES = ['profile', 'payments', 'advertising'] as const;
 
@@ -243,7 +254,7 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
     });
 
     describe('services', () => {
-      const permissions = { read: ['profile', 'payments'], create: true, rotate: false, shred: false };
+      const permissions = { read: ['profile', 'payments'], create: true, rotate: false, shred: false, hold: false };
       const row = (serviceId: string, extra: Partial<ServiceRow> = {}): ServiceRow => ({
         serviceId,
         wrappedKey: blob(),
@@ -299,7 +310,7 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
         const c1 = credential('c1');
         const second = row(serviceId, {
           wrappedKey: first.wrappedKey,
-          permissions: { read: [], create: false, rotate: true, shred: true },
+          permissions: { read: [], create: false, rotate: true, shred: true, hold: true },
           tlsIdentities: ['CN=a'],
           generation: 2,
           credentialStates: [{ credentialId: 'c1', revokedAt: null }],
@@ -412,6 +423,10 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
         ]);
         assert.ok((await store.listAuditChains()).includes(chainId), 'a chain with only checkpoints is listed');
       });
+    });
+
+    describe('holds and scheduled shreds', () => {
+      lifecycleConformance(() => target);
     });
   });
 }

@@ -20,7 +20,7 @@ import { openStore } from './open.js';
  * service on its last verified state.
  */
 
-const READ_PROFILE = { read: ['profile'], create: false, rotate: false, shred: false };
+const READ_PROFILE = { read: ['profile'], create: false, rotate: false, shred: false, hold: false };
 const USER = 'integrity-user';
 
 /** Direct access to the service and credential rows, as the database's own client sees them. */
@@ -152,7 +152,7 @@ for (const backend of BACKENDS) {
     const lines: string[] = [];
 
     before(async () => {
-      const services = ['reads', 'rights', 'verifier', 'unrevoke', 'replay', 'copy', 'tls', 'legacy'].map(
+      const services = ['reads', 'rights', 'holder', 'verifier', 'unrevoke', 'replay', 'copy', 'tls', 'legacy'].map(
         (serviceId) => ({
           serviceId,
           permissions: READ_PROFILE,
@@ -231,6 +231,14 @@ for (const backend of BACKENDS) {
       assert.equal((await keys('rights', 'profile')).status, 200);
     });
 
+    it('the hold right flipped on: still 403, no hold placed', async () => {
+      await raw.setService('holder', { can_hold: raw.bool(true) });
+      await refused('holder', 'service:bad-mac');
+      const placed = await h.call('POST', `/v1/keychains/${USER}/holds`, { as: 'holder', json: { reason: 'x' } });
+      assert.equal(placed.status, 403, placed.text);
+      assert.equal((await keys('holder', 'profile')).status, 200);
+    });
+
     it('a verifier swapped for one whose secret the attacker knows: 401, the real credential still works', async () => {
       const live = h.credentials['verifier']!.split('.')[2]!;
       const secret = Buffer.alloc(32, 7);
@@ -307,6 +315,7 @@ for (const backend of BACKENDS) {
       // The edited services are left alone, not sealed as they are now.
       assert.deepEqual(migration.failed.map((f) => f.serviceId).sort(), [
         'copy',
+        'holder',
         'reads',
         'replay',
         'rights',

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { serviceRow } from '../service-rows.js';
-import { runKeyStoreConformance } from './conformance.js';
+import { runKeyStoreConformance, type RowEdit } from './conformance.js';
 import { SqliteKeyStore } from './sqlite.js';
 
 function tempDir(): string {
@@ -29,6 +29,23 @@ runKeyStoreConformance('sqlite', () => {
       await store.close();
       for (const peer of peers) await peer.close();
       rmSync(dir, { recursive: true, force: true });
+    },
+    tamper: (edit: RowEdit) => {
+      // Another program writing the file, as an attacker with the database but not the KEK would.
+      const db = new Database(path);
+      try {
+        if (edit.table === 'holds')
+          db.prepare('UPDATE holds SET released_at = ? WHERE user_id = ? AND hold_id = ?').run(
+            edit.releasedAt,
+            edit.userId,
+            edit.holdId,
+          );
+        else
+          db.prepare('UPDATE schedules SET execute_at = ? WHERE schedule_id = ?').run(edit.executeAt, edit.scheduleId);
+      } finally {
+        db.close();
+      }
+      return Promise.resolve();
     },
   });
 });
@@ -80,7 +97,13 @@ describe('SQLite schema migration', () => {
         assert.equal(read?.generation, open);
         assert.equal(read?.mac, null);
         assert.deepEqual(read?.credentialStates, []);
-        assert.deepEqual(read?.permissions, { read: ['profile'], create: true, rotate: false, shred: true });
+        assert.deepEqual(read?.permissions, {
+          read: ['profile'],
+          create: true,
+          rotate: false,
+          shred: true,
+          hold: false,
+        });
         if (read !== undefined) {
           const row = serviceRow(read);
           assert.equal(

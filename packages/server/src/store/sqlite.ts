@@ -4,10 +4,14 @@ import type {
   AuditCheckpointRow,
   AuditRow,
   CredentialRecord,
+  HoldRecord,
   KeyRow,
   KeyStore,
   NewKeyRow,
   ReceiptRecord,
+  ScheduleClaim,
+  ScheduleRecord,
+  ScheduleState,
   ServiceRecord,
   ServiceRow,
   SigningKeyRecord,
@@ -41,10 +45,39 @@ interface ServiceSql {
   can_create: number;
   can_rotate: number;
   can_shred: number;
+  can_hold: number;
   created_at: number;
   tls_identities: string;
   generation: number;
   credential_states: string;
+  mac: Buffer | null;
+}
+
+interface HoldSql {
+  hold_id: string;
+  user_id: string;
+  category: string | null;
+  reason: string;
+  placed_by: string;
+  placed_at: number;
+  released_at: number | null;
+  released_by: string | null;
+  mac: Buffer | null;
+}
+
+interface ScheduleSql {
+  schedule_id: string;
+  user_id: string;
+  category: string | null;
+  execute_at: number;
+  serve_during_grace: number;
+  requested_by: string;
+  created_at: number;
+  state: ScheduleState;
+  finished_at: number | null;
+  finished_by: string | null;
+  claimed_by: string | null;
+  lease_until: number | null;
   mac: Buffer | null;
 }
 
@@ -78,8 +111,38 @@ CREATE TABLE IF NOT EXISTS services (
   tls_identities TEXT NOT NULL DEFAULT '',
   generation INTEGER NOT NULL DEFAULT 0,
   credential_states TEXT NOT NULL DEFAULT '',
+  mac BLOB,
+  can_hold INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS holds (
+  user_id TEXT NOT NULL,
+  hold_id TEXT NOT NULL,
+  category TEXT,
+  reason TEXT NOT NULL,
+  placed_by TEXT NOT NULL,
+  placed_at INTEGER NOT NULL,
+  released_at INTEGER,
+  released_by TEXT,
+  mac BLOB,
+  PRIMARY KEY (user_id, hold_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedules (
+  schedule_id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  category TEXT,
+  execute_at INTEGER NOT NULL,
+  serve_during_grace INTEGER NOT NULL,
+  requested_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  finished_at INTEGER,
+  finished_by TEXT,
+  claimed_by TEXT,
+  lease_until INTEGER,
   mac BLOB
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS schedules_by_user ON schedules (user_id, created_at);
+CREATE INDEX IF NOT EXISTS schedules_pending ON schedules (execute_at) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS credentials (
   service_id TEXT NOT NULL,
   credential_id TEXT NOT NULL,
@@ -205,6 +268,128 @@ export class SqliteKeyStore implements KeyStore {
     return Promise.resolve(result.changes);
   }
 
+  insertHold(h: HoldRecord): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        'INSERT OR IGNORE INTO holds (user_id, hold_id, category, reason, placed_by, placed_at, released_at, released_by, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        h.userId,
+        h.holdId,
+        h.category,
+        h.reason,
+        h.placedBy,
+        h.placedAt,
+        h.releasedAt,
+        h.releasedBy,
+        blobOrNull(h.mac),
+      );
+    return Promise.resolve(result.changes === 1);
+  }
+
+  listHolds(userId: string): Promise<HoldRecord[]> {
+    const rows = this.#db
+      .prepare<[string], HoldSql>('SELECT * FROM holds WHERE user_id = ? ORDER BY placed_at, hold_id')
+      .all(userId);
+    return Promise.resolve(rows.map(toHold));
+  }
+
+  releaseHold(
+    userId: string,
+    holdId: string,
+    release: { releasedAt: number; releasedBy: string; mac: Uint8Array },
+  ): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        'UPDATE holds SET released_at = ?, released_by = ?, mac = ? WHERE user_id = ? AND hold_id = ? AND released_at IS NULL',
+      )
+      .run(release.releasedAt, release.releasedBy, Buffer.from(release.mac), userId, holdId);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  insertSchedule(s: ScheduleRecord): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        'INSERT OR IGNORE INTO schedules (schedule_id, user_id, category, execute_at, serve_during_grace, requested_by, created_at, state, finished_at, finished_by, claimed_by, lease_until, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        s.scheduleId,
+        s.userId,
+        s.category,
+        s.executeAt,
+        Number(s.serveDuringGrace),
+        s.requestedBy,
+        s.createdAt,
+        s.state,
+        s.finishedAt,
+        s.finishedBy,
+        s.claimedBy,
+        s.leaseUntil,
+        blobOrNull(s.mac),
+      );
+    return Promise.resolve(result.changes === 1);
+  }
+
+  getSchedule(scheduleId: string): Promise<ScheduleRecord | undefined> {
+    const row = this.#db
+      .prepare<[string], ScheduleSql>('SELECT * FROM schedules WHERE schedule_id = ?')
+      .get(scheduleId);
+    return Promise.resolve(row === undefined ? undefined : toSchedule(row));
+  }
+
+  listSchedules(userId: string): Promise<ScheduleRecord[]> {
+    const rows = this.#db
+      .prepare<[string], ScheduleSql>('SELECT * FROM schedules WHERE user_id = ? ORDER BY created_at, schedule_id')
+      .all(userId);
+    return Promise.resolve(rows.map(toSchedule));
+  }
+
+  dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    const rows = this.#db
+      .prepare<[number, number], ScheduleSql>(
+        "SELECT * FROM schedules WHERE state = 'pending' AND execute_at <= ? ORDER BY execute_at LIMIT ?",
+      )
+      .all(now, limit);
+    return Promise.resolve(rows.map(toSchedule));
+  }
+
+  withholdingSchedules(): Promise<ScheduleRecord[]> {
+    const rows = this.#db
+      .prepare<[], ScheduleSql>("SELECT * FROM schedules WHERE state = 'pending' AND serve_during_grace = 0")
+      .all();
+    return Promise.resolve(rows.map(toSchedule));
+  }
+
+  claimSchedule(scheduleId: string, expected: ScheduleClaim, claim: ScheduleClaim): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        "UPDATE schedules SET claimed_by = ?, lease_until = ? WHERE schedule_id = ? AND state = 'pending' AND claimed_by IS ? AND lease_until IS ?",
+      )
+      .run(claim.claimedBy, claim.leaseUntil, scheduleId, expected.claimedBy, expected.leaseUntil);
+    return Promise.resolve(result.changes === 1);
+  }
+
+  finishSchedule(
+    scheduleId: string,
+    expected: ScheduleClaim,
+    finish: { state: 'executed' | 'cancelled'; finishedAt: number; finishedBy: string; mac: Uint8Array },
+  ): Promise<boolean> {
+    const result = this.#db
+      .prepare(
+        "UPDATE schedules SET state = ?, finished_at = ?, finished_by = ?, mac = ? WHERE schedule_id = ? AND state = 'pending' AND claimed_by IS ? AND lease_until IS ?",
+      )
+      .run(
+        finish.state,
+        finish.finishedAt,
+        finish.finishedBy,
+        Buffer.from(finish.mac),
+        scheduleId,
+        expected.claimedBy,
+        expected.leaseUntil,
+      );
+    return Promise.resolve(result.changes === 1);
+  }
+
   journalApplied(): Promise<number> {
     const row = this.#db.prepare<[], { position: number }>('SELECT position FROM journal_applied WHERE id = 0').get();
     return Promise.resolve(row?.position ?? 0);
@@ -239,7 +424,7 @@ export class SqliteKeyStore implements KeyStore {
   createService(row: ServiceRow): Promise<boolean> {
     const result = this.#db
       .prepare(
-        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac, can_hold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       )
       .run(row.serviceId, ...serviceColumns(row));
     return Promise.resolve(result.changes === 1);
@@ -253,7 +438,7 @@ export class SqliteKeyStore implements KeyStore {
     const update = this.#db.transaction(() => {
       const result = this.#db
         .prepare(
-          'UPDATE services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ? WHERE service_id = ? AND generation = ?',
+          'UPDATE services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ?, can_hold = ? WHERE service_id = ? AND generation = ?',
         )
         .run(...serviceColumns(row), row.serviceId, expectedGeneration);
       if (result.changes !== 1) return false;
@@ -452,11 +637,12 @@ const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
   ['services', 'credential_states', "TEXT NOT NULL DEFAULT ''"],
   ['services', 'mac', 'BLOB'],
   ['credentials', 'mac', 'BLOB'],
+  ['services', 'can_hold', 'INTEGER NOT NULL DEFAULT 0'],
 ];
 
 function serviceColumns(
   row: ServiceRow,
-): [Buffer, string, number, number, number, number, string, number, string, Buffer | null] {
+): [Buffer, string, number, number, number, number, string, number, string, Buffer | null, number] {
   const p = row.permissions;
   return [
     Buffer.from(row.wrappedKey),
@@ -469,6 +655,7 @@ function serviceColumns(
     row.generation,
     joinCredentialStates(row.credentialStates),
     row.mac === null ? null : Buffer.from(row.mac),
+    Number(p.hold),
   ];
 }
 
@@ -496,6 +683,42 @@ function toReceipt(row: ReceiptSql): ReceiptRecord {
   return { receiptId: row.receipt_id, userId: row.user_id, issuedAt: row.issued_at, jws: row.jws };
 }
 
+function blobOrNull(bytes: Uint8Array | null): Buffer | null {
+  return bytes === null ? null : Buffer.from(bytes);
+}
+
+function toHold(row: HoldSql): HoldRecord {
+  return {
+    holdId: row.hold_id,
+    userId: row.user_id,
+    category: row.category,
+    reason: row.reason,
+    placedBy: row.placed_by,
+    placedAt: row.placed_at,
+    releasedAt: row.released_at,
+    releasedBy: row.released_by,
+    mac: row.mac,
+  };
+}
+
+function toSchedule(row: ScheduleSql): ScheduleRecord {
+  return {
+    scheduleId: row.schedule_id,
+    userId: row.user_id,
+    category: row.category,
+    executeAt: row.execute_at,
+    serveDuringGrace: row.serve_during_grace === 1,
+    requestedBy: row.requested_by,
+    createdAt: row.created_at,
+    state: row.state,
+    finishedAt: row.finished_at,
+    finishedBy: row.finished_by,
+    claimedBy: row.claimed_by,
+    leaseUntil: row.lease_until,
+    mac: row.mac,
+  };
+}
+
 function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): ServiceRecord {
   return {
     serviceId: row.service_id,
@@ -505,6 +728,7 @@ function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): Service
       create: row.can_create === 1,
       rotate: row.can_rotate === 1,
       shred: row.can_shred === 1,
+      hold: row.can_hold === 1,
     },
     createdAt: row.created_at,
     tlsIdentities: splitIdentities(row.tls_identities),

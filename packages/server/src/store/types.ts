@@ -28,6 +28,56 @@ export interface ServicePermissions {
   readonly create: boolean;
   readonly rotate: boolean;
   readonly shred: boolean;
+  /** May place and release legal holds (DESIGN.md section 3): a right apart from shred. */
+  readonly hold: boolean;
+}
+
+/** A legal hold on a keychain (category null) or one category; it blocks every shred of it until released. */
+export interface HoldRecord {
+  readonly holdId: string;
+  readonly userId: string;
+  readonly category: string | null;
+  readonly reason: string;
+  /** A service id, or 'operator:<name>' for the CLI. */
+  readonly placedBy: string;
+  readonly placedAt: number;
+  readonly releasedAt: number | null;
+  readonly releasedBy: string | null;
+  /** Row MAC (lifecycle-rows.ts); null only on a row that was never sealed. */
+  readonly mac: Uint8Array | null;
+}
+
+export type ScheduleState = 'pending' | 'executed' | 'cancelled';
+
+/** A scheduled shred of a keychain (category null) or one category, executed once at or after executeAt. */
+export interface ScheduleRecord {
+  readonly scheduleId: string;
+  readonly userId: string;
+  readonly category: string | null;
+  readonly executeAt: number;
+  /** Whether lookups still get keys during the grace period. */
+  readonly serveDuringGrace: boolean;
+  readonly requestedBy: string;
+  readonly createdAt: number;
+  readonly state: ScheduleState;
+  /** When and by whom it was executed or cancelled; null while pending. */
+  readonly finishedAt: number | null;
+  readonly finishedBy: string | null;
+  /**
+   * The node executing it and until when (ms) its claim holds; an expired
+   * claim is taken over. Not covered by the MAC: it is coordination, not a
+   * decision, and every change to it is a conditional write.
+   */
+  readonly claimedBy: string | null;
+  readonly leaseUntil: number | null;
+  /** Row MAC over every field but the claim (lifecycle-rows.ts). */
+  readonly mac: Uint8Array | null;
+}
+
+/** A claim on a schedule, as conditional writes compare it. */
+export interface ScheduleClaim {
+  readonly claimedBy: string | null;
+  readonly leaseUntil: number | null;
 }
 
 export interface CredentialRecord {
@@ -146,6 +196,40 @@ export interface KeyStore {
    */
   shred(userId: string, category: string | undefined, at: number): Promise<number>;
 
+  /** Inserts a hold unless one with its id exists; false then. */
+  insertHold(hold: HoldRecord): Promise<boolean>;
+  /** Every hold of a user, released ones too, oldest first; read at the strongest local consistency. */
+  listHolds(userId: string): Promise<HoldRecord[]>;
+  /** Records a release (releasedAt, releasedBy, mac) if the hold is still in force; false otherwise. */
+  releaseHold(
+    userId: string,
+    holdId: string,
+    release: { releasedAt: number; releasedBy: string; mac: Uint8Array },
+  ): Promise<boolean>;
+
+  /** Inserts a schedule unless one with its id exists; false then. */
+  insertSchedule(schedule: ScheduleRecord): Promise<boolean>;
+  getSchedule(scheduleId: string): Promise<ScheduleRecord | undefined>;
+  /** Every schedule of a user, oldest first. */
+  listSchedules(userId: string): Promise<ScheduleRecord[]>;
+  /** Pending schedules whose executeAt is at or before `now`, at most `limit`, earliest first. */
+  dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]>;
+  /** Pending schedules that withhold keys during their grace period (serveDuringGrace false). */
+  withholdingSchedules(): Promise<ScheduleRecord[]>;
+  /**
+   * Sets the claim if the schedule is pending and its claim is still `expected`
+   * (a conditional write: two racers, one winner). True when this call won.
+   */
+  claimSchedule(scheduleId: string, expected: ScheduleClaim, claim: ScheduleClaim): Promise<boolean>;
+  /**
+   * Moves a pending schedule to `executed` or `cancelled` (finishedAt, finishedBy,
+   * mac) if its claim is still `expected`. True when this call did it.
+   */
+  finishSchedule(
+    scheduleId: string,
+    expected: ScheduleClaim,
+    finish: { state: 'executed' | 'cancelled'; finishedAt: number; finishedBy: string; mac: Uint8Array },
+  ): Promise<boolean>;
   /**
    * The shred journal position this store has applied: every journal entry up
    * to it is shredded here (journal/replay.ts). 0 for a new store. A store

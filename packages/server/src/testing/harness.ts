@@ -22,8 +22,11 @@ import type {
   KeyRow,
   KeyStore,
   NewKeyRow,
+  HoldRecord,
   ReadOptions,
   ReceiptRecord,
+  ScheduleClaim,
+  ScheduleRecord,
   ServicePermissions,
   ServiceRecord,
   ServiceRow,
@@ -38,7 +41,13 @@ import type {
 
 export const CATEGORIES = ['profile', 'payments', 'advertising'] as const;
 
-export const ALL_RIGHTS: ServicePermissions = { read: [...CATEGORIES], create: true, rotate: true, shred: true };
+export const ALL_RIGHTS: ServicePermissions = {
+  read: [...CATEGORIES],
+  create: true,
+  rotate: true,
+  shred: true,
+  hold: true,
+};
 
 export interface ServiceSpec {
   readonly serviceId: string;
@@ -599,6 +608,44 @@ export class SlowStore implements KeyStore {
 
   shred(userId: string, category: string | undefined, at: number): Promise<number> {
     return this.inner.shred(userId, category, at);
+  }
+  insertHold(hold: HoldRecord): Promise<boolean> {
+    return this.inner.insertHold(hold);
+  }
+  listHolds(userId: string): Promise<HoldRecord[]> {
+    return this.inner.listHolds(userId);
+  }
+  releaseHold(
+    userId: string,
+    holdId: string,
+    release: { releasedAt: number; releasedBy: string; mac: Uint8Array },
+  ): Promise<boolean> {
+    return this.inner.releaseHold(userId, holdId, release);
+  }
+  insertSchedule(schedule: ScheduleRecord): Promise<boolean> {
+    return this.inner.insertSchedule(schedule);
+  }
+  getSchedule(scheduleId: string): Promise<ScheduleRecord | undefined> {
+    return this.inner.getSchedule(scheduleId);
+  }
+  listSchedules(userId: string): Promise<ScheduleRecord[]> {
+    return this.inner.listSchedules(userId);
+  }
+  dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
+    return this.inner.dueSchedules(now, limit);
+  }
+  withholdingSchedules(): Promise<ScheduleRecord[]> {
+    return this.inner.withholdingSchedules();
+  }
+  claimSchedule(scheduleId: string, expected: ScheduleClaim, claim: ScheduleClaim): Promise<boolean> {
+    return this.inner.claimSchedule(scheduleId, expected, claim);
+  }
+  finishSchedule(
+    scheduleId: string,
+    expected: ScheduleClaim,
+    finish: { state: 'executed' | 'cancelled'; finishedAt: number; finishedBy: string; mac: Uint8Array },
+  ): Promise<boolean> {
+    return this.inner.finishSchedule(scheduleId, expected, finish);
   }
   journalApplied(): Promise<number> {
     return this.inner.journalApplied();

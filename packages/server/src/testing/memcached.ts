@@ -488,7 +488,7 @@ export class PadlockFixture {
     const store = new SqliteKeyStore({ path: join(dir, 'padlock.db'), busyTimeoutMs: 5000 });
     const serviceId = 'tester';
     const now = Date.now();
-    const rights = { read: [...CATEGORIES], create: true, rotate: true, shred: true };
+    const rights = { read: [...CATEGORIES], create: true, rotate: true, shred: true, hold: true };
     const writer = new ServiceWriter(store, keks);
     await writer.create(newServiceRecord(keks, serviceId, rights, now));
     const { credential, record } = newCredential(serviceId, now);

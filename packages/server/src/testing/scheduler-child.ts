@@ -1,0 +1,56 @@
+/*
+ * A Padlock scheduler in a process of its own, for the kill -9 test
+ * (lifecycle-crash.test.ts): it runs one pass over the configured store and
+ * stops dead at a chosen step of an execution (after its claim, or after its
+ * shred), saying so on stdout, until the test kills it with SIGKILL.
+ *
+ * env PADLOCK_CHILD_CONFIG: the parsed config as JSON; PADLOCK_CHILD_PAUSE: shred | finish.
+ */
+import type { PadlockConfig } from '../config.js';
+import { loadKeks } from '../kek.js';
+import { Lifecycle, Scheduler } from '../lifecycle.js';
+import { KeyService } from '../keys.js';
+import { StoreRows, Unwrapper } from '../keychain.js';
+import { createLogger } from '../log.js';
+import { Metrics } from '../metrics.js';
+import { openStore } from '../store/open.js';
+import { SlowStore } from './harness.js';
+import { AuditLog } from '../audit.js';
+import { ReceiptSigner } from '../receipts.js';
+
+/** Stops forever at the chosen step, after saying so. */
+class PausingStore extends SlowStore {
+  override async shred(userId: string, category: string | undefined, at: number): Promise<number> {
+    const pause = process.env['PADLOCK_CHILD_PAUSE'];
+    if (pause === 'shred') return halt('claimed');
+    const shredded = await super.shred(userId, category, at);
+    return pause === 'finish' ? halt('shredded') : shredded;
+  }
+}
+
+function halt(step: string): Promise<never> {
+  process.stdout.write(`${step}\n`);
+  return new Promise(() => setInterval(() => undefined, 60000));
+}
+
+const config = JSON.parse(process.env['PADLOCK_CHILD_CONFIG'] ?? '') as PadlockConfig;
+const log = createLogger('error', (line) => process.stderr.write(line));
+const keks = loadKeks(config);
+const store = new PausingStore(await openStore(config, log));
+const metrics = new Metrics();
+const receipts = await ReceiptSigner.open(store, keks, log);
+const audit = new AuditLog(store, { checkpointEveryMs: 60_000, signer: receipts, log });
+const keys = new KeyService(
+  store,
+  new Unwrapper(new StoreRows(store, metrics), keks),
+  keks,
+  config.categories,
+  0,
+  metrics,
+  { receipts, audit },
+  undefined,
+  log,
+);
+const lifecycle = new Lifecycle(store, keks, keys, metrics, log, audit);
+const scheduler = new Scheduler(store, lifecycle, keys, metrics, log, { ...config.scheduler, nodeId: 'child' });
+await scheduler.pass();
