@@ -88,15 +88,15 @@ const COMMANDS = [
   'keychain release',
   'keychain status',
   'keychain shred',
-  'backup create',
-  'backup restore',
-  'journal replay',
-  'journal status',
   'receipt verify',
   'receipt keys',
   'receipt rotate-key',
   'audit verify',
   'audit export',
+  'backup create',
+  'backup restore',
+  'journal replay',
+  'journal status',
 ];
 
 interface Created {
