@@ -8,15 +8,11 @@
  */
 import type { PadlockConfig } from '../config.js';
 import { loadKeks } from '../kek.js';
-import { Lifecycle, Scheduler } from '../lifecycle.js';
-import { KeyService } from '../keys.js';
-import { StoreRows, Unwrapper } from '../keychain.js';
+import { operatorLifecycle, Scheduler } from '../lifecycle.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { openStore } from '../store/open.js';
 import { SlowStore } from './harness.js';
-import { AuditLog } from '../audit.js';
-import { ReceiptSigner } from '../receipts.js';
 
 /** Stops forever at the chosen step, after saying so. */
 class PausingStore extends SlowStore {
@@ -37,20 +33,7 @@ const config = JSON.parse(process.env['PADLOCK_CHILD_CONFIG'] ?? '') as PadlockC
 const log = createLogger('error', (line) => process.stderr.write(line));
 const keks = loadKeks(config);
 const store = new PausingStore(await openStore(config, log));
-const metrics = new Metrics();
-const receipts = await ReceiptSigner.open(store, keks, log);
-const audit = new AuditLog(store, { checkpointEveryMs: 60_000, signer: receipts, log });
-const keys = new KeyService(
-  store,
-  new Unwrapper(new StoreRows(store, metrics), keks),
-  keks,
-  config.categories,
-  0,
-  metrics,
-  { receipts, audit },
-  undefined,
-  log,
-);
-const lifecycle = new Lifecycle(store, keks, keys, metrics, log, audit);
-const scheduler = new Scheduler(store, lifecycle, keys, metrics, log, { ...config.scheduler, nodeId: 'child' });
+// The CLI's lifecycle (no cache; its own receipts and audit chain) over the pausing store.
+const { keys, lifecycle } = await operatorLifecycle(store, keks, config.categories, log);
+const scheduler = new Scheduler(store, lifecycle, keys, new Metrics(), log, { ...config.scheduler, nodeId: 'child' });
 await scheduler.pass();
