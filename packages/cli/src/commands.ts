@@ -124,7 +124,10 @@ interface CliProofs {
 
 const proofsOfStore = new WeakMap<KeyStore, CliProofs>();
 
-/** Who the CLI's audit entries name: the login running it. */
+/**
+ * Who the CLI's actions name (audit entries, receipts, holds and schedules): `operator:<login>`, the
+ * form keys.ts's ShredOptions documents for the CLI.
+ */
 function cliActor(): string {
   let login = 'unknown';
   try {
@@ -132,7 +135,7 @@ function cliActor(): string {
   } catch {
     // No passwd entry (a container's uid): the entry still says it came from the CLI.
   }
-  return `cli:${login}`;
+  return `operator:${login}`;
 }
 
 /** The lifecycle and audit log for this CLI process (its own audit chain), made on first use. */
@@ -221,10 +224,6 @@ function readList(value: unknown, config: PadlockConfig): string[] {
 }
 
 /** Who the CLI acts as in schedules, holds and shreds: the operator's login name. */
-function operator(): string {
-  return `operator:${userInfo().username}`;
-}
-
 function cliLog(): ReturnType<typeof createLogger> {
   return createLogger('warn', (l) => process.stderr.write(l));
 }
@@ -627,7 +626,7 @@ const COMMANDS: readonly Command[] = [
           category,
           executeAt,
           serveDuringGrace: values['withhold'] !== true,
-          requestedBy: operator(),
+          requestedBy: cliActor(),
         });
         print(scheduleJson(schedule, true));
         return 0;
@@ -644,7 +643,7 @@ const COMMANDS: readonly Command[] = [
       const [userId, scheduleId] = one(positionals, ['userId', 'scheduleId']) as [string, string];
       checkUserId(userId);
       return withLifecycle(values, async ({ lifecycle }) => {
-        print(scheduleJson(await lifecycle.cancel(userId, scheduleId, operator()), true));
+        print(scheduleJson(await lifecycle.cancel(userId, scheduleId, cliActor()), true));
         return 0;
       });
     },
@@ -662,7 +661,7 @@ const COMMANDS: readonly Command[] = [
       if (typeof reason !== 'string' || reason.length === 0 || reason.length > 1000)
         throw new UsageError('--reason TEXT (1-1000 characters) is required');
       return withLifecycle(values, async ({ lifecycle }, config) => {
-        const hold = await lifecycle.placeHold(userId, oneCategory(values, config), reason, operator());
+        const hold = await lifecycle.placeHold(userId, oneCategory(values, config), reason, cliActor());
         print(holdJson(hold, true));
         return 0;
       });
@@ -678,7 +677,7 @@ const COMMANDS: readonly Command[] = [
       const [userId, holdId] = one(positionals, ['userId', 'holdId']) as [string, string];
       checkUserId(userId);
       return withLifecycle(values, async ({ lifecycle }) => {
-        print(holdJson(await lifecycle.releaseHold(userId, holdId, operator()), true));
+        print(holdJson(await lifecycle.releaseHold(userId, holdId, cliActor()), true));
         return 0;
       });
     },

@@ -15,7 +15,7 @@ import type { AuditRow, KeyStore } from './store/types.js';
  * credentials or verifiers. Lookups are not logged (see docs/deleting-a-user.md).
  */
 
-/** What the entry is about; `actor` (a service id, or "cli:<login>") says who asked. */
+/** What the entry is about; `actor` (a service id, or "operator:<login>") says who asked. */
 export type AuditEvent =
   | { type: 'keychain.create'; userId: string; categories: string[] }
   | { type: 'category.rotate'; userId: string; category: string; version: number }

@@ -38,7 +38,7 @@ export interface ReceiptClaims {
     readonly category: string;
     readonly versions: readonly { readonly version: number; readonly shreddedAt: number }[];
   }[];
-  /** The service that asked (or "cli:<login>"). */
+  /** The service that asked (or "operator:<login>"). */
   readonly requestedBy: string;
   /** The schedule that ran this shred; null for an immediate one. */
   readonly scheduleId: string | null;
