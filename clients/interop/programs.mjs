@@ -8,11 +8,17 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The command of each SDK's program; java and python need their build step first (their README). */
+const javaDir = process.env.PADLOCK_INTEROP_JAVA_DIR ?? `${root}clients/java`;
+const pythonDir = process.env.PADLOCK_INTEROP_PYTHON_DIR ?? `${root}clients/python`;
+
+/**
+ * The command of each SDK's program; java and python need their build step first (their README).
+ * PADLOCK_INTEROP_JAVA_DIR and PADLOCK_INTEROP_PYTHON_DIR point at another checkout's client.
+ */
 export const PROGRAMS = {
   typescript: [process.execPath, fileURLToPath(new URL('./ts-client.mjs', import.meta.url))],
-  java: [`${root}clients/java/interop`],
-  python: [`${root}clients/python/interop`],
+  java: [`${javaDir}/interop`],
+  python: [`${pythonDir}/interop`],
 };
 
 /** The SDKs to drive: PADLOCK_INTEROP_CLIENTS (comma-separated) or all three. */
@@ -43,6 +49,7 @@ export class ClientProgram {
   #waiting = [];
   #stderr = '';
   #exited;
+  #exitCode = undefined;
 
   constructor(name, env) {
     this.name = name;
@@ -53,6 +60,7 @@ export class ClientProgram {
     });
     this.#exited = new Promise((resolve) => this.#child.once('exit', resolve));
     void this.#exited.then((code) => {
+      this.#exitCode = code;
       for (const waiter of this.#waiting.splice(0)) {
         waiter.reject(new Error(`${name} exited (${code}) with a request unanswered: ${this.#stderr}`));
       }
@@ -71,6 +79,10 @@ export class ClientProgram {
   /** Sends one request (an object, or a raw line when a string) and resolves with its reply. */
   request(request, timeoutMs = 60_000) {
     return new Promise((resolve, reject) => {
+      if (this.#exitCode !== undefined) {
+        reject(new Error(`${this.name} has exited (${this.#exitCode}): ${this.#stderr}`));
+        return;
+      }
       const timer = setTimeout(
         () => reject(new Error(`${this.name}: no answer in ${timeoutMs} ms: ${this.#stderr}`)),
         timeoutMs,
