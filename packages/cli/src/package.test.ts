@@ -21,6 +21,25 @@ function files(field: unknown): string[] {
   return [];
 }
 
+describe('engines', () => {
+  it('every package.json asks for the Node.js that has crypto.hash (20.12), as the root does', () => {
+    const root = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } })
+      .engines;
+    const least = /^>=(\d+)\.(\d+)\.(\d+)$/.exec(root.node);
+    assert.ok(least !== null, `root engines.node "${root.node}" is not of the form >=major.minor.patch`);
+    const [major, minor] = [Number(least[1]), Number(least[2])];
+    // crypto.hash (packages/core/src/hmac.ts) appeared in 20.12.0 and 21.7.0.
+    assert.ok(
+      major > 20 || (major === 20 && minor >= 12),
+      `root engines.node ${root.node} admits Node without crypto.hash`,
+    );
+    for (const workspace of WORKSPACES) {
+      const pkg = JSON.parse(readFileSync(join(ROOT, workspace, 'package.json'), 'utf8')) as { engines?: unknown };
+      assert.deepEqual(pkg.engines, root, `${workspace}/package.json engines differ from the root's`);
+    }
+  });
+});
+
 describe('workspace package.json entry points', () => {
   it('covers the four workspaces', () => {
     assert.deepEqual(WORKSPACES, ['packages/core', 'packages/server', 'packages/client', 'packages/cli']);
