@@ -14,6 +14,7 @@ import {
   sqlitePopulation,
   sqlitePreloadSample,
 } from './lib/fixtures.mjs';
+import { writeBenchCharts } from './lib/charts.mjs';
 import { Histogram } from './lib/histogram.mjs';
 import {
   atExit,
@@ -1380,7 +1381,8 @@ function writeResults(final = false) {
   writeFileSync(join(resultsDir, `latest${suffix}.md`), md);
   writeFileSync(join(resultsDir, `latest${suffix}.json`), `${json}\n`);
   if (final) {
-    log(`results: bench/results/${stamp}${suffix}.json, .md and latest${suffix}.md`);
+    const charts = writeBenchCharts(run, join(resultsDir, `${stamp}${suffix}-charts`));
+    log(`results: bench/results/${stamp}${suffix}.json, .md and latest${suffix}.md; ${charts.length} charts`);
     process.stdout.write(md);
   }
 }

@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { writeCharts } from './charts.js';
 import type { PhaseSummary } from './load.js';
 import type { ScenarioReport } from './scenario.js';
 
@@ -146,8 +147,9 @@ async function formatted(path: string, text: string): Promise<string> {
   }
 }
 
-/** Writes `<base>.json` and `<base>.md`. */
+/** Writes `<base>.json`, `<base>.md` and the charts, `<base>-charts/<scenario>.svg`. */
 export async function writeReport(base: string, report: RunReport): Promise<void> {
   await writeFile(`${base}.json`, await formatted(`${base}.json`, JSON.stringify(report, null, 2)));
   await writeFile(`${base}.md`, await formatted(`${base}.md`, markdown(report)));
+  await writeCharts(`${base}-charts`, report);
 }

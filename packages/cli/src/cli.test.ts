@@ -498,6 +498,16 @@ describe('padlock CLI', () => {
     }
   });
 
+  it('--version prints the package version, and takes no companions', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    const shown = await run('--version');
+    assert.deepEqual(shown, { code: 0, stdout: `padlock ${version}\n`, stderr: '' });
+    const extra = await run('--version', 'serve');
+    assert.equal(extra.code, 2, 'a command after --version is not silently ignored');
+  });
+
   it('--help of every command exits 0 with its usage', async () => {
     const top = await run('--help');
     assert.equal(top.code, 0);

@@ -927,7 +927,7 @@ function usage(): string {
     '',
     ...COMMANDS.map((c) => `  ${`${c.name} ${c.args}`.padEnd(width)}  ${c.summary}`),
     '',
-    'padlock <command> --help shows its options.',
+    'padlock <command> --help shows its options; padlock --version, the version.',
   ].join('\n');
 }
 
@@ -942,7 +942,17 @@ function commandHelp(command: Command): string {
 }
 
 /** Runs the CLI; returns the exit code, or throws UsageError (exit 2) or another error (exit 1). */
+/** This package's version, from its package.json (dist/commands.js sits one level below it). */
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export async function run(argv: readonly string[]): Promise<number> {
+  if (argv.length === 1 && argv[0] === '--version') {
+    process.stdout.write(`padlock ${version()}\n`);
+    return 0;
+  }
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(`${usage()}\n`);
     return argv.length === 0 ? 2 : 0;

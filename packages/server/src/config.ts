@@ -5,7 +5,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 /*
  * One schema, with every default in it, validated once at start and frozen.
  * Unknown keys are an error: a misspelt setting must not silently fall back
- * to its default.
+ * to its default. Every key's meaning is its schema description: docs/config.md
+ * is generated from them (`npm run docs:config`; config-doc.test.ts checks it).
  */
 
 export interface PadlockConfig {
@@ -163,29 +164,65 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'Where the HTTP API listens, and how.',
       properties: {
-        host: { type: 'string', minLength: 1, default: '127.0.0.1' },
-        port: { type: 'integer', minimum: 0, maximum: 65535, default: 8700 },
+        host: { type: 'string', minLength: 1, default: '127.0.0.1', description: 'Address to listen on.' },
+        port: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 65535,
+          default: 8700,
+          description: 'TCP port; 0 picks a free one (tests).',
+        },
         tls: {
           type: 'object',
           additionalProperties: false,
           required: ['certFile', 'keyFile'],
+          description:
+            'HTTPS instead of plaintext HTTP; required off loopback unless insecurePlaintextOffLoopback. Files are reloaded on SIGHUP.',
           properties: {
-            certFile: { type: 'string', minLength: 1 },
-            keyFile: { type: 'string', minLength: 1 },
-            minVersion: { enum: ['TLSv1.2', 'TLSv1.3'], default: 'TLSv1.3' },
+            certFile: {
+              type: 'string',
+              minLength: 1,
+              description: "PEM: the server's certificate, then any intermediates. Relative to the config file.",
+            },
+            keyFile: {
+              type: 'string',
+              minLength: 1,
+              description: 'PEM: its private key, readable by the owner only (mode 0600 or 0400).',
+            },
+            minVersion: {
+              enum: ['TLSv1.2', 'TLSv1.3'],
+              default: 'TLSv1.3',
+              description: 'The oldest protocol version accepted; TLS 1.3 is always the newest.',
+            },
             clientCertificates: {
               type: 'object',
               additionalProperties: false,
               required: ['caFile'],
+              description: 'Mutual TLS: client certificates checked against a CA and bound to a service.',
               properties: {
-                caFile: { type: 'string', minLength: 1 },
-                mode: { enum: ['optional', 'required', 'certificate-only'], default: 'required' },
+                caFile: {
+                  type: 'string',
+                  minLength: 1,
+                  description: "PEM: the CA (or CAs) that issue client certificates; the system's CAs are not trusted.",
+                },
+                mode: {
+                  enum: ['optional', 'required', 'certificate-only'],
+                  default: 'required',
+                  description:
+                    'optional: a certificate presented is bound to its service. required: every client presents one and its bearer credential names the same service. certificate-only: the certificate authenticates on its own.',
+                },
               },
             },
           },
         },
-        insecurePlaintextOffLoopback: { type: 'boolean', default: false },
+        insecurePlaintextOffLoopback: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Serve plaintext HTTP on an address that is not loopback: credentials and keys cross the network in the clear.',
+        },
       },
     },
     categories: {
@@ -195,21 +232,31 @@ export const CONFIG_SCHEMA = {
       uniqueItems: true,
       items: { type: 'string', pattern: '^[a-z][a-z0-9_-]{0,31}$' },
       default: ['profile', 'payments', 'advertising'],
+      description: 'The data categories: every keychain has one root key per category.',
     },
     keks: {
       type: 'object',
       additionalProperties: false,
       required: ['active', 'files'],
+      description: 'Key-encryption keys: 32-byte files (mode 0600) that wrap every root key in the store.',
       properties: {
-        active: ID,
+        active: { ...ID, description: 'The kid new root keys are wrapped with; must be one of files.' },
         files: {
           type: 'array',
           minItems: 1,
+          description: 'Every KEK this process may unwrap with: the active one and those being rotated away from.',
           items: {
             type: 'object',
             additionalProperties: false,
             required: ['kid', 'path'],
-            properties: { kid: ID, path: { type: 'string', minLength: 1 } },
+            properties: {
+              kid: { ...ID, description: "The KEK's id, stored beside every root key it wraps." },
+              path: {
+                type: 'string',
+                minLength: 1,
+                description: 'The file holding its 32 bytes, readable by the owner only. Relative to the config file.',
+              },
+            },
           },
         },
       },
@@ -218,85 +265,203 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'Where keychains, services and audit entries are kept.',
       properties: {
-        kind: { enum: ['sqlite', 'cassandra'], default: 'sqlite' },
+        kind: {
+          enum: ['sqlite', 'cassandra'],
+          default: 'sqlite',
+          description: 'sqlite: one file on one machine. cassandra: a cluster, for several processes and regions.',
+        },
         sqlite: {
           type: 'object',
           additionalProperties: false,
           default: {},
+          description: 'The SQLite store (store.kind "sqlite").',
           properties: {
-            path: { type: 'string', minLength: 1, default: 'padlock.db' },
-            busyTimeoutMs: { type: 'integer', minimum: 0, maximum: 10000, default: 200 },
-            cacheMiB: { type: 'integer', minimum: 1, maximum: 65536, default: 64 },
+            path: {
+              type: 'string',
+              minLength: 1,
+              default: 'padlock.db',
+              description: 'The database file, relative to the config file; ":memory:" for tests.',
+            },
+            busyTimeoutMs: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 10000,
+              default: 200,
+              description: 'How long a write waits for another process holding the database lock.',
+            },
+            cacheMiB: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 65536,
+              default: 64,
+              description: "SQLite's page cache per connection.",
+            },
           },
         },
         cassandra: {
           type: 'object',
           additionalProperties: false,
           default: {},
+          description: 'The Cassandra store (store.kind "cassandra"); docs/operations.md.',
           properties: {
-            contactPoints: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['127.0.0.1:9042'] },
-            localDataCenter: { type: 'string', minLength: 1, default: 'dc1' },
-            keyspace: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,47}$', default: 'padlock' },
+            contactPoints: {
+              type: 'array',
+              items: { type: 'string', minLength: 1 },
+              default: ['127.0.0.1:9042'],
+              description: 'host:port of some nodes; the driver discovers the rest.',
+            },
+            localDataCenter: {
+              type: 'string',
+              minLength: 1,
+              default: 'dc1',
+              description: "This process's region: requests go to replicas in this datacenter only.",
+            },
+            keyspace: {
+              type: 'string',
+              pattern: '^[a-z][a-z0-9_]{0,47}$',
+              default: 'padlock',
+              description: 'The keyspace holding the tables.',
+            },
             replication: {
               type: 'object',
               additionalProperties: { type: 'integer', minimum: 1, maximum: 9 },
               minProperties: 1,
               default: { dc1: 1 },
+              description:
+                'Replicas per datacenter (NetworkTopologyStrategy) when the keyspace is created; must name localDataCenter.',
             },
-            connectTimeoutMs: { ...POSITIVE, maximum: 60000, default: 5000 },
-            readTimeoutMs: { ...POSITIVE, maximum: 60000, default: 200 },
-            hedgeAfterMs: { type: 'integer', minimum: 0, maximum: 60000, default: 8 },
-            createSchema: { type: 'boolean', default: true },
+            connectTimeoutMs: {
+              ...POSITIVE,
+              maximum: 60000,
+              default: 5000,
+              description: 'Connecting to a node.',
+            },
+            readTimeoutMs: {
+              ...POSITIVE,
+              maximum: 60000,
+              default: 200,
+              description: "A node's answer to one request; no retry after it.",
+            },
+            hedgeAfterMs: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 60000,
+              default: 8,
+              description:
+                'A keychain read not answered after this long is sent to a second replica too, and the first answer wins. 0: never.',
+            },
+            createSchema: {
+              type: 'boolean',
+              default: true,
+              description: 'Create the keyspace and tables at start when missing.',
+            },
             tls: {
               type: 'object',
               additionalProperties: false,
               required: ['caFile'],
+              description: 'Client-to-node TLS; absent: plaintext (docs/operations.md, "Cassandra over TLS").',
               properties: {
-                caFile: PATH,
-                certFile: PATH,
-                keyFile: PATH,
-                serverName: { type: 'string', pattern: '^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' },
-                verifyServerName: { type: 'boolean', default: true },
+                caFile: {
+                  ...PATH,
+                  description:
+                    "PEM CA certificates the nodes' certificates must chain to (the system CAs are not trusted).",
+                },
+                certFile: { ...PATH, description: 'PEM client certificate, for nodes that require one; with keyFile.' },
+                keyFile: { ...PATH, description: 'Its unencrypted private key (mode 0600); with certFile.' },
+                serverName: {
+                  type: 'string',
+                  pattern: '^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$',
+                  description:
+                    "The name the nodes' certificates must carry; absent: the address connected to (an IP SAN).",
+                },
+                verifyServerName: {
+                  type: 'boolean',
+                  default: true,
+                  description: "Check the name in the node's certificate; the chain is checked either way.",
+                },
               },
             },
             auth: {
               type: 'object',
               additionalProperties: false,
               required: ['username', 'passwordFile'],
+              description: 'Password login (PasswordAuthenticator); absent: none.',
               properties: {
-                username: { type: 'string', pattern: '^[^\\x00-\\x1f\\x7f]{1,256}$' },
-                passwordFile: PATH,
+                username: {
+                  type: 'string',
+                  pattern: '^[^\\x00-\\x1f\\x7f]{1,256}$',
+                  description: 'The Cassandra role.',
+                },
+                passwordFile: {
+                  ...PATH,
+                  description: 'A file holding the password on one line, owner-only; never the password inline.',
+                },
               },
             },
           },
         },
       },
     },
-    maxStalenessSeconds: { type: 'integer', minimum: 1, maximum: 86400, default: 30 },
+    maxStalenessSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 86400,
+      default: 30,
+      description:
+        'The deletion bound: how long a shredded key may still be served by any cache, in any group or client.',
+    },
     cache: {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'The caches in front of the store; neither serves a row past maxStalenessSeconds.',
       properties: {
         l1: {
           type: 'object',
           additionalProperties: false,
           default: {},
+          description: 'The in-process cache of unwrapped keychains.',
           properties: {
-            enabled: { type: 'boolean', default: true },
-            maxEntries: { ...POSITIVE, default: 100000 },
+            enabled: { type: 'boolean', default: true, description: 'Use it.' },
+            maxEntries: {
+              ...POSITIVE,
+              default: 100000,
+              description: 'Keychains held; the least recently used go first.',
+            },
           },
         },
         memcached: {
           type: 'object',
           additionalProperties: false,
           default: {},
+          description: "The group's shared cache of wrapped rows (docs/memcached.md).",
           properties: {
-            servers: { type: 'array', items: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' }, default: [] },
-            timeoutMs: { ...POSITIVE, maximum: 10000, default: 10 },
-            downMs: { ...POSITIVE, maximum: 60000, default: 1000 },
-            keyPrefix: { type: 'string', pattern: '^[\\x21-\\x7e]{0,64}$', default: 'padlock:' },
+            servers: {
+              type: 'array',
+              items: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' },
+              default: [],
+              description: 'host:port of each server; [] turns memcached off.',
+            },
+            timeoutMs: {
+              ...POSITIVE,
+              maximum: 10000,
+              default: 10,
+              description: 'An answer not in by then is a miss; the store is read instead.',
+            },
+            downMs: {
+              ...POSITIVE,
+              maximum: 60000,
+              default: 1000,
+              description: 'A server that failed is skipped this long before it is tried again.',
+            },
+            keyPrefix: {
+              type: 'string',
+              pattern: '^[\\x21-\\x7e]{0,64}$',
+              default: 'padlock:',
+              description: 'Prefix of every memcached key; give each deployment group its own.',
+            },
           },
         },
       },
@@ -305,78 +470,180 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'What one process accepts before it answers 413 or 503 (docs/operations.md, "Limits").',
       properties: {
-        maxBatch: { ...POSITIVE, maximum: 10000, default: 500 },
-        maxBodyBytes: { ...POSITIVE, maximum: 16777216, default: 65536 },
-        maxInFlight: { ...POSITIVE, default: 1024 },
-        deadlineMs: { ...POSITIVE, maximum: 60000, default: 500 },
-        maxConnections: { ...POSITIVE, maximum: 1000000, default: 10000 },
-        maxUnfinishedRequestBytes: { type: 'integer', minimum: 65536, default: 134217728 },
+        maxBatch: { ...POSITIVE, maximum: 10000, default: 500, description: 'User ids in one batch-get.' },
+        maxBodyBytes: {
+          ...POSITIVE,
+          maximum: 16777216,
+          default: 65536,
+          description: 'Bytes in one request body (413 above).',
+        },
+        maxInFlight: { ...POSITIVE, default: 1024, description: 'Requests handled at once (503 OVERLOADED above).' },
+        deadlineMs: {
+          ...POSITIVE,
+          maximum: 60000,
+          default: 500,
+          description: "A request's deadline (503 DEADLINE_EXCEEDED past it); an event loop behind half of it sheds.",
+        },
+        maxConnections: {
+          ...POSITIVE,
+          maximum: 1000000,
+          default: 10000,
+          description: 'Open client connections; one more is answered 503 and closed as it arrives.',
+        },
+        maxUnfinishedRequestBytes: {
+          type: 'integer',
+          minimum: 65536,
+          default: 134217728,
+          description:
+            'Bytes all unfinished requests may hold together (partial heads, bodies, pipelined bytes); past it 503.',
+        },
       },
     },
     services: {
       type: 'object',
       additionalProperties: false,
       default: {},
-      properties: { refreshSeconds: { ...POSITIVE, maximum: 3600, default: 5 } },
+      description: 'The services (callers) and their credentials, read from the store.',
+      properties: {
+        refreshSeconds: {
+          ...POSITIVE,
+          maximum: 3600,
+          default: 5,
+          description: 'How often they are re-read: a new or revoked credential takes effect within this.',
+        },
+      },
     },
     scheduler: {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'Scheduled shreds: every node runs the scheduler; a claim in the store picks one.',
       properties: {
-        enabled: { type: 'boolean', default: true },
-        intervalMs: { type: 'integer', minimum: 50, maximum: 3600000, default: 1000 },
-        leaseMs: { type: 'integer', minimum: 1000, maximum: 3600000, default: 30000 },
-        batch: { ...POSITIVE, maximum: 100000, default: 500 },
-        concurrency: { ...POSITIVE, maximum: 1024, default: 16 },
+        enabled: { type: 'boolean', default: true, description: 'Run the scheduler in this process.' },
+        intervalMs: {
+          type: 'integer',
+          minimum: 50,
+          maximum: 3600000,
+          default: 1000,
+          description: 'How often due schedules are looked for; with the execution time, the bound after executeAt.',
+        },
+        leaseMs: {
+          type: 'integer',
+          minimum: 1000,
+          maximum: 3600000,
+          default: 30000,
+          description: 'How long a claim holds; a node killed mid-execution is taken over after it.',
+        },
+        batch: { ...POSITIVE, maximum: 100000, default: 500, description: 'Schedules claimed per pass.' },
+        concurrency: { ...POSITIVE, maximum: 1024, default: 16, description: 'Schedules executed at once.' },
       },
     },
     journal: {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'The shred journal (docs/operations.md, "Backups and the shred journal").',
       properties: {
-        kind: { enum: ['file', 'cassandra'], default: 'file' },
+        kind: {
+          enum: ['file', 'cassandra'],
+          default: 'file',
+          description: 'file: for SQLite deployments. cassandra: a keyspace of its own.',
+        },
         file: {
           type: 'object',
           additionalProperties: false,
           default: {},
-          properties: { path: { ...PATH, default: 'shred-journal/padlock-shreds.journal' } },
+          description: 'The file journal (journal.kind "file").',
+          properties: {
+            path: {
+              ...PATH,
+              default: 'shred-journal/padlock-shreds.journal',
+              description:
+                "Relative to the config file; never the store's file nor named after it, best on another volume.",
+            },
+          },
         },
         cassandra: {
           type: 'object',
           additionalProperties: false,
           default: {},
+          description: 'The Cassandra journal (journal.kind "cassandra").',
           properties: {
-            keyspace: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,47}$', default: 'padlock_journal' },
-            contactPoints: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+            keyspace: {
+              type: 'string',
+              pattern: '^[a-z][a-z0-9_]{0,47}$',
+              default: 'padlock_journal',
+              description: "Its keyspace; must differ from the store's: a snapshot of the store must not hold it.",
+            },
+            contactPoints: {
+              type: 'array',
+              items: { type: 'string', minLength: 1 },
+              default: [],
+              description: "Another cluster's contact points; []: the store's cluster and connection settings.",
+            },
             replication: {
               type: 'object',
               additionalProperties: { type: 'integer', minimum: 1, maximum: 9 },
               minProperties: 1,
               default: { dc1: 1 },
+              description: "Replicas per datacenter, as the store's; give it the same.",
             },
           },
         },
-        replay: { enum: ['auto', 'manual'], default: 'auto' },
-        checkIntervalMs: { type: 'integer', minimum: 100, maximum: 60000, default: 1000 },
+        replay: {
+          enum: ['auto', 'manual'],
+          default: 'auto',
+          description:
+            'auto: serve replays the journal itself when its store is behind. manual: it waits for `padlock journal replay`.',
+        },
+        checkIntervalMs: {
+          type: 'integer',
+          minimum: 100,
+          maximum: 60000,
+          default: 1000,
+          description: "How often a server compares its store's applied position with the journal.",
+        },
       },
     },
     audit: {
       type: 'object',
       additionalProperties: false,
       default: {},
-      properties: { checkpointSeconds: { ...POSITIVE, maximum: 86400, default: 60 } },
+      description: 'The audit log (docs/deleting-a-user.md).',
+      properties: {
+        checkpointSeconds: {
+          ...POSITIVE,
+          maximum: 86400,
+          default: 60,
+          description: "A signed checkpoint of this process's chain head at most this often, and at stop.",
+        },
+      },
     },
-    drainTimeoutMs: { type: 'integer', minimum: 0, maximum: 600000, default: 10000 },
+    drainTimeoutMs: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 600000,
+      default: 10000,
+      description: 'On SIGTERM: /readyz goes 503, in-flight requests finish, and the process exits after this at most.',
+    },
     log: {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'JSON log lines on stdout.',
       properties: {
-        level: { enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
-        requests: { type: 'boolean', default: false },
+        level: {
+          enum: ['debug', 'info', 'warn', 'error'],
+          default: 'info',
+          description: 'The least severe level written.',
+        },
+        requests: {
+          type: 'boolean',
+          default: false,
+          description: 'One info line per request (method, route, status, milliseconds).',
+        },
       },
     },
   },

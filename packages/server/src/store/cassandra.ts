@@ -32,9 +32,13 @@ const { consistencies } = cassandra.types;
  * - every write to root_keys is a lightweight transaction (LOCAL_SERIAL) at
  *   LOCAL_QUORUM: creates need IF NOT EXISTS, and mixing LWT and plain writes
  *   on the same cells is unsafe, so shreds are conditional too;
- * - the driver never retries (FallthroughRetryPolicy), never speculates, routes
- *   token-aware within the local datacenter only, and every request has an
- *   explicit timeout: Padlock fails fast and callers decide about retries;
+ * - the driver never retries (FallthroughRetryPolicy), routes token-aware
+ *   within the local datacenter only, and every request has an explicit
+ *   timeout: Padlock fails fast and callers decide about retries. The one
+ *   second execution it makes is a hedge, not a retry: a keychain read at
+ *   LOCAL_ONE not answered after hedgeAfterMs (default 8) is sent to the next
+ *   replica too, and the first answer wins (ConstantSpeculativeExecutionPolicy,
+ *   one extra execution; none when hedgeAfterMs is 0, and never for writes);
  * - a replica that came back less than a minute ago is tried last: it may not
  *   have the writes it missed while down (hints take seconds to arrive), and a
  *   LOCAL_ONE read it answered first would serve a shredded key again.
