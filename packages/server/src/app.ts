@@ -128,6 +128,8 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   // Before anything is opened: a plaintext listener off loopback is refused unless meant.
   const insecure = checkPlaintextListener(config.listen);
   const metrics = new Metrics();
+  metrics.runtime.setBuild(VERSION);
+  metrics.runtime.observeGc();
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
   let memcached: MemcachedClient | undefined;
@@ -137,12 +139,11 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   try {
     journal = options.journal ?? (await openJournal(config, keks, log, { write: true }));
     const registry = new ServiceRegistry(store, keks, log, metrics);
-    metrics.gauges.track(() => registry.integrityFailures.size, { name: 'services_failing_integrity' });
+    metrics.servicesFailingIntegrity.track(() => registry.integrityFailures.size);
     await registry.refresh();
     registry.start(config.services.refreshSeconds);
 
-    if (store instanceof CassandraKeyStore)
-      metrics.gauges.track(() => store.hedgedReads, { name: 'store_hedged_reads' });
+    if (store instanceof CassandraKeyStore) metrics.storeHedgedReads.track(() => store.hedgedReads);
     let rows: RowSource = new StoreRows(store, metrics);
     const extraChecks: Record<string, () => Promise<string>> = { ...options.checks };
     if (config.cache.memcached.servers.length > 0) {
@@ -288,11 +289,13 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         clearInterval(proofTimer);
         await audit.checkpoint();
         memcached?.close();
+        metrics.runtime.stopGc();
         if (options.journal === undefined) await journalGate.journal.close();
         await store.close();
       },
     };
   } catch (error) {
+    metrics.runtime.stopGc();
     gate?.stop();
     clearInterval(proofTimer);
     memcached?.close();

@@ -50,7 +50,7 @@ export class MemcachedRows implements RowSource {
     private readonly log: Logger,
   ) {
     this.#macKey = hkdfSha256(keks.active.key.expose(), Buffer.alloc(0), Buffer.from('padlock/v1/cache-mac'), 32);
-    metrics.gauges.track(() => client.healthyServers, { name: 'memcached_servers_healthy' });
+    metrics.memcachedServersHealthy.track(() => client.healthyServers);
   }
 
   /** For /readyz: memcached never makes the server unready, but its state is reported. */

@@ -238,9 +238,9 @@ export class PadlockHttpServer {
         },
       },
     );
-    app.metrics.gauges.track(() => this.#inFlight, { name: 'inflight_requests' });
-    app.metrics.gauges.track(() => this.#wire.connections.size, { name: 'http_connections' });
-    app.metrics.gauges.track(() => this.#wire.heldBytes, { name: 'http_unfinished_request_bytes' });
+    app.metrics.inFlight.track(() => this.#inFlight);
+    app.metrics.connections.track(() => this.#wire.connections.size);
+    app.metrics.unfinishedRequestBytes.track(() => this.#wire.heldBytes);
     // A CPU-bound server never reaches maxInFlight (each request finishes within its turn of the
     // loop); its queue is in the sockets instead, where no deadline sees it. The DiRT overload
     // scenario measured that: at twice the capacity nothing was shed and the p99 grew past 1.5 s.
@@ -250,9 +250,16 @@ export class PadlockHttpServer {
     // has come late for BEHIND_FOR_BUSY_LIMITS busy-limits (250 ms by default) is.
     this.#maxLoopBusyMs = options.maxLoopBusyMs ?? Math.max(10, options.deadlineMs / 5);
     const tickMs = 5;
+    const lag = app.metrics.eventLoopLag;
+    app.metrics.eventLoopBehind.track(() =>
+      this.#behindSince === undefined ? 0 : (performance.now() - this.#behindSince) / 1000,
+    );
+    app.metrics.eventLoopBehindLimit.track(() => (BEHIND_FOR_BUSY_LIMITS * this.#maxLoopBusyMs) / 1000);
     this.#loopTimer = setInterval(() => {
       const now = performance.now();
-      const late = now - this.#loopSeenAt - tickMs >= this.#maxLoopBusyMs * 0.75;
+      const lateMs = now - this.#loopSeenAt - tickMs;
+      lag.observe({}, Math.max(0, lateMs) / 1000);
+      const late = lateMs >= this.#maxLoopBusyMs * 0.75;
       this.#behindSince = late ? (this.#behindSince ?? now) : undefined;
       this.#loopSeenAt = now;
       // Deadlines: the oldest requests come first; stop at the first one still within its time.
