@@ -7,6 +7,7 @@ import type { AppContext, Reply, Route } from './route.js';
 import type { ClientCertificatesConfig, TlsConfig } from '../config.js';
 import { BodyWriter } from './answer.js';
 import { clientCertificateOf, TlsListener, type ClientCertificate } from './tls.js';
+import { requestId } from './request-id.js';
 import { WireServer, type WireError, type WireRequest } from './wire.js';
 
 /*
@@ -92,6 +93,8 @@ const BEHIND_FOR_BUSY_LIMITS = 2.5;
 /** A request between its arrival and its answer. */
 interface Pending {
   readonly request: WireRequest;
+  /** X-Request-Id of the answer and the log lines (request-id.ts). */
+  readonly id: string;
   readonly started: number;
   readonly deadlineAt: number;
   label: string;
@@ -225,6 +228,7 @@ export class PadlockHttpServer {
           const { code, reason } = WIRE_ERRORS[error.status];
           app.metrics.shed.inc({ reason });
           connection.respond({
+            requestId: requestId(undefined),
             status: error.status,
             contentType: 'application/json',
             body: JSON.stringify({ error: { code, message: error.message } }),
@@ -386,6 +390,7 @@ export class PadlockHttpServer {
     const started = performance.now();
     const pending: Pending = {
       request,
+      id: requestId(request.headers.get('x-request-id')),
       started,
       deadlineAt: started + this.options.deadlineMs,
       label: 'unmatched',
@@ -425,12 +430,14 @@ export class PadlockHttpServer {
   #failed(error: unknown, pending: Pending): Reply {
     if (!(error instanceof PadlockError)) {
       this.log.error('request failed', {
+        requestId: pending.id,
         route: pending.label,
         error: error instanceof Error ? error.name : 'unknown',
         detail: error instanceof Error ? error.message : undefined,
       });
     } else if (error.status >= 500 && error.cause !== undefined) {
       this.log.warn('request failed in a backend', {
+        requestId: pending.id,
         route: pending.label,
         code: error.code,
         cause: error.cause instanceof Error ? `${error.cause.name}: ${error.cause.message}` : 'unknown',
@@ -567,7 +574,7 @@ export class PadlockHttpServer {
         : JSON.stringify(reply.body);
     // One literal of a fixed shape (no spread: an object spread on every request showed in profiles).
     request.connection.respond(
-      { status: reply.status, contentType, body, close: this.#draining, headers: reply.headers },
+      { status: reply.status, contentType, body, close: this.#draining, headers: reply.headers, requestId: pending.id },
       request.method === 'HEAD',
     );
     const seconds = (performance.now() - pending.started) / 1000;
@@ -588,7 +595,13 @@ export class PadlockHttpServer {
       this.app.metrics.requestDuration.observeKey(compiled.latencyKey, seconds);
     }
     if (this.options.logRequests) {
-      this.log.info('request', { method, route: label, status: reply.status, ms: Math.round(seconds * 1e6) / 1e3 });
+      this.log.info('request', {
+        requestId: pending.id,
+        method,
+        route: label,
+        status: reply.status,
+        ms: Math.round(seconds * 1e6) / 1e3,
+      });
     }
   }
 }
