@@ -37,6 +37,7 @@ import { ServiceRegistry } from './services.js';
 import { CassandraKeyStore } from './store/cassandra.js';
 import { openStore } from './store/open.js';
 import type { KeyStore } from './store/types.js';
+import { startTracing, type Tracing } from './tracing.js';
 
 /** Every route, in the order they are matched and documented. */
 export const ROUTES: readonly Route[] = [
@@ -129,14 +130,16 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   const insecure = checkPlaintextListener(config.listen);
   const metrics = new Metrics();
   metrics.runtime.setBuild(VERSION);
-  metrics.runtime.observeGc();
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
   let memcached: MemcachedClient | undefined;
   let journal: ShredJournal | undefined;
   let gate: JournalGate | undefined;
   let proofTimer: NodeJS.Timeout | undefined;
+  let tracing: Tracing | undefined;
   try {
+    metrics.runtime.observeGc();
+    if (config.tracing.enabled) tracing = await startTracing(config.tracing);
     journal = options.journal ?? (await openJournal(config, keks, log, { write: true }));
     const registry = new ServiceRegistry(store, keks, log, metrics);
     metrics.servicesFailingIntegrity.track(() => registry.integrityFailures.size);
@@ -290,12 +293,14 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         await audit.checkpoint();
         memcached?.close();
         metrics.runtime.stopGc();
+        await tracing?.shutdown();
         if (options.journal === undefined) await journalGate.journal.close();
         await store.close();
       },
     };
   } catch (error) {
     metrics.runtime.stopGc();
+    await tracing?.shutdown();
     gate?.stop();
     clearInterval(proofTimer);
     memcached?.close();

@@ -13,9 +13,13 @@ const WELL_FORMED = /^[A-Za-z0-9._:+=/@-]{1,128}$/;
 const PREFIX = `${randomBytes(6).toString('hex')}-`;
 let sequence = 0;
 
-/** The caller's id when `incoming` is well-formed, else a new one: 12 hex digits, a dash, a counter. */
+/**
+ * The caller's id when `incoming` is well-formed, else a new one: 12 hex digits, a dash, a counter
+ * in 10 base-36 digits (fixed width: every answer of a route keeps one length, as clients that
+ * count answers by length, like bench/ab-warm.mjs, expect).
+ */
 export function requestId(incoming: string | undefined): string {
   if (incoming !== undefined && WELL_FORMED.test(incoming)) return incoming;
   sequence = (sequence + 1) % Number.MAX_SAFE_INTEGER;
-  return PREFIX + sequence.toString(36);
+  return PREFIX + sequence.toString(36).padStart(10, '0');
 }

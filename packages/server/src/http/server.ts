@@ -7,6 +7,8 @@ import type { AppContext, Reply, Route } from './route.js';
 import type { ClientCertificatesConfig, TlsConfig } from '../config.js';
 import { BodyWriter } from './answer.js';
 import { clientCertificateOf, TlsListener, type ClientCertificate } from './tls.js';
+import type { Span } from '@opentelemetry/api';
+import { endRequestSpan, startRequestSpan, tracingOn, withContext } from '../tracing.js';
 import { requestId } from './request-id.js';
 import { WireServer, type WireError, type WireRequest } from './wire.js';
 
@@ -95,6 +97,8 @@ interface Pending {
   readonly request: WireRequest;
   /** X-Request-Id of the answer and the log lines (request-id.ts). */
   readonly id: string;
+  /** The request's server span, while tracing is on. */
+  span: Span | undefined;
   readonly started: number;
   readonly deadlineAt: number;
   label: string;
@@ -391,6 +395,7 @@ export class PadlockHttpServer {
     const pending: Pending = {
       request,
       id: requestId(request.headers.get('x-request-id')),
+      span: undefined,
       started,
       deadlineAt: started + this.options.deadlineMs,
       label: 'unmatched',
@@ -412,7 +417,13 @@ export class PadlockHttpServer {
     this.#pending.add(pending);
     let reply: Reply | Promise<Reply>;
     try {
-      reply = this.#dispatch(request, pending);
+      if (tracingOn()) {
+        const { span, ctx } = startRequestSpan(request.method, request.headers);
+        pending.span = span;
+        reply = withContext(ctx, () => this.#dispatch(request, pending));
+      } else {
+        reply = this.#dispatch(request, pending);
+      }
     } catch (error) {
       this.#answer(pending, this.#failed(error, pending));
       return;
@@ -594,6 +605,7 @@ export class PadlockHttpServer {
       this.app.metrics.requests.incKey(key);
       this.app.metrics.requestDuration.observeKey(compiled.latencyKey, seconds);
     }
+    if (pending.span !== undefined) endRequestSpan(pending.span, method, label, reply.status, pending.id);
     if (this.options.logRequests) {
       this.log.info('request', {
         requestId: pending.id,
