@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { metricValue, parsePrometheusText } from '../../../scripts/testing/prometheus-text.mjs';
@@ -40,13 +40,36 @@ describe('/metrics: every metric documented with its type, and the runtime ones 
     const { families } = parsePrometheusText(reply.text);
     const live = new Map([...families].map(([name, family]) => [name, family.type]));
     const documented = new Map<string, string>();
-    for (const [section, rows] of documentedMetrics()) {
-      if (section === 'Deletion canary') continue; // served by `padlock canary`: canary.test checks them
+    for (const rows of documentedMetrics().values()) {
       for (const [name, type] of rows) documented.set(name, type);
     }
     assert.ok(documented.size >= 40, `only ${documented.size} rows read from docs/metrics.md`);
     for (const [name, type] of live) assert.equal(documented.get(name), type, `${name} (${type}) in /metrics`);
     for (const [name, type] of documented) assert.equal(live.get(name), type, `${name} (${type}) in docs/metrics.md`);
+  });
+
+  it('every metric the SLO rules and the Grafana dashboard use exists in a live /metrics', async () => {
+    const { families } = parsePrometheusText((await h.call('GET', '/metrics')).text);
+    const rules = readdirSync(`${ROOT}ops/prometheus`)
+      .filter((f) => f.endsWith('.yml'))
+      .map((f) => readFileSync(`${ROOT}ops/prometheus/${f}`, 'utf8'))
+      .join('\n');
+    const dashboard = readFileSync(`${ROOT}ops/grafana/padlock.json`, 'utf8');
+    const recorded = new Set([...rules.matchAll(/- record: (\S+)/g)].map((m) => m[1]!));
+    const used = new Set<string>();
+    for (const text of [rules, dashboard]) {
+      for (const m of text.matchAll(/(?<![\w:])((?:padlock|process|nodejs)_[a-z0-9_]+)/g)) used.add(m[1]!);
+      for (const m of text.matchAll(/(?<![\w])(padlock:[a-z0-9_:]+)/g)) {
+        assert.ok(recorded.has(m[1]!), `${m[1]} is used but no rule records it`);
+      }
+    }
+    assert.ok(used.size >= 15, `only ${used.size} metric names found in the rules and dashboard`);
+    for (const name of used) {
+      const base = name.replace(/_(bucket|count|sum)$/, '');
+      const family = families.get(name) ?? families.get(base);
+      assert.ok(family !== undefined, `${name} is used in ops/ but not exported`);
+      if (family.name !== name) assert.equal(family.type, 'histogram', `${name}: ${base} is no histogram`);
+    }
   });
 
   it('names follow the conventions: counters end in _total, nothing else does, no padlock_gauge', async () => {
