@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,6 +15,9 @@ import { startNode, stop } from './lib/processes.mjs';
  * connections counts answers of the first answer's length; it reports each round and the medians.
  *
  *   node bench/ab-warm.mjs <checkout A> <checkout B> [rounds=6] [seconds=4] [connections=32]
+ *
+ * AB_TRACE_B=1 turns tracing on in B (every request sampled), exporting to an OTLP/HTTP sink in
+ * this process that accepts and drops the spans: the cost of tracing on, export included.
  */
 
 const [rootA, rootB, rounds = '6', seconds = '4', connections = '32'] = process.argv.slice(2);
@@ -21,6 +25,17 @@ if (rootA === undefined || rootB === undefined) {
   console.error('usage: node bench/ab-warm.mjs <checkout A> <checkout B> [rounds] [seconds] [connections]');
   process.exit(2);
 }
+
+/** Accepts OTLP/HTTP exports and drops them. */
+async function otlpSink() {
+  const sink = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  return sink;
+}
+const sink = process.env.AB_TRACE_B === '1' ? await otlpSink() : undefined;
 
 async function start(name, root) {
   const cli = join(resolve(root), 'packages/cli/dist/main.js');
@@ -33,6 +48,9 @@ async function start(name, root) {
     store: { kind: 'sqlite', sqlite: { path: 'padlock.db' } },
     limits: { deadlineMs: 2000, maxInFlight: 4096 },
     log: { level: 'info', requests: false },
+    ...(name === 'B' && sink !== undefined
+      ? { tracing: { enabled: true, endpoint: `http://127.0.0.1:${sink.address().port}/v1/traces` } }
+      : {}),
   };
   writeFileSync(config, JSON.stringify(settings), { mode: 0o600 });
   const rights = ['--read', 'profile,payments,advertising', '--create'];
@@ -125,4 +143,5 @@ try {
     await stop(server.server);
     rmSync(server.dir, { recursive: true, force: true });
   }
+  sink?.close();
 }

@@ -15,6 +15,7 @@ import {
   sqlitePreloadSample,
 } from './lib/fixtures.mjs';
 import { writeBenchCharts } from './lib/charts.mjs';
+import { parsePrometheusText } from '../scripts/testing/prometheus-text.mjs';
 import { Histogram } from './lib/histogram.mjs';
 import {
   atExit,
@@ -259,9 +260,9 @@ const httpAgent = new HttpAgent({ keepAlive: true });
 async function metrics(server) {
   const { text } = await call(server, 'GET', '/metrics');
   const values = {};
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_]+(?:\{[^}]*\})?) ([0-9.e+-]+)$/.exec(line);
-    if (m !== null) values[m[1]] = Number(m[2]);
+  for (const { name, labels, value } of parsePrometheusText(text).samples) {
+    const pairs = Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+    values[pairs.length === 0 ? name : `${name}{${pairs.join(',')}}`] = value;
   }
   return values;
 }
@@ -740,7 +741,7 @@ async function scenarios(population) {
         const users = S.users;
         await sweep(server, cred, users, async (n) => {
           const m = await metrics(server);
-          samples.push({ entries: m['padlock_gauge{name="l1_entries"}'] ?? n, rssBytes: rssBytes(server.pid) });
+          samples.push({ entries: m['padlock_l1_cache_entries'] ?? n, rssBytes: rssBytes(server.pid) });
         });
         const sweepS = (performance.now() - sweepStart) / 1000;
         log(
@@ -962,7 +963,7 @@ async function memoryScenario() {
     const started = performance.now();
     await sweep(server, big.credential, S.memoryUsers, async (n) => {
       const m = await metrics(server);
-      samples.push({ entries: m['padlock_gauge{name="l1_entries"}'] ?? n, rssBytes: rssBytes(server.pid) });
+      samples.push({ entries: m['padlock_l1_cache_entries'] ?? n, rssBytes: rssBytes(server.pid) });
     });
     const sweepS = (performance.now() - started) / 1000;
     log(

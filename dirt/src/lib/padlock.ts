@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { captureCommand, rssMiB, signalChild, spawnChild, stopChild, type Child } from './children.js';
 import { call, CallError, type Target } from './http.js';
+import { metricValue } from '../../../scripts/testing/prometheus-text.mjs';
+
+/** The sum of a metric's samples whose labels include `labels`: the one Prometheus-text reader. */
+export const metricSum = metricValue;
 
 /*
  * Padlock under test: real processes of the repository's CLI
@@ -221,17 +225,4 @@ export class PadlockProcess {
     const reply = await call(this.target, { method: 'GET', path: '/metrics', timeoutMs: 5000 });
     return reply.body.toString('utf8');
   }
-}
-
-/** Sum of a Prometheus metric's samples whose labels include `labels`. */
-export function metricSum(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const labelText = match[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) sum += Number(match[3]);
-  }
-  return sum;
 }

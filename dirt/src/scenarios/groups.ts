@@ -5,6 +5,7 @@ import { now } from '../lib/load.js';
 import type { MemcachedServer } from '../lib/memcached.js';
 import { KeyOracle } from '../lib/oracle.js';
 import type { PadlockProcess } from '../lib/padlock.js';
+import { parsePrometheusText } from '../../../scripts/testing/prometheus-text.mjs';
 import { faultOutcome, figure, invariant, runFault, sleep, type Context, type Scenario } from '../lib/scenario.js';
 import { SdkWorkload } from '../lib/sdk-workload.js';
 import { replyLabel } from '../lib/workload.js';
@@ -127,11 +128,12 @@ export const groupKill: Scenario = {
 /** Key requests the (restarted) process has answered, from its metrics. */
 async function primaryRequests(process: PadlockProcess): Promise<number> {
   try {
-    const text = await process.metrics();
+    const { samples } = parsePrometheusText(await process.metrics());
     let sum = 0;
-    for (const line of text.split('\n')) {
-      if (line.startsWith('padlock_http_requests_total{') && line.includes('/v1/keys'))
-        sum += Number(line.split(' ').pop());
+    for (const sample of samples) {
+      if (sample.name === 'padlock_http_requests_total' && sample.labels['route']?.startsWith('/v1/keys')) {
+        sum += sample.value;
+      }
     }
     return sum;
   } catch {

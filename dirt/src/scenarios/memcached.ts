@@ -180,8 +180,8 @@ function memcachedScenario(fault: Fault): Scenario {
         );
       }
       const hedged =
-        metricSum(metricsAfter, 'padlock_gauge', { name: 'store_hedged_reads' }) -
-        metricSum(metricsBefore, 'padlock_gauge', { name: 'store_hedged_reads' });
+        metricSum(metricsAfter, 'padlock_store_hedged_reads_total') -
+        metricSum(metricsBefore, 'padlock_store_hedged_reads_total');
       notes.push(`memcached hits over the run: ${hits}; Cassandra reads hedged: ${hedged}`);
       return faultOutcome(result, load, {
         minAvailability: 99.95,

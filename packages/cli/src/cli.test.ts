@@ -97,6 +97,7 @@ const COMMANDS = [
   'backup restore',
   'journal replay',
   'journal status',
+  'canary',
 ];
 
 interface Created {

@@ -41,6 +41,7 @@ import {
   statusCommand,
 } from './backup.js';
 import { serve } from './serve.js';
+import { DeletionCanary } from './canary.js';
 
 export class UsageError extends Error {
   constructor(
@@ -885,7 +886,104 @@ const COMMANDS: readonly Command[] = [
       return backupCommand(() => statusCommand(loadConfig(configPath(values))));
     },
   },
+  {
+    name: 'canary',
+    args: '',
+    summary: 'create, shred and watch a canary user in a loop: checks every group stops serving it within maxStaleness',
+    options: {
+      group: { type: 'string', multiple: true },
+      'credential-file': { type: 'string' },
+      'max-staleness': { type: 'string' },
+      interval: { type: 'string' },
+      'metrics-listen': { type: 'string' },
+      rounds: { type: 'string' },
+    },
+    optionHelp: [
+      '--group NAME=URL        an endpoint group (repeatable; the first one creates and shreds)',
+      '--credential-file FILE  a credential of a service that may create, read and shred',
+      "--max-staleness S       the groups' deletion bound, seconds (default 30)",
+      '--interval S            seconds between rounds (default 60)',
+      '--metrics-listen H:P    serve the canary metrics at http://H:P/metrics (default 127.0.0.1:9464)',
+      '--rounds N              stop after N rounds (default: run until SIGTERM)',
+    ],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return canaryCommand(values);
+    },
+  },
 ];
+
+function seconds(values: Values, name: string, fallback: number): number {
+  const n = Number(values[name] ?? fallback);
+  if (!Number.isFinite(n) || n <= 0 || n > 86400)
+    throw new UsageError(`--${name} must be a number of seconds, 0-86400`);
+  return n;
+}
+
+async function canaryCommand(values: Values): Promise<number> {
+  const groups = (Array.isArray(values['group']) ? values['group'] : []).map((spec) => {
+    const at = spec.indexOf('=');
+    const name = spec.slice(0, at);
+    const url = spec.slice(at + 1);
+    if (at < 1 || !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name) || !/^https?:\/\/[^\s]+$/.test(url)) {
+      throw new UsageError(
+        `--group must be NAME=URL (name: lower-case letters, digits, _ and -), not "${spec.slice(0, 100)}"`,
+      );
+    }
+    return { name, url };
+  });
+  if (groups.length === 0) throw new UsageError('at least one --group is needed');
+  const file = values['credential-file'];
+  if (typeof file !== 'string') throw new UsageError('--credential-file is needed');
+  const credential = readFileSync(file, 'utf8').trim();
+  const listen = String(values['metrics-listen'] ?? '127.0.0.1:9464');
+  const colon = listen.lastIndexOf(':');
+  const port = Number(listen.slice(colon + 1));
+  if (colon < 1 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError('--metrics-listen must be HOST:PORT');
+  }
+  const rounds = values['rounds'] === undefined ? Infinity : Number(values['rounds']);
+  if (!(rounds === Infinity || (Number.isInteger(rounds) && rounds > 0)))
+    throw new UsageError('--rounds must be a positive integer');
+  const canary = new DeletionCanary({
+    groups,
+    credential,
+    maxStalenessMs: seconds(values, 'max-staleness', 30) * 1000,
+  });
+  const intervalMs = seconds(values, 'interval', 60) * 1000;
+  const server = await canary.listen(port, listen.slice(0, colon));
+  const address = server.address();
+  process.stdout.write(
+    `${JSON.stringify({ msg: 'canary listening', port: typeof address === 'object' && address !== null ? address.port : port })}\n`,
+  );
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  const stop = (): void => {
+    stopping = true;
+    wake?.();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  let failed = 0;
+  try {
+    for (let round = 0; round < rounds && !stopping; round++) {
+      const outcomes = await canary.round();
+      if (outcomes.some((o) => o.failure !== undefined)) failed++;
+      process.stdout.write(`${JSON.stringify({ msg: 'canary round', time: new Date().toISOString(), outcomes })}\n`);
+      if (round + 1 < rounds && !stopping) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, intervalMs).unref();
+        });
+      }
+    }
+  } finally {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    await new Promise((resolve) => server.close(resolve));
+  }
+  return failed === 0 ? 0 : 1;
+}
 
 async function backupCommand(work: () => Promise<Record<string, unknown>>): Promise<number> {
   try {

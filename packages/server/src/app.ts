@@ -37,6 +37,7 @@ import { ServiceRegistry } from './services.js';
 import { CassandraKeyStore } from './store/cassandra.js';
 import { openStore } from './store/open.js';
 import type { KeyStore } from './store/types.js';
+import { startTracing, type Tracing } from './tracing.js';
 
 /** Every route, in the order they are matched and documented. */
 export const ROUTES: readonly Route[] = [
@@ -128,21 +129,24 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   // Before anything is opened: a plaintext listener off loopback is refused unless meant.
   const insecure = checkPlaintextListener(config.listen);
   const metrics = new Metrics();
+  metrics.runtime.setBuild(VERSION);
   const keks: KekRing = loadKeks(config);
   const store = options.store ?? (await openStore(config, log));
   let memcached: MemcachedClient | undefined;
   let journal: ShredJournal | undefined;
   let gate: JournalGate | undefined;
   let proofTimer: NodeJS.Timeout | undefined;
+  let tracing: Tracing | undefined;
   try {
+    metrics.runtime.observeGc();
+    if (config.tracing.enabled) tracing = await startTracing(config.tracing);
     journal = options.journal ?? (await openJournal(config, keks, log, { write: true }));
     const registry = new ServiceRegistry(store, keks, log, metrics);
-    metrics.gauges.track(() => registry.integrityFailures.size, { name: 'services_failing_integrity' });
+    metrics.servicesFailingIntegrity.track(() => registry.integrityFailures.size);
     await registry.refresh();
     registry.start(config.services.refreshSeconds);
 
-    if (store instanceof CassandraKeyStore)
-      metrics.gauges.track(() => store.hedgedReads, { name: 'store_hedged_reads' });
+    if (store instanceof CassandraKeyStore) metrics.storeHedgedReads.track(() => store.hedgedReads);
     let rows: RowSource = new StoreRows(store, metrics);
     const extraChecks: Record<string, () => Promise<string>> = { ...options.checks };
     if (config.cache.memcached.servers.length > 0) {
@@ -288,11 +292,15 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
         clearInterval(proofTimer);
         await audit.checkpoint();
         memcached?.close();
+        metrics.runtime.stopGc();
+        await tracing?.shutdown();
         if (options.journal === undefined) await journalGate.journal.close();
         await store.close();
       },
     };
   } catch (error) {
+    metrics.runtime.stopGc();
+    await tracing?.shutdown();
     gate?.stop();
     clearInterval(proofTimer);
     memcached?.close();

@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import type { TracingConfig } from './tracing.js';
 
 /*
  * One schema, with every default in it, validated once at start and frozen.
@@ -54,6 +55,8 @@ export interface PadlockConfig {
   readonly audit: { readonly checkpointSeconds: number };
   readonly drainTimeoutMs: number;
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly requests: boolean };
+  /** OpenTelemetry traces (docs/operations.md, "Tracing"); off by default. */
+  readonly tracing: TracingConfig;
 }
 
 /** The shred journal (DESIGN.md section 11; docs/operations.md, "Backups and the shred journal"). */
@@ -644,6 +647,18 @@ export const CONFIG_SCHEMA = {
           default: false,
           description: 'One info line per request (method, route, status, milliseconds).',
         },
+      },
+    },
+    tracing: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: false },
+        endpoint: { type: 'string', pattern: '^https?://[^\\s]{1,2000}$', default: 'http://127.0.0.1:4318/v1/traces' },
+        serviceName: { type: 'string', minLength: 1, maxLength: 128, default: 'padlock' },
+        sampleRatio: { type: 'number', minimum: 0, maximum: 1, default: 1 },
+        exportDelayMs: { type: 'integer', minimum: 10, maximum: 60000, default: 5000 },
       },
     },
   },

@@ -15,7 +15,7 @@ export {
 export { parseConfig, loadConfig, ConfigError, CONFIG_SCHEMA, type PadlockConfig } from './config.js';
 export { loadKek, loadKeks } from './kek.js';
 export { createLogger, type Logger, type LogLevel } from './log.js';
-export { Metrics } from './metrics.js';
+export { Metrics, Counter, Gauge, Histogram } from './metrics.js';
 export {
   newCredential,
   newServiceRecord,

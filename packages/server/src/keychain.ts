@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import { PadlockError, SecretBytes, unwrapRootKey, type KekRing } from '@padlock/core';
 import type { Metrics } from './metrics.js';
 import type { KeyRow, KeyStore } from './store/types.js';
+import { traced, tracingOn } from './tracing.js';
 
 /*
  * The read path, as layers that each do one thing:
@@ -302,7 +303,7 @@ export class StoreRows implements RowSource {
 export async function timed<T>(metrics: Metrics, op: string, work: Promise<T>): Promise<T> {
   const start = process.hrtime.bigint();
   try {
-    return await work;
+    return await (tracingOn() ? traced(`store ${op}`, { 'db.operation.name': op }, () => work) : work);
   } catch (error) {
     metrics.storeErrors.inc({ op });
     if (error instanceof PadlockError) throw error;

@@ -9,6 +9,7 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { ReceiptSigner } from './receipts.js';
 import type { HoldRecord, KeyStore, ScheduleClaim, ScheduleRecord } from './store/types.js';
+import { traced } from './tracing.js';
 
 /*
  * Legal holds and scheduled shreds (DESIGN.md section 3). Every row is sealed
@@ -368,7 +369,7 @@ export class Scheduler {
   start(): void {
     const loop = (): void => {
       if (this.#stopped) return;
-      this.#running = this.pass()
+      this.#running = traced('scheduler pass', {}, () => this.pass(), true)
         .then(() => undefined)
         .catch((error: unknown) => {
           this.log.warn('scheduler pass failed', { error: error instanceof Error ? error.message : 'unknown' });
@@ -396,7 +397,9 @@ export class Scheduler {
       while (next < due.length && !this.#stopped) {
         const schedule = due[next++]!;
         try {
-          const outcome = await this.lifecycle.execute(schedule, this.nodeId, this.options.leaseMs);
+          const outcome = await traced('scheduled shred', { 'padlock.schedule_id': schedule.scheduleId }, () =>
+            this.lifecycle.execute(schedule, this.nodeId, this.options.leaseMs),
+          );
           if (outcome === 'executed') executed++;
           if (outcome === 'executed' || outcome === 'held') this.metrics.schedulesExecuted.inc({ outcome });
         } catch (error) {

@@ -2,8 +2,13 @@
  * A small Prometheus registry: counters, gauges and histograms with fixed
  * label sets, rendered in the text exposition format (version 0.0.4). Label
  * values here are route templates, status codes and fixed names, never user
- * ids, so cardinality stays bounded.
+ * ids, so cardinality stays bounded. Each value is its own metric, named as
+ * the Prometheus conventions say (base units, _total for counters); every
+ * metric is listed in docs/metrics.md, and a test compares the two.
  */
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -67,22 +72,37 @@ export class Counter implements Metric {
   }
 }
 
-export class Gauge implements Metric {
+/**
+ * A value read at scrape time (`track`): a gauge, or a counter kept elsewhere (a client
+ * library's count) that this registry only reports.
+ */
+export class Sampled implements Metric {
   readonly #values = new Map<string, () => number>();
   constructor(
     readonly name: string,
     readonly help: string,
+    readonly type: 'gauge' | 'counter' = 'gauge',
   ) {}
 
-  /** The gauge reads `read()` at scrape time. */
+  /** The metric reads `read()` at scrape time; a later track with the same labels replaces it. */
   track(read: () => number, labels: Labels = {}): void {
     this.#values.set(labelKey(labels), read);
   }
 
   render(): string {
-    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} gauge\n`;
-    for (const [key, read] of this.#values) out += `${this.name}${key === '' ? '' : `{${key}}`} ${read()}\n`;
+    let out = `# HELP ${this.name} ${this.help}\n# TYPE ${this.name} ${this.type}\n`;
+    for (const [key, read] of this.#values) {
+      const value = read();
+      if (Number.isFinite(value)) out += `${this.name}${key === '' ? '' : `{${key}}`} ${value}\n`;
+    }
     return out;
+  }
+}
+
+/** A point-in-time value read at scrape time. */
+export class Gauge extends Sampled {
+  constructor(name: string, help: string) {
+    super(name, help, 'gauge');
   }
 }
 
@@ -142,6 +162,109 @@ export class Histogram implements Metric {
   }
 }
 
+/**
+ * What operators look for from any process, under the names other exporters use (the Prometheus
+ * client libraries' process_* and Node.js ones), so existing dashboards find them.
+ */
+export class RuntimeMetrics {
+  readonly buildInfo = new Gauge('padlock_build_info', 'Always 1; the labels say which build and Node.js run');
+  readonly cpu = new Sampled('process_cpu_seconds_total', 'User and system CPU time spent, in seconds', 'counter');
+  readonly residentMemory = new Gauge('process_resident_memory_bytes', 'Resident set size in bytes');
+  readonly openFds = new Gauge('process_open_fds', 'Open file descriptors');
+  readonly maxFds = new Gauge('process_max_fds', 'The limit on open file descriptors');
+  readonly startTime = new Gauge('process_start_time_seconds', 'Process start, in seconds since the Unix epoch');
+  readonly heapUsed = new Gauge('nodejs_heap_size_used_bytes', 'V8 heap in use, in bytes');
+  readonly heapTotal = new Gauge('nodejs_heap_size_total_bytes', 'V8 heap reserved, in bytes');
+  readonly external = new Gauge(
+    'nodejs_external_memory_bytes',
+    'Memory of C++ objects bound to JavaScript (Buffers), in bytes',
+  );
+  readonly gcPauses = new Histogram(
+    'nodejs_gc_duration_seconds',
+    'Garbage collection pauses by kind (minor, major, incremental, weakcb)',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+  );
+  readonly all: readonly Metric[] = [
+    this.buildInfo,
+    this.cpu,
+    this.residentMemory,
+    this.openFds,
+    this.maxFds,
+    this.startTime,
+    this.heapUsed,
+    this.heapTotal,
+    this.external,
+    this.gcPauses,
+  ];
+
+  /** Set once by the server: padlock_build_info{version, nodejs} 1. */
+  setBuild(version: string): void {
+    this.buildInfo.track(() => 1, { version, nodejs: process.version });
+  }
+
+  constructor() {
+    this.cpu.track(() => {
+      const { user, system } = process.cpuUsage();
+      return (user + system) / 1e6;
+    });
+    this.residentMemory.track(() => process.memoryUsage.rss());
+    this.startTime.track(() => Math.round((Date.now() - process.uptime() * 1000) / 1000));
+    this.heapUsed.track(() => process.memoryUsage().heapUsed);
+    this.heapTotal.track(() => process.memoryUsage().heapTotal);
+    this.external.track(() => process.memoryUsage().external);
+    // Linux only: elsewhere the two are left out rather than reported as 0.
+    this.openFds.track(() => {
+      try {
+        return readdirSync('/proc/self/fd').length;
+      } catch {
+        return NaN;
+      }
+    });
+    const maxFds = softFdLimit();
+    this.maxFds.track(() => maxFds);
+  }
+
+  #gc: PerformanceObserver | undefined;
+
+  /** Starts recording GC pauses; one observer per process is enough, so the server owning /metrics calls it. */
+  observeGc(): void {
+    if (this.#gc !== undefined) return;
+    this.#gc = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const detail = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail;
+        const kind = GC_KINDS[detail?.kind ?? 0] ?? 'other';
+        this.gcPauses.observe({ kind }, entry.duration / 1000);
+      }
+    });
+    this.#gc.observe({ entryTypes: ['gc'] });
+  }
+
+  stopGc(): void {
+    this.#gc?.disconnect();
+    this.#gc = undefined;
+  }
+}
+
+/** perf_hooks' NODE_PERFORMANCE_GC_* flags, as labels. */
+const GC_KINDS: Readonly<Record<number, string>> = {
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+
+function softFdLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'latin1')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line === undefined ? undefined : /^Max open files\s+(\d+)/.exec(line)?.[1];
+    return soft === undefined ? NaN : Number(soft);
+  } catch {
+    return NaN;
+  }
+}
+
 /** Padlock's metrics, one registry per server. */
 export class Metrics {
   readonly requests = new Counter('padlock_http_requests_total', 'HTTP requests by route, method and status');
@@ -195,7 +318,44 @@ export class Metrics {
     'padlock_tls_client_certificate_refusals_total',
     'Requests refused for their client certificate, by reason (unmapped, mismatch, missing)',
   );
-  readonly gauges = new Gauge('padlock_gauge', 'Point-in-time values by name');
+  readonly inFlight = new Gauge('padlock_http_inflight_requests', 'Requests being handled now (limits.maxInFlight)');
+  readonly connections = new Gauge('padlock_http_open_connections', 'Open HTTP connections (limits.maxConnections)');
+  readonly unfinishedRequestBytes = new Gauge(
+    'padlock_http_unfinished_request_bytes',
+    'Bytes held by requests not fully read yet (limits.maxUnfinishedRequestBytes)',
+  );
+  readonly eventLoopLag = new Histogram(
+    'padlock_event_loop_lag_seconds',
+    'How late each 5 ms tick of the load-shedding timer ran: the event-loop delay that sheds requests',
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+  );
+  readonly eventLoopBehind = new Gauge(
+    'padlock_event_loop_behind_seconds',
+    'How long every tick of the event loop has come late, 0 when the last was on time; requests are shed (reason event_loop) past padlock_event_loop_behind_limit_seconds',
+  );
+  readonly eventLoopBehindLimit = new Gauge(
+    'padlock_event_loop_behind_limit_seconds',
+    'How long the event loop may stay behind before requests are shed (limits.maxLoopBusyMs x 5)',
+  );
+  readonly l1Entries = new Gauge('padlock_l1_cache_entries', 'Keychains held in the in-process cache');
+  readonly memcachedServersHealthy = new Gauge(
+    'padlock_memcached_servers_healthy',
+    'memcached servers this process currently reads from (the others are marked down)',
+  );
+  readonly tlsCertificateNotAfter = new Gauge(
+    'padlock_tls_certificate_not_after_timestamp_seconds',
+    'Expiry of the served TLS certificate, in seconds since the Unix epoch',
+  );
+  readonly servicesFailingIntegrity = new Gauge(
+    'padlock_services_failing_integrity',
+    'Services whose store rows failed their MAC check at the last refresh',
+  );
+  readonly storeHedgedReads = new Sampled(
+    'padlock_store_hedged_reads_total',
+    'Cassandra reads that sent a speculative second request (store.cassandra.hedgeAfterMs)',
+    'counter',
+  );
+  readonly runtime = new RuntimeMetrics();
 
   /** Counts `users` lookups of each category by one service. */
   countLookups(serviceId: string, categories: readonly string[], users = 1): void {
@@ -222,7 +382,18 @@ export class Metrics {
     this.tlsHandshakeFailures,
     this.tlsReloads,
     this.tlsCertificateRefusals,
-    this.gauges,
+    this.inFlight,
+    this.connections,
+    this.unfinishedRequestBytes,
+    this.eventLoopLag,
+    this.eventLoopBehind,
+    this.eventLoopBehindLimit,
+    this.l1Entries,
+    this.memcachedServersHealthy,
+    this.tlsCertificateNotAfter,
+    this.servicesFailingIntegrity,
+    this.storeHedgedReads,
+    ...this.runtime.all,
   ];
 
   render(): string {

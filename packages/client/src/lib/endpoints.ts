@@ -1,3 +1,4 @@
+import { context, propagation } from '@opentelemetry/api';
 import { Unavailable, type FailedAttempt } from '../errors.js';
 import type { ResolvedGroup, ResolvedOptions } from '../options.js';
 import { AttemptError, type Attempt, type HttpClient, type HttpReply } from './http.js';
@@ -202,6 +203,9 @@ export class Endpoints {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.#authorization !== undefined) headers['authorization'] = this.#authorization;
     if (request.body !== undefined) headers['content-type'] = 'application/json';
+    // The caller's active trace, as traceparent/tracestate, when its process has an OpenTelemetry
+    // propagator installed; without one this adds nothing.
+    propagation.inject(context.active(), headers);
     return headers;
   }
 

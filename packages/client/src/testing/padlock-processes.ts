@@ -6,6 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { metricValue } from '../../../../scripts/testing/prometheus-text.mjs';
+
+/** The one Prometheus-text reader (scripts/testing/prometheus-text.mjs), for the tests that import it from here. */
+export { metricValue };
 
 /*
  * Test helper: real Padlock processes (`padlock serve`, the CLI the operators
@@ -64,19 +68,6 @@ function run(args: readonly string[]): Promise<string> {
       else reject(new Error(`padlock ${args.join(' ')} exited with ${code}: ${stderr}`));
     });
   });
-}
-
-/** Sums a Prometheus counter over the series whose labels include `labels`. */
-export function metricValue(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const found: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) found[pair[1]!] = pair[2]!;
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) total += Number(match[3]);
-  }
-  return total;
 }
 
 /** Batch-get requests a process has answered, by its own metrics. */

@@ -38,7 +38,7 @@ export class L1Cache implements KeychainSource {
     private readonly options: L1Options,
     private readonly metrics: Metrics,
   ) {
-    metrics.gauges.track(() => this.#entries.size, { name: 'l1_entries' });
+    metrics.l1Entries.track(() => this.#entries.size);
   }
 
   get size(): number {

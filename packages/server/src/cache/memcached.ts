@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyRow } from '../store/types.js';
 import { MemcachedClient, MemcachedError } from './memcached-client.js';
+import { traced } from '../tracing.js';
 
 /*
  * L2: memcached shared by one deployment group, decorating the store's rows.
@@ -50,7 +51,7 @@ export class MemcachedRows implements RowSource {
     private readonly log: Logger,
   ) {
     this.#macKey = hkdfSha256(keks.active.key.expose(), Buffer.alloc(0), Buffer.from('padlock/v1/cache-mac'), 32);
-    metrics.gauges.track(() => client.healthyServers, { name: 'memcached_servers_healthy' });
+    metrics.memcachedServersHealthy.track(() => client.healthyServers);
   }
 
   /** For /readyz: memcached never makes the server unready, but its state is reported. */
@@ -95,7 +96,7 @@ export class MemcachedRows implements RowSource {
     const mark = { at: Date.now(), sequence: ++this.#sequence, deleteFailed: false };
     this.#remember(userId, mark);
     try {
-      await this.client.delete(this.#key(userId));
+      await traced('memcached delete', {}, () => this.client.delete(this.#key(userId)));
     } catch (error) {
       // The old entry may live on in memcached; this process stops trusting it
       // (see #lookup) until a fresh fill replaces it or it expires.
@@ -132,7 +133,10 @@ export class MemcachedRows implements RowSource {
 
   async #lookup(userIds: readonly string[]): Promise<Map<string, RowsRead>> {
     const result = new Map<string, RowsRead>();
-    const { values, failures } = await this.client.getMany(userIds.map((id) => this.#key(id)));
+    const keys = userIds.map((id) => this.#key(id));
+    const { values, failures } = await traced('memcached get', { 'padlock.keys': keys.length }, () =>
+      this.client.getMany(keys),
+    );
     for (const failure of failures) this.#failed(failure, 'get');
     const now = Date.now();
     let hits = 0;

@@ -17,6 +17,8 @@ export interface WireReply {
   readonly close?: boolean;
   /** More header fields (Retry-After, WWW-Authenticate, Allow): names and values without CR or LF. */
   readonly headers?: Readonly<Record<string, string>> | undefined;
+  /** Sent as X-Request-Id: printable ASCII without spaces (request-id.ts makes sure). */
+  readonly requestId?: string | undefined;
 }
 
 const REASONS: Readonly<Record<number, string>> = {
@@ -63,6 +65,7 @@ function httpDate(): Buffer {
 const headStarts = new Map<string, Map<number, Buffer>>();
 const HEAD_MIDDLE = Buffer.from('\r\ncache-control: no-store\r\ndate: ', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
+const REQUEST_ID = Buffer.from('x-request-id: ', 'latin1');
 
 function headStart(status: number, contentType: string): Buffer {
   let byStatus = headStarts.get(contentType);
@@ -115,8 +118,17 @@ export function answerBytes(reply: WireReply, headOnly: boolean, fields: Buffer)
   const digits = decimalDigits(length);
   const date = httpDate();
   const extra = reply.headers === undefined ? undefined : extraFields(reply.headers);
+  const id = reply.requestId;
+  const idLength = id === undefined ? 0 : REQUEST_ID.length + id.length + CRLF.length;
   const headLength =
-    start.length + digits + HEAD_MIDDLE.length + date.length + CRLF.length + (extra?.length ?? 0) + fields.length;
+    start.length +
+    digits +
+    HEAD_MIDDLE.length +
+    date.length +
+    CRLF.length +
+    idLength +
+    (extra?.length ?? 0) +
+    fields.length;
   const out = Buffer.allocUnsafe(headLength + (headOnly ? 0 : length));
   out.set(start, 0);
   let at = start.length + digits;
@@ -127,6 +139,13 @@ export function answerBytes(reply: WireReply, headOnly: boolean, fields: Buffer)
   at += date.length;
   out.set(CRLF, at);
   at += CRLF.length;
+  if (id !== undefined) {
+    out.set(REQUEST_ID, at);
+    at += REQUEST_ID.length;
+    at += out.write(id, at, 'latin1');
+    out.set(CRLF, at);
+    at += CRLF.length;
+  }
   if (extra !== undefined) {
     out.set(extra, at);
     at += extra.length;

@@ -7,7 +7,14 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { issue, makeCa, makeTestPki, type TestPki } from '../../../../scripts/testing/certs.mjs';
 import { ServiceWriter } from '../service-rows.js';
-import { ALL_RIGHTS, httpsRequest, startHarness, type Harness, type HttpsCall } from '../testing/harness.js';
+import {
+  ALL_RIGHTS,
+  httpsRequest,
+  metricValue,
+  startHarness,
+  type Harness,
+  type HttpsCall,
+} from '../testing/harness.js';
 
 /*
  * Mutual TLS over real TLS connections: client certificates from a CA made for the test, bound to
@@ -93,12 +100,8 @@ function as(h: Harness, certificate: string | undefined, bearer: string | undefi
   };
 }
 
-function metric(h: Harness, series: string): number {
-  const line = h.padlock.metrics
-    .render()
-    .split('\n')
-    .find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+function metric(h: Harness, name: string, labels: Readonly<Record<string, string>>): number {
+  return metricValue(h.padlock.metrics.render(), name, labels);
 }
 
 const WRONG = 'pl1.billing.0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
@@ -171,9 +174,12 @@ for (const [mode, cases] of Object.entries(MODES)) {
     });
 
     it('refuses a certificate from a CA it does not trust', async () => {
-      const before = metric(h, 'padlock_tls_handshake_failures_total{reason="client_certificate_rejected"}');
+      const before = metric(h, 'padlock_tls_handshake_failures_total', { reason: 'client_certificate_rejected' });
       await assert.rejects(httpsRequest(h.port, '/v1/keys/mtls-user', as(h, 'rogue', 'billing')));
-      assert.equal(metric(h, 'padlock_tls_handshake_failures_total{reason="client_certificate_rejected"}'), before + 1);
+      assert.equal(
+        metric(h, 'padlock_tls_handshake_failures_total', { reason: 'client_certificate_rejected' }),
+        before + 1,
+      );
     });
 
     if (mode !== 'optional') {
@@ -193,12 +199,12 @@ describe('mutual TLS: bindings over time', () => {
   after(() => h.close());
 
   it('counts unmapped certificates and mismatched credentials', async () => {
-    const unmapped = metric(h, 'padlock_tls_client_certificate_refusals_total{reason="unmapped"}');
-    const mismatch = metric(h, 'padlock_tls_client_certificate_refusals_total{reason="mismatch"}');
+    const unmapped = metric(h, 'padlock_tls_client_certificate_refusals_total', { reason: 'unmapped' });
+    const mismatch = metric(h, 'padlock_tls_client_certificate_refusals_total', { reason: 'mismatch' });
     assert.equal((await httpsRequest(h.port, '/v1/keys/mtls-user', as(h, 'stranger', undefined))).status, 401);
     assert.equal((await httpsRequest(h.port, '/v1/keys/mtls-user', as(h, 'billing', 'admin'))).status, 401);
-    assert.equal(metric(h, 'padlock_tls_client_certificate_refusals_total{reason="unmapped"}'), unmapped + 1);
-    assert.equal(metric(h, 'padlock_tls_client_certificate_refusals_total{reason="mismatch"}'), mismatch + 1);
+    assert.equal(metric(h, 'padlock_tls_client_certificate_refusals_total', { reason: 'unmapped' }), unmapped + 1);
+    assert.equal(metric(h, 'padlock_tls_client_certificate_refusals_total', { reason: 'mismatch' }), mismatch + 1);
   });
 
   it('keeps the identity on a resumed session', async () => {

@@ -7,6 +7,9 @@ import type { AppContext, Reply, Route } from './route.js';
 import type { ClientCertificatesConfig, TlsConfig } from '../config.js';
 import { BodyWriter } from './answer.js';
 import { clientCertificateOf, TlsListener, type ClientCertificate } from './tls.js';
+import type { Span } from '@opentelemetry/api';
+import { endRequestSpan, startRequestSpan, tracingOn, withContext } from '../tracing.js';
+import { requestId } from './request-id.js';
 import { WireServer, type WireError, type WireRequest } from './wire.js';
 
 /*
@@ -92,6 +95,10 @@ const BEHIND_FOR_BUSY_LIMITS = 2.5;
 /** A request between its arrival and its answer. */
 interface Pending {
   readonly request: WireRequest;
+  /** X-Request-Id of the answer and the log lines (request-id.ts). */
+  readonly id: string;
+  /** The request's server span, while tracing is on. */
+  span: Span | undefined;
   readonly started: number;
   readonly deadlineAt: number;
   label: string;
@@ -225,6 +232,7 @@ export class PadlockHttpServer {
           const { code, reason } = WIRE_ERRORS[error.status];
           app.metrics.shed.inc({ reason });
           connection.respond({
+            requestId: requestId(undefined),
             status: error.status,
             contentType: 'application/json',
             body: JSON.stringify({ error: { code, message: error.message } }),
@@ -238,9 +246,9 @@ export class PadlockHttpServer {
         },
       },
     );
-    app.metrics.gauges.track(() => this.#inFlight, { name: 'inflight_requests' });
-    app.metrics.gauges.track(() => this.#wire.connections.size, { name: 'http_connections' });
-    app.metrics.gauges.track(() => this.#wire.heldBytes, { name: 'http_unfinished_request_bytes' });
+    app.metrics.inFlight.track(() => this.#inFlight);
+    app.metrics.connections.track(() => this.#wire.connections.size);
+    app.metrics.unfinishedRequestBytes.track(() => this.#wire.heldBytes);
     // A CPU-bound server never reaches maxInFlight (each request finishes within its turn of the
     // loop); its queue is in the sockets instead, where no deadline sees it. The DiRT overload
     // scenario measured that: at twice the capacity nothing was shed and the p99 grew past 1.5 s.
@@ -250,9 +258,16 @@ export class PadlockHttpServer {
     // has come late for BEHIND_FOR_BUSY_LIMITS busy-limits (250 ms by default) is.
     this.#maxLoopBusyMs = options.maxLoopBusyMs ?? Math.max(10, options.deadlineMs / 5);
     const tickMs = 5;
+    const lag = app.metrics.eventLoopLag;
+    app.metrics.eventLoopBehind.track(() =>
+      this.#behindSince === undefined ? 0 : (performance.now() - this.#behindSince) / 1000,
+    );
+    app.metrics.eventLoopBehindLimit.track(() => (BEHIND_FOR_BUSY_LIMITS * this.#maxLoopBusyMs) / 1000);
     this.#loopTimer = setInterval(() => {
       const now = performance.now();
-      const late = now - this.#loopSeenAt - tickMs >= this.#maxLoopBusyMs * 0.75;
+      const lateMs = now - this.#loopSeenAt - tickMs;
+      lag.observe({}, Math.max(0, lateMs) / 1000);
+      const late = lateMs >= this.#maxLoopBusyMs * 0.75;
       this.#behindSince = late ? (this.#behindSince ?? now) : undefined;
       this.#loopSeenAt = now;
       // Deadlines: the oldest requests come first; stop at the first one still within its time.
@@ -379,6 +394,8 @@ export class PadlockHttpServer {
     const started = performance.now();
     const pending: Pending = {
       request,
+      id: requestId(request.headers.get('x-request-id')),
+      span: undefined,
       started,
       deadlineAt: started + this.options.deadlineMs,
       label: 'unmatched',
@@ -400,7 +417,13 @@ export class PadlockHttpServer {
     this.#pending.add(pending);
     let reply: Reply | Promise<Reply>;
     try {
-      reply = this.#dispatch(request, pending);
+      if (tracingOn()) {
+        const { span, ctx } = startRequestSpan(request.method, request.headers);
+        pending.span = span;
+        reply = withContext(ctx, () => this.#dispatch(request, pending));
+      } else {
+        reply = this.#dispatch(request, pending);
+      }
     } catch (error) {
       this.#answer(pending, this.#failed(error, pending));
       return;
@@ -418,12 +441,14 @@ export class PadlockHttpServer {
   #failed(error: unknown, pending: Pending): Reply {
     if (!(error instanceof PadlockError)) {
       this.log.error('request failed', {
+        requestId: pending.id,
         route: pending.label,
         error: error instanceof Error ? error.name : 'unknown',
         detail: error instanceof Error ? error.message : undefined,
       });
     } else if (error.status >= 500 && error.cause !== undefined) {
       this.log.warn('request failed in a backend', {
+        requestId: pending.id,
         route: pending.label,
         code: error.code,
         cause: error.cause instanceof Error ? `${error.cause.name}: ${error.cause.message}` : 'unknown',
@@ -560,7 +585,7 @@ export class PadlockHttpServer {
         : JSON.stringify(reply.body);
     // One literal of a fixed shape (no spread: an object spread on every request showed in profiles).
     request.connection.respond(
-      { status: reply.status, contentType, body, close: this.#draining, headers: reply.headers },
+      { status: reply.status, contentType, body, close: this.#draining, headers: reply.headers, requestId: pending.id },
       request.method === 'HEAD',
     );
     const seconds = (performance.now() - pending.started) / 1000;
@@ -580,8 +605,15 @@ export class PadlockHttpServer {
       this.app.metrics.requests.incKey(key);
       this.app.metrics.requestDuration.observeKey(compiled.latencyKey, seconds);
     }
+    if (pending.span !== undefined) endRequestSpan(pending.span, method, label, reply.status, pending.id);
     if (this.options.logRequests) {
-      this.log.info('request', { method, route: label, status: reply.status, ms: Math.round(seconds * 1e6) / 1e3 });
+      this.log.info('request', {
+        requestId: pending.id,
+        method,
+        route: label,
+        status: reply.status,
+        ms: Math.round(seconds * 1e6) / 1e3,
+      });
     }
   }
 }

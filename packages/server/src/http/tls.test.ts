@@ -13,7 +13,7 @@ import { issue, makeTestPki, type TestPki } from '../../../../scripts/testing/ce
 import { ConfigError, parseConfig } from '../config.js';
 import { startPadlock } from '../app.js';
 import { createLogger } from '../log.js';
-import { httpRequest, httpsRequest, startHarness, type Harness } from '../testing/harness.js';
+import { httpRequest, httpsRequest, metricValue, startHarness, type Harness } from '../testing/harness.js';
 import { certificateIdentity, checkPlaintextListener, isLoopback, uriSubjectAltNames } from './tls.js';
 
 /*
@@ -29,13 +29,8 @@ before(() => {
 });
 after(() => rmSync(pkiDir, { recursive: true, force: true }));
 
-function metric(text: string, series: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
-
-function scrape(h: Harness, series: string): number {
-  return metric(h.padlock.metrics.render(), series);
+function scrape(h: Harness, name: string, labels: Readonly<Record<string, string>> = {}): number {
+  return metricValue(h.padlock.metrics.render(), name, labels);
 }
 
 /** A harness serving HTTPS with certificate and key copied into files the test may rewrite. */
@@ -87,13 +82,13 @@ describe('HTTPS listener', () => {
   });
 
   it('refuses TLS 1.2 by default, and counts the failure', async () => {
-    const before = scrape(h, 'padlock_tls_handshake_failures_total{reason="protocol"}');
+    const before = scrape(h, 'padlock_tls_handshake_failures_total', { reason: 'protocol' });
     await assert.rejects(httpsRequest(h.port, '/healthz', { ca, maxVersion: 'TLSv1.2' }), /alert protocol version/);
-    assert.equal(scrape(h, 'padlock_tls_handshake_failures_total{reason="protocol"}'), before + 1);
+    assert.equal(scrape(h, 'padlock_tls_handshake_failures_total', { reason: 'protocol' }), before + 1);
   });
 
   it('counts plaintext HTTP sent to the TLS port as a handshake failure and answers nothing', async () => {
-    const before = scrape(h, 'padlock_tls_handshake_failures_total{reason="not_tls"}');
+    const before = scrape(h, 'padlock_tls_handshake_failures_total', { reason: 'not_tls' });
     const reply = await new Promise<Buffer>((resolve) => {
       const socket = connect(h.port, '127.0.0.1', () => socket.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n'));
       const chunks: Buffer[] = [];
@@ -102,13 +97,13 @@ describe('HTTPS listener', () => {
       socket.on('close', () => resolve(Buffer.concat(chunks)));
     });
     assert.equal(reply.includes('HTTP/1.1'), false, 'no HTTP answer in the clear');
-    assert.equal(scrape(h, 'padlock_tls_handshake_failures_total{reason="not_tls"}'), before + 1);
+    assert.equal(scrape(h, 'padlock_tls_handshake_failures_total', { reason: 'not_tls' }), before + 1);
   });
 
   it('resumes the TLS session on a second connection, and counts it', async () => {
     const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca });
     try {
-      const resumedBefore = scrape(h, 'padlock_tls_handshakes_total{session="resumed"}');
+      const resumedBefore = scrape(h, 'padlock_tls_handshakes_total', { session: 'resumed' });
       const first = await httpsRequest(h.port, '/healthz', { agent });
       assert.equal(first.sessionReused, false);
       // Close the connection; the agent keeps the session ticket it received.
@@ -116,7 +111,7 @@ describe('HTTPS listener', () => {
       const second = await httpsRequest(h.port, '/healthz', { agent });
       assert.notEqual(second.localPort, first.localPort, 'a new connection');
       assert.equal(second.sessionReused, true, 'the second connection resumed the session');
-      assert.equal(scrape(h, 'padlock_tls_handshakes_total{session="resumed"}'), resumedBefore + 1);
+      assert.equal(scrape(h, 'padlock_tls_handshakes_total', { session: 'resumed' }), resumedBefore + 1);
     } finally {
       agent.destroy();
     }
@@ -266,9 +261,9 @@ describe('HTTPS listener: reload', () => {
 
       const fresh = await httpsRequest(h.port, '/healthz', { ca });
       assert.equal(fresh.fingerprint, fingerprintOf(renewed.cert), 'a new connection gets the new certificate');
-      assert.equal(scrape(h, 'padlock_tls_reloads_total{result="ok"}'), 1);
+      assert.equal(scrape(h, 'padlock_tls_reloads_total', { result: 'ok' }), 1);
       const notAfter = Math.floor(new Date(new X509Certificate(readFileSync(renewed.cert)).validTo).getTime() / 1000);
-      assert.equal(scrape(h, 'padlock_gauge{name="tls_certificate_not_after_seconds"}'), notAfter);
+      assert.equal(scrape(h, 'padlock_tls_certificate_not_after_timestamp_seconds'), notAfter);
     } finally {
       agent.destroy();
       await h.close();
@@ -298,7 +293,7 @@ describe('HTTPS listener: reload', () => {
         const fresh = await httpsRequest(h.port, '/healthz', { ca });
         assert.equal(fresh.status, 200);
         assert.equal(fresh.fingerprint, fingerprintOf(pki.server.cert), 'still the old certificate');
-        assert.equal(scrape(h, 'padlock_tls_reloads_total{result="failed"}'), 1);
+        assert.equal(scrape(h, 'padlock_tls_reloads_total', { result: 'failed' }), 1);
       } finally {
         await h.close();
       }

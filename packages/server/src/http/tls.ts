@@ -276,9 +276,7 @@ export class TlsListener {
       this.log.debug('TLS handshake failed', { reason, code: error.code ?? 'unknown' });
       socket.destroy();
     });
-    metrics.gauges.track(() => Math.floor(this.#notAfter.getTime() / 1000), {
-      name: 'tls_certificate_not_after_seconds',
-    });
+    metrics.tlsCertificateNotAfter.track(() => Math.floor(this.#notAfter.getTime() / 1000));
   }
 
   listen(port: number, host: string): Promise<number> {

@@ -205,7 +205,7 @@ for (const backend of BACKENDS) {
       );
       const text = (await h.call('GET', '/metrics', { authorization: null })).text;
       assert.ok(metricValue(text, 'padlock_store_integrity_failures_total', { row, reason: why }) > 0);
-      assert.ok(metricValue(text, 'padlock_gauge', { name: 'services_failing_integrity' }) >= 1);
+      assert.ok(metricValue(text, 'padlock_services_failing_integrity') >= 1);
     }
 
     const keys = (as: string, category: string, authorization?: string) =>

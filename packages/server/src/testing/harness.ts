@@ -32,6 +32,10 @@ import type {
   ServiceRow,
   SigningKeyRecord,
 } from '../store/types.js';
+import { metricValue } from '../../../../scripts/testing/prometheus-text.mjs';
+
+/** The one Prometheus-text reader (scripts/testing/prometheus-text.mjs), for the tests that import it from here. */
+export { metricValue };
 
 /*
  * Test helper: a real server on port 0 over a real SQLite file in a temp
@@ -708,19 +712,6 @@ export class SlowStore implements KeyStore {
   close(): Promise<void> {
     return this.inner.close();
   }
-}
-
-/** Reads one sample from Prometheus text: the sum over series whose labels include `labels`. */
-export function metricValue(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const found: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) found[pair[1]!] = pair[2]!;
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) total += Number(match[3]);
-  }
-  return total;
 }
 
 /** Asserts the error contract: this status and code, and exactly {"error":{"code","message"}}. */

@@ -15,6 +15,10 @@ import { createLogger } from '../log.js';
 import { ServiceWriter } from '../service-rows.js';
 import { newCredential, newServiceRecord } from '../services.js';
 import { SqliteKeyStore } from '../store/sqlite.js';
+import { metricValue } from '../../../../scripts/testing/prometheus-text.mjs';
+
+/** The one Prometheus-text reader (scripts/testing/prometheus-text.mjs), for the tests that import it from here. */
+export { metricValue };
 
 /*
  * Test helpers for memcached: which servers the tests may use, private
@@ -637,22 +641,6 @@ export function sameKeys(a: KeyMap, b: KeyMap): boolean {
     if (other === undefined || !other.equals(key)) return false;
   }
   return true;
-}
-
-/** The value of one sample in a /metrics scrape, 0 when absent. */
-export function metricValue(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
-  const wanted = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const found = [...(match[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)]
-      .map((m) => [m[1]!, m[2]!] as const)
-      .sort(([a], [b]) => a.localeCompare(b));
-    if (found.length === wanted.length && found.every(([k, v], i) => wanted[i]![0] === k && wanted[i]![1] === v)) {
-      return Number(match[3]);
-    }
-  }
-  return 0;
 }
 
 /** Scrapes an instance's /metrics and reads the named samples. */
