@@ -30,6 +30,9 @@ import type {
   ServicePermissions,
   ServiceRecord,
   ServiceRow,
+  SealedPage,
+  SealedRecord,
+  SealedTable,
   SigningKeyRecord,
 } from '../store/types.js';
 
@@ -681,6 +684,14 @@ export class SlowStore implements KeyStore {
   insertSigningKey(key: SigningKeyRecord): Promise<boolean> {
     return this.inner.insertSigningKey(key);
   }
+  scanSealed(table: SealedTable, after: string | null, limit: number): Promise<SealedPage> {
+    return this.inner.scanSealed(table, after, limit);
+  }
+
+  replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean> {
+    return this.inner.replaceSealed(record, sealed);
+  }
+
   listSigningKeys(): Promise<SigningKeyRecord[]> {
     return this.inner.listSigningKeys();
   }
