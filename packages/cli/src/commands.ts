@@ -934,17 +934,18 @@ const COMMANDS: readonly Command[] = [
     ],
     run: async (values, positionals) => {
       one(positionals, []);
+      const options = {
+        rate: intOption(values, 'rate', DEFAULT_REWRAP_RATE, 1, 1_000_000),
+        pageSize: intOption(values, 'page-size', 500, 1, 10_000),
+        concurrency: intOption(values, 'concurrency', 8, 1, 256),
+        checkpointFile: checkpointFile(values),
+        metricsFile: typeof values['metrics-file'] === 'string' ? resolve(values['metrics-file']) : undefined,
+      };
       return withStore(values, async (store, config) => {
         const { code, result } = await rewrapCommand(
           config,
           store,
-          {
-            rate: intOption(values, 'rate', DEFAULT_REWRAP_RATE, 1, 1_000_000),
-            pageSize: intOption(values, 'page-size', 500, 1, 10_000),
-            concurrency: intOption(values, 'concurrency', 8, 1, 256),
-            checkpointFile: checkpointFile(values),
-            metricsFile: typeof values['metrics-file'] === 'string' ? resolve(values['metrics-file']) : undefined,
-          },
+          options,
           async () => (await proofsFor(store, config)).audit,
           cliActor(),
         );
