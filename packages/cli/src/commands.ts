@@ -920,7 +920,7 @@ const COMMANDS: readonly Command[] = [
       ...CONFIG_OPTION,
       rate: { type: 'string' },
       'page-size': { type: 'string' },
-      concurrency: { type: 'string' },
+      batch: { type: 'string' },
       checkpoint: { type: 'string' },
       'metrics-file': { type: 'string' },
     },
@@ -928,7 +928,7 @@ const COMMANDS: readonly Command[] = [
       CONFIG_HELP,
       `--rate N            rows written per second at most (default ${DEFAULT_REWRAP_RATE})`,
       '--page-size N       rows read per page and per checkpoint (default 500)',
-      '--concurrency N     rows re-wrapped at once (default 8)',
+      '--batch N           rows written at once: one SQLite transaction, or LWTs in parallel (default 32)',
       '--checkpoint FILE   where the position is saved (default: kek-rewrap.checkpoint.json beside the config)',
       '--metrics-file FILE progress in Prometheus text format, rewritten after every page',
     ],
@@ -937,7 +937,7 @@ const COMMANDS: readonly Command[] = [
       const options = {
         rate: intOption(values, 'rate', DEFAULT_REWRAP_RATE, 1, 1_000_000),
         pageSize: intOption(values, 'page-size', 500, 1, 10_000),
-        concurrency: intOption(values, 'concurrency', 8, 1, 256),
+        batch: intOption(values, 'batch', 32, 1, 1000),
         checkpointFile: checkpointFile(values),
         metricsFile: typeof values['metrics-file'] === 'string' ? resolve(values['metrics-file']) : undefined,
       };

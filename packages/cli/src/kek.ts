@@ -167,7 +167,7 @@ export async function retireKek(
 export interface RewrapCommandOptions {
   readonly rate: number;
   readonly pageSize: number;
-  readonly concurrency: number;
+  readonly batch: number;
   readonly checkpointFile: string;
   readonly metricsFile: string | undefined;
 }
@@ -190,7 +190,7 @@ export async function rewrapCommand(
   const result = await rewrapAll(store, keks, {
     rate: options.rate,
     pageSize: options.pageSize,
-    concurrency: options.concurrency,
+    batch: options.batch,
     checkpointFile: options.checkpointFile,
     onProgress,
   });

@@ -11,7 +11,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } f
 import { holdMacFields, holdVerifies, scheduleMacFields, scheduleVerifies } from './lifecycle-rows.js';
 import { macRow, rowMacKid } from './row-mac.js';
 import { ServiceWriter } from './service-rows.js';
-import type { KeyStore, SealedRecord, SealedTable } from './store/types.js';
+import type { KeyStore, SealedChange, SealedRecord, SealedTable } from './store/types.js';
 
 /*
  * KEK rotation's re-wrap (DESIGN.md section 11; docs/operations.md, "Rotating
@@ -24,7 +24,8 @@ import type { KeyStore, SealedRecord, SealedTable } from './store/types.js';
  *   never written back.
  * - A row whose wrap or MAC does not verify is left as it is and counted
  *   `failed`: re-sealing it would launder an edit made without the KEK.
- * - Writes are paced to `rate` rows/s so lookups keep their latency.
+ * - Writes are paced to `rate` rows/s so lookups keep their latency, and go
+ *   `batch` at a time (SQLite: one transaction, so one fsync, per batch).
  * - After every page the position is saved (a checkpoint file, written
  *   whole and renamed): a re-wrap killed at any point starts again from its
  *   last page; rows already under the active kid are passed over, so a page
@@ -80,8 +81,8 @@ export interface RewrapOptions {
   readonly rate: number;
   /** Rows read per page (and per checkpoint). */
   readonly pageSize: number;
-  /** Rows re-wrapped at once within a page. */
-  readonly concurrency: number;
+  /** Rows written at once (SQLite: one transaction; Cassandra: LWTs in parallel). */
+  readonly batch: number;
   /** Where the position is saved; none: not resumable. */
   readonly checkpointFile?: string;
   readonly onProgress?: (progress: RewrapProgress) => void;
@@ -174,10 +175,10 @@ class Pace {
   #next = 0;
   constructor(private readonly perSecond: number) {}
 
-  async take(): Promise<void> {
+  async take(rows: number): Promise<void> {
     const now = performance.now();
     const at = Math.max(now, this.#next);
-    this.#next = at + 1000 / this.perSecond;
+    this.#next = at + (rows * 1000) / this.perSecond;
     if (at - now >= 1) await new Promise((resolve) => setTimeout(resolve, at - now));
   }
 }
@@ -219,7 +220,7 @@ function writeCheckpoint(file: string, checkpoint: RewrapCheckpoint): void {
  * Re-wraps every row under the active KEK.
  *
  * @example
- *   const result = await rewrapAll(store, keks, { rate: 1000, pageSize: 500, concurrency: 8, checkpointFile });
+ *   const result = await rewrapAll(store, keks, { rate: 2000, pageSize: 500, batch: 32, checkpointFile });
  *   result.counts.failed; // 0 when every row verified
  */
 export async function rewrapAll(store: KeyStore, keks: KekRing, options: RewrapOptions): Promise<RewrapResult> {
@@ -258,18 +259,39 @@ export async function rewrapAll(store: KeyStore, keks: KekRing, options: RewrapO
       elapsedMs: Date.now() - startedAt,
     });
 
-  const one = async (first: SealedRecord): Promise<keyof RewrapCounts> => {
-    let record: SealedRecord | undefined = first;
-    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
-      if (record === undefined) return 'raced';
-      if (sealedKid(record) === kid) return attempt === 1 ? 'current' : 'raced';
+  /** A row whose conditional write lost: read it again and try again, until it is current, gone or written. */
+  const retry = async (lost: SealedRecord): Promise<keyof RewrapCounts> => {
+    let record = await reread(store, lost);
+    for (let attempt = 1; attempt < ATTEMPTS; attempt++) {
+      if (record === undefined || sealedKid(record) === kid) return 'raced';
       const sealed = reseal(keks, record);
       if (sealed === undefined) return 'failed';
-      await pace.take();
+      await pace.take(1);
       if (await store.replaceSealed(record, sealed)) return 'rewrapped';
       record = await reread(store, record);
     }
     return 'failed';
+  };
+
+  /** One page: rows under the active kid passed over, the rest re-sealed and written `batch` at a time. */
+  const page = async (records: readonly SealedRecord[]): Promise<void> => {
+    const changes: SealedChange[] = [];
+    for (const record of records) {
+      if (sealedKid(record) === kid) counts.current++;
+      else {
+        const sealed = reseal(keks, record);
+        if (sealed === undefined) counts.failed++;
+        else changes.push({ record, sealed });
+      }
+    }
+    for (let start = 0; start < changes.length; start += options.batch) {
+      const chunk = changes.slice(start, start + options.batch);
+      await pace.take(chunk.length);
+      const written = await store.replaceSealedAll(chunk);
+      const lost = chunk.filter((_, i) => written[i] !== true);
+      counts.rewrapped += chunk.length - lost.length;
+      for (const outcome of await Promise.all(lost.map((c) => retry(c.record)))) counts[outcome]++;
+    }
   };
 
   const firstPhase = resume === undefined ? 0 : REWRAP_PHASES.indexOf(resume.phase as RewrapPhase);
@@ -290,16 +312,13 @@ export async function rewrapAll(store: KeyStore, keks: KekRing, options: RewrapO
     for (;;) {
       const pageStart = performance.now();
       const before = counts.rewrapped;
-      const page = await store.scanSealed(table, cursor, options.pageSize);
-      const queue = [...page.records];
-      const worker = async (): Promise<void> => {
-        for (let record = queue.shift(); record !== undefined; record = queue.shift()) counts[await one(record)]++;
-      };
-      await Promise.all(Array.from({ length: Math.min(options.concurrency, queue.length) }, worker));
-      seen += page.records.length;
+      const scanned = await store.scanSealed(table, cursor, options.pageSize);
+      await page(scanned.records);
+      seen += scanned.records.length;
       rate = Math.round(((counts.rewrapped - before) * 1000) / Math.max(1, performance.now() - pageStart));
-      cursor = page.next;
-      const done = page.next === null ? 1 : (page.done ?? (page.total ? Math.min(1, seen / page.total) : null));
+      cursor = scanned.next;
+      const done =
+        scanned.next === null ? 1 : (scanned.done ?? (scanned.total ? Math.min(1, seen / scanned.total) : null));
       if (cursor === null) break;
       save(phase, cursor, seen);
       report(phase, done);

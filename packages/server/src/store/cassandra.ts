@@ -15,6 +15,7 @@ import type {
   ScheduleClaim,
   ScheduleRecord,
   ScheduleState,
+  SealedChange,
   SealedPage,
   SealedRecord,
   SealedTable,
@@ -755,6 +756,10 @@ export class CassandraKeyStore implements KeyStore {
         total: null,
       };
     }
+  }
+
+  replaceSealedAll(changes: readonly SealedChange[]): Promise<boolean[]> {
+    return Promise.all(changes.map((c) => this.replaceSealed(c.record, c.sealed)));
   }
 
   async replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean> {

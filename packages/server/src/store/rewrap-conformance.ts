@@ -24,7 +24,7 @@ import { before, it } from 'node:test';
 import { rewrapAll } from '../kek-rewrap.js';
 import { holdVerifies, scheduleVerifies, sealHold, sealSchedule } from '../lifecycle-rows.js';
 import { rowMacKid } from '../row-mac.js';
-import type { HoldRecord, KeyStore, ScheduleRecord, SealedRecord } from './types.js';
+import type { HoldRecord, KeyStore, ScheduleRecord, SealedChange, SealedRecord } from './types.js';
 
 const CATEGORIES = ['profile', 'payments', 'advertising'];
 
@@ -41,7 +41,7 @@ function keks(): { old: KekRing; next: KekRing; nextOnly: KekRing } {
   return { old: kekRing([k1], k1.kid), next: kekRing([k1, k2], k2.kid), nextOnly: kekRing([k2], k2.kid) };
 }
 
-const fast = { rate: 100_000, pageSize: 7, concurrency: 4 };
+const fast = { rate: 100_000, pageSize: 7, batch: 4 };
 
 /** Inserts a user's keychain wrapped under `ring`; returns the root key bytes per category. */
 async function newUser(store: KeyStore, ring: KekRing, version = 1): Promise<{ userId: string; keys: Buffer[] }> {
@@ -103,7 +103,7 @@ async function openKeys(store: KeyStore, ring: KekRing, userId: string): Promise
  * The store, with a competing write made through another connection right
  * before chosen conditional writes: the window a real race hits by chance.
  */
-class RacingStore implements Pick<KeyStore, 'replaceSealed'> {
+class RacingStore implements Pick<KeyStore, 'replaceSealed' | 'replaceSealedAll'> {
   readonly fired: string[] = [];
   readonly lost: string[] = [];
   constructor(
@@ -111,16 +111,28 @@ class RacingStore implements Pick<KeyStore, 'replaceSealed'> {
     private readonly inner: KeyStore,
   ) {}
 
-  async replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean> {
+  async #race(record: SealedRecord): Promise<void> {
     const key = recordKey(record);
     const race = this.races.get(key);
-    if (race !== undefined) {
-      this.races.delete(key);
-      await race();
-      this.fired.push(key);
-    }
+    if (race === undefined) return;
+    this.races.delete(key);
+    await race();
+    this.fired.push(key);
+  }
+
+  async replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean> {
+    await this.#race(record);
     const written = await this.inner.replaceSealed(record, sealed);
-    if (!written) this.lost.push(key);
+    if (!written) this.lost.push(recordKey(record));
+    return written;
+  }
+
+  async replaceSealedAll(changes: readonly SealedChange[]): Promise<boolean[]> {
+    for (const change of changes) await this.#race(change.record);
+    const written = await this.inner.replaceSealedAll(changes);
+    changes.forEach((change, i) => {
+      if (written[i] !== true) this.lost.push(recordKey(change.record));
+    });
     return written;
   }
 }
@@ -138,11 +150,12 @@ function recordKey(record: SealedRecord): string {
   }
 }
 
-/** A store whose replaceSealed runs the races first; every other call goes to the real store. */
+/** A store whose conditional writes run the races first; every other call goes to the real store. */
 function racing(store: KeyStore, racer: RacingStore): KeyStore {
   return new Proxy(store, {
     get(inner, property, receiver) {
       if (property === 'replaceSealed') return racer.replaceSealed.bind(racer);
+      if (property === 'replaceSealedAll') return racer.replaceSealedAll.bind(racer);
       const value = Reflect.get(inner, property, receiver) as unknown;
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(inner) : value;
     },

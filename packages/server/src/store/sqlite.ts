@@ -12,6 +12,7 @@ import type {
   ScheduleClaim,
   ScheduleRecord,
   ScheduleState,
+  SealedChange,
   SealedPage,
   SealedRecord,
   SealedTable,
@@ -599,7 +600,17 @@ export class SqliteKeyStore implements KeyStore {
     });
   }
 
+  replaceSealedAll(changes: readonly SealedChange[]): Promise<boolean[]> {
+    return Promise.resolve(
+      this.#db.transaction(() => changes.map((c) => this.#replaceSealed(c.record, c.sealed))).immediate(),
+    );
+  }
+
   replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean> {
+    return Promise.resolve(this.#replaceSealed(record, sealed));
+  }
+
+  #replaceSealed(record: SealedRecord, sealed: Uint8Array): boolean {
     const next = Buffer.from(sealed);
     let changes: number;
     switch (record.table) {
@@ -626,7 +637,7 @@ export class SqliteKeyStore implements KeyStore {
           .run(next, record.key.generation, blobOf(record.key.wrapped)).changes;
         break;
     }
-    return Promise.resolve(changes === 1);
+    return changes === 1;
   }
 
   /** The database handle, for tests that edit rows behind the store's back. */

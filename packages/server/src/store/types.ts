@@ -185,6 +185,12 @@ export type SealedRecord =
 
 export type SealedTable = SealedRecord['table'];
 
+/** A re-wrap's write: the record as read, and its new wrapped key or MAC. */
+export interface SealedChange {
+  readonly record: SealedRecord;
+  readonly sealed: Uint8Array;
+}
+
 /** One page of a scan for a re-wrap, and where the next starts (null: the table is done). */
 export interface SealedPage {
   readonly records: SealedRecord[];
@@ -318,6 +324,12 @@ export interface KeyStore {
    * changed the row first wins and this call returns false.
    */
   replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean>;
+  /**
+   * replaceSealed for several rows at once, each conditional on its own bytes:
+   * SQLite in one transaction (one fsync), Cassandra as one LWT per row in
+   * parallel. Returns, per change, whether it was written.
+   */
+  replaceSealedAll(changes: readonly SealedChange[]): Promise<boolean[]>;
 
   /** Resolves when the store answers a trivial read. */
   ping(): Promise<void>;

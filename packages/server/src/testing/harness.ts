@@ -30,6 +30,7 @@ import type {
   ServicePermissions,
   ServiceRecord,
   ServiceRow,
+  SealedChange,
   SealedPage,
   SealedRecord,
   SealedTable,
@@ -690,6 +691,10 @@ export class SlowStore implements KeyStore {
 
   replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean> {
     return this.inner.replaceSealed(record, sealed);
+  }
+
+  replaceSealedAll(changes: readonly SealedChange[]): Promise<boolean[]> {
+    return this.inner.replaceSealedAll(changes);
   }
 
   listSigningKeys(): Promise<SigningKeyRecord[]> {
