@@ -63,7 +63,7 @@ function rowsFor(kek, user, now) {
 async function addService(store, kek) {
   const now = Date.now();
   const ring = { active: kek, find: (kid) => (kid === kek.kid ? kek : undefined) };
-  const permissions = { read: CATEGORIES, create: true, rotate: true, shred: true };
+  const permissions = { read: CATEGORIES, create: true, rotate: true, shred: true, hold: false };
   const writer = new ServiceWriter(store, ring);
   await writer.create(newServiceRecord(ring, SERVICE_ID, permissions, now));
   const { credential, record } = newCredential(SERVICE_ID, now);

@@ -98,6 +98,11 @@ const COMMANDS = [
   'journal replay',
   'journal status',
   'canary',
+  'kek add',
+  'kek activate',
+  'kek rewrap',
+  'kek status',
+  'kek retire',
 ];
 
 interface Created {
@@ -554,6 +559,11 @@ describe('padlock CLI', () => {
     { name: 'TLS identity with a newline', args: ['service', 'create', 'svc-z', '--tls-identity', 'CN=a\nCN=b'], config: true, message: /TLS identity "CN=a\\nCN=b" must be 1-1024 characters, no control characters/ },
     { name: 'TLS identity with a trailing space', args: ['service', 'tls-identities', 'playlist', '--tls-identity', 'CN=a '], config: true, message: /TLS identity "CN=a " must be/ },
     { name: 'TLS identities of an unknown service', args: ['service', 'tls-identities', 'ghost', '--tls-identity', 'CN=ghost'], config: true, message: /no service "ghost"/ },
+    { name: 'zero re-wrap rate', args: ['kek', 'rewrap', '--rate', '0'], config: true, message: /--rate must be a whole number 1-1000000/ },
+    { name: 're-wrap rate not a number', args: ['kek', 'rewrap', '--rate', '1e3'], config: true, message: /--rate must be a whole number/ },
+    { name: 're-wrap page too large', args: ['kek', 'rewrap', '--page-size', '10001'], config: true, message: /--page-size must be a whole number 1-10000/ },
+    { name: 'activate an unknown kid', args: ['kek', 'activate', 'ghost'], config: true, message: /no KEK with kid "ghost" in the config/ },
+    { name: 'retire without a kid', args: ['kek', 'retire'], config: true, message: /expected <kid>, got 0 argument/ },
     { name: 'option missing its value', args: ['service', 'create', 'svc-y', '--read'], config: true, message: /--read/ },
   ];
 

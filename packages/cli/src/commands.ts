@@ -40,6 +40,7 @@ import {
   restoreBackup,
   statusCommand,
 } from './backup.js';
+import { activateKek, addKek, defaultCheckpoint, kekStatus, KekUsageError, retireKek, rewrapCommand } from './kek.js';
 import { serve } from './serve.js';
 import { DeletionCanary } from './canary.js';
 
@@ -64,6 +65,9 @@ interface Command {
   readonly optionHelp: readonly string[];
   run(values: Values, positionals: string[]): Promise<number>;
 }
+
+/** The default of `padlock kek rewrap --rate` (docs/operations.md, "Rotating the KEK"; bench/rewrap.mjs). */
+const DEFAULT_REWRAP_RATE = 2000;
 
 const DEFAULT_DIR = '.padlock';
 const CONFIG_OPTION: Options = { config: { type: 'string', short: 'c' } };
@@ -911,6 +915,101 @@ const COMMANDS: readonly Command[] = [
       return canaryCommand(values);
     },
   },
+  {
+    name: 'kek add',
+    args: '<file>',
+    summary: 'add a KEK file (32 bytes, mode 0600) to the config, not yet active; restart the servers to load it',
+    options: { ...CONFIG_OPTION, kid: { type: 'string' } },
+    optionHelp: [CONFIG_HELP, '--kid KID           its kid (default: the file name without its extension)'],
+    run: (values, positionals) => {
+      const [file] = one(positionals, ['file']) as [string];
+      const kid = typeof values['kid'] === 'string' ? values['kid'] : undefined;
+      return kekChange(values, () => addKek(configPath(values), file, kid), 'kek.add');
+    },
+  },
+  {
+    name: 'kek activate',
+    args: '<kid>',
+    summary: 'make a loaded KEK the one new keys are wrapped under; restart the servers, then re-wrap',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [kid] = one(positionals, ['kid']) as [string];
+      return kekChange(values, () => activateKek(configPath(values), kid), 'kek.activate');
+    },
+  },
+  {
+    name: 'kek rewrap',
+    args: '',
+    summary: 'move every wrapped key and row MAC to the active KEK, online, rate-limited, resumable',
+    options: {
+      ...CONFIG_OPTION,
+      rate: { type: 'string' },
+      'page-size': { type: 'string' },
+      batch: { type: 'string' },
+      checkpoint: { type: 'string' },
+      'metrics-file': { type: 'string' },
+    },
+    optionHelp: [
+      CONFIG_HELP,
+      `--rate N            rows written per second at most (default ${DEFAULT_REWRAP_RATE})`,
+      '--page-size N       rows read per page and per checkpoint (default 500)',
+      '--batch N           rows written at once: one SQLite transaction, or LWTs in parallel (default 32)',
+      '--checkpoint FILE   where the position is saved (default: kek-rewrap.checkpoint.json beside the config)',
+      '--metrics-file FILE progress in Prometheus text format, rewritten after every page',
+    ],
+    run: async (values, positionals) => {
+      one(positionals, []);
+      const options = {
+        rate: intOption(values, 'rate', DEFAULT_REWRAP_RATE, 1, 1_000_000),
+        pageSize: intOption(values, 'page-size', 500, 1, 10_000),
+        batch: intOption(values, 'batch', 32, 1, 1000),
+        checkpointFile: checkpointFile(values),
+        metricsFile: typeof values['metrics-file'] === 'string' ? resolve(values['metrics-file']) : undefined,
+      };
+      return withStore(values, async (store, config) => {
+        const { code, result } = await rewrapCommand(
+          config,
+          store,
+          options,
+          async () => (await proofsFor(store, config)).audit,
+          cliActor(),
+        );
+        print(result);
+        return code;
+      });
+    },
+  },
+  {
+    name: 'kek status',
+    args: '',
+    summary: "rows per kid (keychains, service keys, MACs, signing keys, journal entries) and the re-wrap's progress",
+    options: { ...CONFIG_OPTION, checkpoint: { type: 'string' } },
+    optionHelp: [CONFIG_HELP, '--checkpoint FILE   the re-wrap checkpoint to report (default: as kek rewrap)'],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return withStore(values, async (store, config) => {
+        print(await kekStatus(config, store, checkpointFile(values)));
+        return 0;
+      });
+    },
+  },
+  {
+    name: 'kek retire',
+    args: '<kid>',
+    summary: 'take a KEK out of the config; refused while it is active or any row or journal entry uses it',
+    options: { ...CONFIG_OPTION, checkpoint: { type: 'string' } },
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      const [kid] = one(positionals, ['kid']) as [string];
+      return withStore(values, async (store, config) => {
+        const result = await kekUsage(() => retireKek(configPath(values), config, store, kid, checkpointFile(values)));
+        await (await proofsFor(store, config)).audit.append(cliActor(), { type: 'kek.retire', kid });
+        print(result);
+        return 0;
+      });
+    },
+  },
 ];
 
 function seconds(values: Values, name: string, fallback: number): number {
@@ -983,6 +1082,46 @@ async function canaryCommand(values: Values): Promise<number> {
     await new Promise((resolve) => server.close(resolve));
   }
   return failed === 0 ? 0 : 1;
+}
+
+function intOption(values: Values, name: string, fallback: number, min: number, max: number): number {
+  const given = values[name];
+  if (given === undefined) return fallback;
+  const n = Number(given);
+  if (typeof given !== 'string' || !/^\d+$/.test(given) || n < min || n > max) {
+    throw new UsageError(`--${name} must be a whole number ${min}-${max}`);
+  }
+  return n;
+}
+
+function checkpointFile(values: Values): string {
+  const given = values['checkpoint'];
+  return typeof given === 'string' ? resolve(given) : defaultCheckpoint(configPath(values));
+}
+
+async function kekUsage<T>(work: () => Promise<T> | T): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof KekUsageError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** A config change to the KEKs, then its audit entry (appended with the KEKs loaded before the change). */
+function kekChange(
+  values: Values,
+  change: () => { added: string } | { active: string },
+  type: 'kek.add' | 'kek.activate',
+): Promise<number> {
+  return withStore(values, async (store, config) => {
+    const proofs = await proofsFor(store, config);
+    const result = await kekUsage(change);
+    const kid = 'added' in result ? result.added : result.active;
+    await proofs.audit.append(cliActor(), { type, kid });
+    print(result);
+    return 0;
+  });
 }
 
 async function backupCommand(work: () => Promise<Record<string, unknown>>): Promise<number> {

@@ -1,4 +1,4 @@
-import { SqliteKeyStore } from '@padlock/server';
+import { SqliteKeyStore, verifyReceipt, type JsonWebKeySet } from '@padlock/server';
 import { assertError, servedKeys, startHarness, type Harness, type KeysBody } from '@padlock/server/testing';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -77,6 +77,21 @@ describe('backup, shred, restore: no shredded key comes back', { timeout: 600_00
   const early = ids('early', BEFORE_BACKUP);
   /** user -> categories that must never be served again */
   const mustBeGone = new Map<string, readonly string[]>();
+  /** The receipts the shreds answered with, as their users keep them. */
+  const receipts: { userId: string; jws: string }[] = [];
+
+  /** Every receipt still verifies against the JWKS the restored server publishes, and names its user. */
+  async function receiptsVerify(target: Harness): Promise<void> {
+    const jwks = (await target.call('GET', '/v1/receipts/keys', { authorization: null })).body as JsonWebKeySet;
+    assert.equal(receipts.length, SHREDDED_USERS + CATEGORY_USERS);
+    for (const { userId, jws } of receipts) assert.equal((await verifyReceipt(jws, jwks)).sub, userId);
+  }
+
+  /** `padlock audit verify` passes on the store as it is now. */
+  async function auditVerifies(): Promise<void> {
+    const report = await padlock(['audit', 'verify', '-c', configFile]);
+    assert.equal(report.code, 0, `audit verify: ${report.stdout}${report.stderr}`);
+  }
 
   before(async () => {
     h = await startHarness({ config: FILES });
@@ -140,11 +155,15 @@ describe('backup, shred, restore: no shredded key comes back', { timeout: 600_00
 
   it('shreds 1,000 users and one category of 100 others after the backup', async () => {
     await inParallel(shredded, 16, async (userId) => {
-      assert.equal((await h.call('DELETE', `/v1/keychains/${userId}`)).status, 200);
+      const shred = await h.call('DELETE', `/v1/keychains/${userId}`);
+      assert.equal(shred.status, 200);
+      receipts.push({ userId, jws: (shred.body as { receipt: { jws: string } }).receipt.jws });
       mustBeGone.set(userId, ['profile', 'payments', 'advertising']);
     });
     await inParallel(categoryShredded, 16, async (userId) => {
-      assert.equal((await h.call('DELETE', `/v1/keychains/${userId}/categories/payments`)).status, 200);
+      const shred = await h.call('DELETE', `/v1/keychains/${userId}/categories/payments`);
+      assert.equal(shred.status, 200);
+      receipts.push({ userId, jws: (shred.body as { receipt: { jws: string } }).receipt.jws });
       mustBeGone.set(userId, ['payments']);
     });
     const served = await countServed(h);
@@ -166,6 +185,11 @@ describe('backup, shred, restore: no shredded key comes back', { timeout: 600_00
     const served = await countServed(h);
     assert.equal(served.gone, 0);
     assert.equal(served.kept, KEPT_SERVED);
+    // The issue's "receipts still verify, audit intact": the signing key came back with the backup.
+    await receiptsVerify(h);
+    await h.stop();
+    await auditVerifies();
+    await h.start();
   });
 
   it('a store copied back by hand, replay killed half-way: the server refuses keys (503) until a replay completes', async () => {
@@ -237,10 +261,12 @@ describe('backup, shred, restore: no shredded key comes back', { timeout: 600_00
     const done = json<{ replayed: number }>(await padlock(['backup', 'restore', backupFile, '-c', configFile]));
     assert.equal(done.replayed, SHREDDED_USERS + CATEGORY_USERS);
     assert.equal(existsSync(`${store}.restoring`), false);
+    await auditVerifies();
     await h.start();
     const served = await countServed(h);
     assert.equal(served.gone, 0);
     assert.equal(served.kept, KEPT_SERVED);
+    await receiptsVerify(h);
   });
 
   it('restore refuses while a server holds the journal, and refuses a file that is not a Padlock store', async () => {

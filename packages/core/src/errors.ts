@@ -57,6 +57,10 @@ export const ERRORS = {
   },
   JOURNAL_UNAVAILABLE: { status: 503, message: 'The shred journal cannot be written; nothing was shredded' },
   JOURNAL_CORRUPT: { status: 503, message: 'The shred journal does not verify; no key is served' },
+  KEK_IN_USE: {
+    status: 409,
+    message: 'The KEK is active or still wraps or MACs stored rows or journal entries; it cannot be retired',
+  },
   INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

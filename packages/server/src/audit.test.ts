@@ -284,12 +284,12 @@ function runAuditCases(name: string, open: () => Promise<Backend>): void {
         putAuditCheckpoint: (c) => store.putAuditCheckpoint(c),
       };
       const audit = new AuditLog(flaky, { checkpointEveryMs: 0, signer });
-      await audit.append('a', { type: 'kek.rotate', kid: 'k2' });
+      await audit.append('a', { type: 'kek.activate', kid: 'k2' });
       const first = audit.chainId;
       failing = true;
       await assert.rejects(audit.append('a', { type: 'kek.rewrap', kid: 'k2', rows: 10 }), /audit log did not take/);
       failing = false;
-      await audit.append('a', { type: 'kek.drop', kid: 'k1' });
+      await audit.append('a', { type: 'kek.retire', kid: 'k1' });
       assert.notEqual(audit.chainId, first);
       assert.deepEqual(await verifyAudit(store, signer.jwks), { ok: true, chains: 2, entries: 2, checkpoints: 2 });
     });
@@ -313,7 +313,7 @@ describe('verifyChain on generated edits', () => {
         at: seq,
         prev,
         actor: 'x',
-        event: { type: 'kek.rotate', kid: `k${seq}` },
+        event: { type: 'kek.activate', kid: `k${seq}` },
       });
       const hash = entryHash(body);
       rows.push({ chainId: chain, seq, at: seq, body, hash });

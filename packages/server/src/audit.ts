@@ -43,7 +43,7 @@ export type AuditEvent =
       hold?: boolean;
     }
   | { type: 'credential.add' | 'credential.revoke'; serviceId: string; credentialId: string }
-  | { type: 'kek.rotate' | 'kek.rewrap' | 'kek.drop'; kid: string; rows?: number }
+  | { type: 'kek.add' | 'kek.activate' | 'kek.rewrap' | 'kek.retire'; kid: string; rows?: number }
   | { type: 'receipt.rotate-key'; kid: string };
 
 export type AuditEventType = AuditEvent['type'];

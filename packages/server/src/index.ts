@@ -60,3 +60,15 @@ export { FileJournal } from './journal/file.js';
 export { CassandraJournal, journalSchema } from './journal/cassandra.js';
 export { JournalKeys, type JournalEntry, type ShredRequest } from './journal/entry.js';
 export type { ShredJournal, JournalHead } from './journal/types.js';
+export {
+  rewrapAll,
+  rowsPerKid,
+  readCheckpoint,
+  sealedKid,
+  REWRAP_PHASES,
+  type RewrapCheckpoint,
+  type RewrapCounts,
+  type RewrapOptions,
+  type RewrapProgress,
+  type RewrapResult,
+} from './kek-rewrap.js';

@@ -13,7 +13,7 @@ import { timingSafeEqual } from 'node:crypto';
  * Message: "padlock/v1/row-mac" || encode(fields), the fields typed and
  * length-prefixed (docs/spec.md, "Row MAC"), the first naming the row kind.
  * Stored: u8 format (1) || u8 len(kid) || kid || tag(32); the kid says which
- * KEK made it, so `padlock migrate` can re-MAC after a KEK rotation.
+ * KEK made it, so `padlock kek rewrap` re-MACs the rows of an older KEK.
  */
 
 export const ROW_MAC_LABEL = 'padlock/v1/row-mac';

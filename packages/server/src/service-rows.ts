@@ -1,4 +1,4 @@
-import { isTlsIdentity, type KekRing } from '@padlock/core';
+import { isTlsIdentity, serviceWrapInfo, unwrapKey, wrapKey, wrappedKid, type KekRing } from '@padlock/core';
 import type { AuditLog } from './audit.js';
 import { macRow, rowMacKid, verifyRowMac, type MacField } from './row-mac.js';
 import type {
@@ -255,14 +255,15 @@ export class ServiceWriter {
    * Rows without a MAC are taken as they are: run it once, right after the
    * upgrade, on a store you trust.
    */
-  async migrate(): Promise<MacMigration> {
+  async migrate(options: { readonly sealUnmigrated?: boolean } = {}): Promise<MacMigration> {
+    const sealUnmigrated = options.sealUnmigrated ?? true;
     const result: MacMigration = { sealed: [], resealed: [], unchanged: 0, failed: [] };
     let unchanged = 0;
     for (const listed of await this.store.listServices()) {
       for (let attempt = 1; ; attempt++) {
         const record = attempt === 1 ? listed : await this.store.getService(listed.serviceId);
         if (record === undefined) break;
-        const outcome = await this.#migrateOne(record);
+        const outcome = await this.#migrateOne(record, sealUnmigrated);
         if (outcome === 'raced' && attempt < ATTEMPTS) {
           await backoff(attempt);
           continue;
@@ -278,12 +279,17 @@ export class ServiceWriter {
     return { ...result, unchanged };
   }
 
-  async #migrateOne(record: ServiceRecord): Promise<'sealed' | 'resealed' | 'unchanged' | 'raced' | IntegrityFailure> {
+  async #migrateOne(
+    record: ServiceRecord,
+    sealUnmigrated: boolean,
+  ): Promise<'sealed' | 'resealed' | 'unchanged' | 'raced' | IntegrityFailure> {
     const active = this.keks.active.kid;
     let states: CredentialState[];
     let credentials: readonly CredentialRecord[];
     let outcome: 'sealed' | 'resealed';
     if (record.mac === null || record.mac.length === 0) {
+      // A KEK re-wrap runs on a live store it need not trust: it never seals what nobody sealed.
+      if (!sealUnmigrated) return { row: 'service', reason: 'unmigrated' };
       // Before MACs: the rows as they are, every credential listed with its own revocation.
       states = record.credentials.map((c) => ({ credentialId: c.credentialId, revokedAt: c.revokedAt }));
       credentials = record.credentials;
@@ -294,13 +300,30 @@ export class ServiceWriter {
       const kids = [record.mac, ...verified.service.credentials.map((c) => c.mac)].map((m) =>
         m === null ? undefined : rowMacKid(m),
       );
-      if (kids.every((kid) => kid === active)) return 'unchanged';
+      if (kids.every((kid) => kid === active) && wrappedKid(record.wrappedKey) === active) return 'unchanged';
       states = verified.service.credentials.map((c) => ({ credentialId: c.credentialId, revokedAt: c.revokedAt }));
       credentials = verified.service.credentials;
       outcome = 'resealed';
     }
+    // The derivation key moves to the active KEK with its MACs (KEK rotation, docs/operations.md).
+    let wrappedKey = record.wrappedKey;
+    if (wrappedKid(wrappedKey) !== active) {
+      const info = serviceWrapInfo(record.serviceId);
+      let key;
+      try {
+        key = unwrapKey(this.keks, info, wrappedKey);
+      } catch {
+        return { row: 'service', reason: 'bad-mac' };
+      }
+      try {
+        wrappedKey = wrapKey(this.keks.active, info, key);
+      } finally {
+        key.wipe();
+      }
+    }
     const sealed = sealService(this.keks, {
       ...serviceRow(record),
+      wrappedKey,
       generation: record.generation + 1,
       credentialStates: states,
     });

@@ -15,6 +15,10 @@ import type {
   ScheduleClaim,
   ScheduleRecord,
   ScheduleState,
+  SealedChange,
+  SealedPage,
+  SealedRecord,
+  SealedTable,
   ServiceRecord,
   ServiceRow,
   SigningKeyRecord,
@@ -725,6 +729,79 @@ export class CassandraKeyStore implements KeyStore {
     }));
   }
 
+  /*
+   * A re-wrap pages through a table by token range: rows come in token order,
+   * so `token(pk) > cursor` resumes after the last partition a page finished.
+   * A full page may end inside a partition (or a token two keys share): that
+   * last token is left for the next page, so every partition is read whole.
+   */
+  async scanSealed(table: SealedTable, after: string | null, limit: number): Promise<SealedPage> {
+    const scan = SEALED_SCANS[table];
+    const from = after === null ? cassandra.types.Long.MIN_VALUE : parseToken(after);
+    for (let fetch = limit; ; fetch *= 2) {
+      const page = await this.#exec(
+        `SELECT token(${scan.partition}) AS t, ${scan.columns} FROM {ks}.${table} WHERE token(${scan.partition}) > ? LIMIT ?`,
+        [from, fetch],
+        consistencies.localQuorum,
+      );
+      const rows = page.rows;
+      const last = rows.at(-1)?.['t'] as cassandra.types.Long | undefined;
+      if (rows.length < fetch || last === undefined) {
+        return { records: sealedOnly(rows, scan.record), next: null, done: 1, total: null };
+      }
+      const whole = rows.filter((r) => !(r['t'] as cassandra.types.Long).equals(last));
+      // One token filled the page: read a bigger page rather than split it.
+      if (whole.length === 0) continue;
+      const cursor = whole.at(-1)!['t'] as cassandra.types.Long;
+      return {
+        records: sealedOnly(whole, scan.record),
+        next: cursor.toString(),
+        done: tokenFraction(cursor),
+        total: null,
+      };
+    }
+  }
+
+  replaceSealedAll(changes: readonly SealedChange[]): Promise<boolean[]> {
+    return Promise.all(changes.map((c) => this.replaceSealed(c.record, c.sealed)));
+  }
+
+  async replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean> {
+    const next = Buffer.from(sealed);
+    let result: cassandra.types.ResultSet;
+    switch (record.table) {
+      case 'root_keys':
+        result = await this.#lwt(
+          'UPDATE {ks}.root_keys SET wrapped = ? WHERE user_id = ? AND category = ? AND version = ? IF wrapped = ?',
+          [next, record.userId, record.row.category, record.row.version, Buffer.from(record.row.wrapped ?? EMPTY)],
+        );
+        break;
+      case 'holds':
+        result = await this.#lwt('UPDATE {ks}.holds SET mac = ? WHERE user_id = ? AND hold_id = ? IF mac = ?', [
+          next,
+          record.hold.userId,
+          record.hold.holdId,
+          Buffer.from(record.hold.mac ?? EMPTY),
+        ]);
+        break;
+      case 'schedules':
+        result = await this.#lwt('UPDATE {ks}.schedules SET mac = ? WHERE schedule_id = ? IF mac = ?', [
+          next,
+          record.schedule.scheduleId,
+          Buffer.from(record.schedule.mac ?? EMPTY),
+        ]);
+        break;
+      case 'signing_keys':
+        result = await this.#lwt('UPDATE {ks}.signing_keys SET wrapped = ? WHERE generation = ? IF wrapped = ?', [
+          next,
+          record.key.generation,
+          Buffer.from(record.key.wrapped),
+        ]);
+        break;
+    }
+    return result.wasApplied();
+  }
+
   async close(): Promise<void> {
     await this.#client.shutdown();
   }
@@ -736,6 +813,59 @@ export class CassandraKeyStore implements KeyStore {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Per table: its partition key, the columns a record needs, and the record a row makes. */
+const SEALED_SCANS: Record<SealedTable, { partition: string; columns: string; record: (row: Row) => SealedRecord }> = {
+  root_keys: {
+    partition: 'user_id',
+    columns: 'user_id, category, version, wrapped, created_at, shredded_at',
+    record: (row) => ({ table: 'root_keys', userId: row['user_id'] as string, row: toKeyRow(row) }),
+  },
+  holds: {
+    partition: 'user_id',
+    columns: 'user_id, hold_id, category, reason, placed_by, placed_at, released_at, released_by, mac',
+    record: (row) => ({ table: 'holds', hold: toHold(row) }),
+  },
+  schedules: {
+    partition: 'schedule_id',
+    columns:
+      'schedule_id, user_id, category, execute_at, serve_during_grace, requested_by, created_at, state, finished_at, finished_by, claimed_by, lease_until, mac',
+    record: (row) => ({ table: 'schedules', schedule: toSchedule(row) }),
+  },
+  signing_keys: {
+    partition: 'generation',
+    columns: 'generation, kid, wrapped, created_at',
+    record: (row) => ({
+      table: 'signing_keys',
+      key: {
+        generation: row['generation'] as number,
+        kid: row['kid'] as string,
+        wrapped: row['wrapped'] as Buffer,
+        createdAt: time(row['created_at']) ?? 0,
+      },
+    }),
+  },
+};
+
+/** The records of rows that still hold a wrapped key or MAC (shredded rows hold an empty blob). */
+function sealedOnly(rows: Row[], record: (row: Row) => SealedRecord): SealedRecord[] {
+  return rows
+    .filter((r) => {
+      const bytes = (r['wrapped'] ?? r['mac']) as Buffer | null | undefined;
+      return bytes !== null && bytes !== undefined && bytes.length > 0;
+    })
+    .map(record);
+}
+
+function parseToken(text: string): cassandra.types.Long {
+  if (!/^-?\d{1,19}$/.test(text)) throw new RangeError('not a scan cursor of this store');
+  return cassandra.types.Long.fromString(text);
+}
+
+/** How far a Murmur3 token is through the ring, 0-1. */
+function tokenFraction(token: cassandra.types.Long): number {
+  return (Number(BigInt(token.toString())) + 2 ** 63) / 2 ** 64;
+}
 
 function serviceColumns(row: ServiceRow): unknown[] {
   const p = row.permissions;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { lifecycleConformance } from './lifecycle-conformance.js';
+import { rewrapConformance } from './rewrap-conformance.js';
 import type { CredentialRecord, KeyRow, KeyStore, NewKeyRow, ServiceRecord, ServiceRow } from './types.js';
 
 export interface ConformanceTarget {
@@ -429,6 +430,11 @@ export function runKeyStoreConformance(name: string, open: () => Promise<Conform
         ]);
         assert.ok((await store.listAuditChains()).includes(chainId), 'a chain with only checkpoints is listed');
       });
+    });
+
+    // Last: its signing-key rows are wrapped under KEKs no other case holds.
+    describe('KEK re-wrap', () => {
+      rewrapConformance(() => target);
     });
   });
 }

@@ -12,6 +12,10 @@ import type {
   ScheduleClaim,
   ScheduleRecord,
   ScheduleState,
+  SealedChange,
+  SealedPage,
+  SealedRecord,
+  SealedTable,
   ServiceRecord,
   ServiceRow,
   SigningKeyRecord,
@@ -209,6 +213,8 @@ export class SqliteKeyStore implements KeyStore {
   readonly #shredCategory: Database.Statement<[number, string, string]>;
   readonly #insertKeys: Database.Transaction<(userId: string, rows: readonly NewKeyRow[]) => NewKeyRow[]>;
   readonly #multiGet = new Map<number, Database.Statement<string[], KeyRowSql>>();
+  /** Rows per table a re-wrap scans, counted once per store (progress only). */
+  readonly #sealedTotals = new Map<SealedTable, number>();
 
   constructor(options: SqliteStoreOptions) {
     this.#db = new Database(options.path);
@@ -567,6 +573,73 @@ export class SqliteKeyStore implements KeyStore {
     return Promise.resolve(rows.map((r) => ({ chainId: r.chain_id, seq: r.seq, at: r.at, jws: r.jws })));
   }
 
+  scanSealed(table: SealedTable, after: string | null, limit: number): Promise<SealedPage> {
+    const scan = SEALED_SCANS[table];
+    const cursor = after === null ? null : parseCursor(after, scan.key.length);
+    const where = cursor === null ? '' : `AND (${scan.key.join(', ')}) > (${scan.key.map(() => '?').join(', ')})`;
+    const rows = this.#db
+      .prepare<unknown[], Record<string, unknown>>(
+        `SELECT * FROM ${table} WHERE ${scan.sealed} IS NOT NULL AND length(${scan.sealed}) > 0 ${where} ORDER BY ${scan.key.join(', ')} LIMIT ?`,
+      )
+      .all(...(cursor ?? []), limit);
+    let total = this.#sealedTotals.get(table);
+    if (total === undefined) {
+      total = this.#db
+        .prepare<[], { n: number }>(
+          `SELECT count(*) AS n FROM ${table} WHERE ${scan.sealed} IS NOT NULL AND length(${scan.sealed}) > 0`,
+        )
+        .get()!.n;
+      this.#sealedTotals.set(table, total);
+    }
+    const last = rows.at(-1);
+    return Promise.resolve({
+      records: rows.map(scan.record),
+      next: rows.length < limit || last === undefined ? null : JSON.stringify(scan.key.map((k) => last[k])),
+      done: null,
+      total,
+    });
+  }
+
+  replaceSealedAll(changes: readonly SealedChange[]): Promise<boolean[]> {
+    return Promise.resolve(
+      this.#db.transaction(() => changes.map((c) => this.#replaceSealed(c.record, c.sealed))).immediate(),
+    );
+  }
+
+  replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean> {
+    return Promise.resolve(this.#replaceSealed(record, sealed));
+  }
+
+  #replaceSealed(record: SealedRecord, sealed: Uint8Array): boolean {
+    const next = Buffer.from(sealed);
+    let changes: number;
+    switch (record.table) {
+      case 'root_keys':
+        changes = this.#db
+          .prepare(
+            'UPDATE root_keys SET wrapped = ? WHERE user_id = ? AND category = ? AND version = ? AND wrapped = ? AND shredded_at IS NULL',
+          )
+          .run(next, record.userId, record.row.category, record.row.version, blobOf(record.row.wrapped)).changes;
+        break;
+      case 'holds':
+        changes = this.#db
+          .prepare('UPDATE holds SET mac = ? WHERE user_id = ? AND hold_id = ? AND mac = ?')
+          .run(next, record.hold.userId, record.hold.holdId, blobOf(record.hold.mac)).changes;
+        break;
+      case 'schedules':
+        changes = this.#db
+          .prepare('UPDATE schedules SET mac = ? WHERE schedule_id = ? AND mac = ?')
+          .run(next, record.schedule.scheduleId, blobOf(record.schedule.mac)).changes;
+        break;
+      case 'signing_keys':
+        changes = this.#db
+          .prepare('UPDATE signing_keys SET wrapped = ? WHERE generation = ? AND wrapped = ?')
+          .run(next, record.key.generation, blobOf(record.key.wrapped)).changes;
+        break;
+    }
+    return changes === 1;
+  }
+
   /** The database handle, for tests that edit rows behind the store's back. */
   get database(): Database.Database {
     return this.#db;
@@ -593,6 +666,67 @@ export class SqliteKeyStore implements KeyStore {
     }
     return statement;
   }
+}
+
+/** Per table: the column a re-wrap rewrites, the primary key it pages by, and the record a row makes. */
+const SEALED_SCANS: Record<
+  SealedTable,
+  { sealed: string; key: readonly string[]; record: (row: Record<string, unknown>) => SealedRecord }
+> = {
+  root_keys: {
+    sealed: 'wrapped',
+    key: ['user_id', 'category', 'version'],
+    record: (row) => ({
+      table: 'root_keys',
+      userId: row['user_id'] as string,
+      row: toKeyRow(row as unknown as KeyRowSql),
+    }),
+  },
+  holds: {
+    sealed: 'mac',
+    key: ['user_id', 'hold_id'],
+    record: (row) => ({ table: 'holds', hold: toHold(row as unknown as HoldSql) }),
+  },
+  schedules: {
+    sealed: 'mac',
+    key: ['schedule_id'],
+    record: (row) => ({ table: 'schedules', schedule: toSchedule(row as unknown as ScheduleSql) }),
+  },
+  signing_keys: {
+    sealed: 'wrapped',
+    key: ['generation'],
+    record: (row) => ({
+      table: 'signing_keys',
+      key: {
+        generation: row['generation'] as number,
+        kid: row['kid'] as string,
+        wrapped: row['wrapped'] as Buffer,
+        createdAt: row['created_at'] as number,
+      },
+    }),
+  },
+};
+
+/** A scan cursor as this store writes it: a JSON array of the key's column values. */
+function parseCursor(text: string, columns: number): (string | number)[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length !== columns ||
+    !parsed.every((v) => typeof v === 'string' || Number.isSafeInteger(v))
+  ) {
+    throw new RangeError('not a scan cursor of this store and table');
+  }
+  return parsed as (string | number)[];
+}
+
+function blobOf(bytes: Uint8Array | null): Buffer {
+  return bytes === null ? Buffer.alloc(0) : Buffer.from(bytes);
 }
 
 class BackupError extends Error {}

@@ -172,6 +172,35 @@ export interface SigningKeyRecord {
   readonly createdAt: number;
 }
 
+/**
+ * A row a KEK re-wrap rewrites (server/src/kek-rewrap.ts): a wrapped key or a
+ * row MAC, each naming the kid that made it. Services are re-sealed through
+ * ServiceWriter (conditional on their generation) and are not listed here.
+ */
+export type SealedRecord =
+  | { readonly table: 'root_keys'; readonly userId: string; readonly row: KeyRow }
+  | { readonly table: 'holds'; readonly hold: HoldRecord }
+  | { readonly table: 'schedules'; readonly schedule: ScheduleRecord }
+  | { readonly table: 'signing_keys'; readonly key: SigningKeyRecord };
+
+export type SealedTable = SealedRecord['table'];
+
+/** A re-wrap's write: the record as read, and its new wrapped key or MAC. */
+export interface SealedChange {
+  readonly record: SealedRecord;
+  readonly sealed: Uint8Array;
+}
+
+/** One page of a scan for a re-wrap, and where the next starts (null: the table is done). */
+export interface SealedPage {
+  readonly records: SealedRecord[];
+  readonly next: string | null;
+  /** How far through the table `next` is, 0-1, when the cursor tells (Cassandra: by token); else null. */
+  readonly done: number | null;
+  /** How many such rows the table holds, when that is cheap to know (SQLite); else null. */
+  readonly total: number | null;
+}
+
 export interface KeyStore {
   /** Short name for metrics and logs, e.g. "sqlite". */
   readonly kind: string;
@@ -280,6 +309,27 @@ export interface KeyStore {
   putAuditCheckpoint(checkpoint: AuditCheckpointRow): Promise<void>;
   /** A chain's checkpoints, by seq. */
   listAuditCheckpoints(chainId: string): Promise<AuditCheckpointRow[]>;
+
+  /**
+   * Rows of `table` that carry a wrapped key or a MAC, from the opaque cursor
+   * `after` (null: the start), about `limit` at a time. Root keys come whole
+   * keychain by keychain on Cassandra (paged by token range) and in key order
+   * on SQLite; shredded rows are left out. The cursor survives a restart.
+   */
+  scanSealed(table: SealedTable, after: string | null, limit: number): Promise<SealedPage>;
+  /**
+   * Writes `sealed` (the new wrapped key, or MAC) over the record's if the row
+   * still holds the record's bytes: a conditional write (Cassandra LWT, a
+   * SQLite statement), so a shred, release, finish or another re-wrap that
+   * changed the row first wins and this call returns false.
+   */
+  replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean>;
+  /**
+   * replaceSealed for several rows at once, each conditional on its own bytes:
+   * SQLite in one transaction (one fsync), Cassandra as one LWT per row in
+   * parallel. Returns, per change, whether it was written.
+   */
+  replaceSealedAll(changes: readonly SealedChange[]): Promise<boolean[]>;
 
   /** Resolves when the store answers a trivial read. */
   ping(): Promise<void>;

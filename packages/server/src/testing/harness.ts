@@ -30,6 +30,10 @@ import type {
   ServicePermissions,
   ServiceRecord,
   ServiceRow,
+  SealedChange,
+  SealedPage,
+  SealedRecord,
+  SealedTable,
   SigningKeyRecord,
 } from '../store/types.js';
 import { metricValue } from '../../../../scripts/testing/prometheus-text.mjs';
@@ -685,6 +689,18 @@ export class SlowStore implements KeyStore {
   insertSigningKey(key: SigningKeyRecord): Promise<boolean> {
     return this.inner.insertSigningKey(key);
   }
+  scanSealed(table: SealedTable, after: string | null, limit: number): Promise<SealedPage> {
+    return this.inner.scanSealed(table, after, limit);
+  }
+
+  replaceSealed(record: SealedRecord, sealed: Uint8Array): Promise<boolean> {
+    return this.inner.replaceSealed(record, sealed);
+  }
+
+  replaceSealedAll(changes: readonly SealedChange[]): Promise<boolean[]> {
+    return this.inner.replaceSealedAll(changes);
+  }
+
   listSigningKeys(): Promise<SigningKeyRecord[]> {
     return this.inner.listSigningKeys();
   }
