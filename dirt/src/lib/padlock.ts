@@ -235,3 +235,24 @@ export function metricSum(text: string, name: string, labels: Readonly<Record<st
   }
   return sum;
 }
+
+/** The samples of one metric summed by the value of one label, e.g. store errors by `op`. */
+export function metricByLabel(text: string, name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    const value = new RegExp(`${label}="([^"]*)"`).exec(match[2] ?? '')?.[1];
+    if (value !== undefined) out[value] = (out[value] ?? 0) + Number(match[3]);
+  }
+  return out;
+}
+
+/** Key store call failures by operation (padlock_store_errors_total), as one report note. */
+export async function storeErrorsNote(process: PadlockProcess): Promise<string> {
+  const text = await process.metrics().catch(() => '');
+  const byOp = Object.entries(metricByLabel(text, 'padlock_store_errors_total', 'op')).filter(([, n]) => n > 0);
+  return byOp.length === 0
+    ? 'store errors by operation: none'
+    : `store errors by operation: ${byOp.map(([op, n]) => `${op} ${n}`).join(', ')}`;
+}

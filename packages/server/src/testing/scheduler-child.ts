@@ -12,14 +12,20 @@ import { operatorLifecycle, Scheduler } from '../lifecycle.js';
 import { createLogger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import { openStore } from '../store/open.js';
+import type { KeyRow } from '../store/types.js';
 import { SlowStore } from './harness.js';
 
 /** Stops forever at the chosen step, after saying so. */
 class PausingStore extends SlowStore {
-  override async shred(userId: string, category: string | undefined, at: number): Promise<number> {
+  override async shred(
+    userId: string,
+    category: string | undefined,
+    at: number,
+    known?: readonly KeyRow[],
+  ): Promise<number> {
     const pause = process.env['PADLOCK_CHILD_PAUSE'];
     if (pause === 'shred') return halt('claimed');
-    const shredded = await super.shred(userId, category, at);
+    const shredded = await super.shred(userId, category, at, known);
     return pause === 'finish' ? halt('shredded') : shredded;
   }
 }
