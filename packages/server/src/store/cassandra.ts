@@ -43,6 +43,21 @@ const { consistencies } = cassandra.types;
 /** How long a replica that came back up is tried only after the others. */
 export const CATCH_UP_MS = 60000;
 
+/** Width of one partition of the schedules_due index, in due time. */
+export const DUE_BUCKET_MS = 3_600_000;
+/**
+ * How far apart the servers' clocks may be. The due cursor stays this far behind the pass's `now`, and a
+ * schedule is filed under its due time or its creation time, whichever is later: so a schedule created by
+ * a server whose clock is behind, or due in the past, is never filed below a cursor already written.
+ */
+export const DUE_SKEW_MS = 60_000;
+/** A pending schedule filed this far behind `now` (held, or failing) is filed again under `now`. */
+const REFILE_AFTER_MS = DUE_SKEW_MS;
+/** The cursor is written to the store at most this often per process (it is kept in memory between). */
+const DUE_FROM_WRITE_MS = 60_000;
+
+const dueBucket = (at: number): number => Math.floor(at / DUE_BUCKET_MS);
+
 /** The driver's Host, with the time it was last marked up (null when it never went down). */
 type TrackedHost = cassandra.Host & { readonly isUpSince?: number | null | undefined };
 
@@ -135,6 +150,15 @@ export function schemaStatements(keyspace: string, replication: Readonly<Record<
     `CREATE TABLE IF NOT EXISTS ${keyspace}.schedules_by_user (
       user_id text, schedule_id text, PRIMARY KEY ((user_id), schedule_id)
     ) WITH ${options}`,
+    // The due index: one partition per DUE_BUCKET_MS of due time, so the scheduler reads the
+    // buckets from its cursor to now, never the whole table (dueSchedules). due_from holds the
+    // cursors the schedulers reached: below the greatest, nothing is pending.
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.schedules_due (
+      bucket bigint, due_at bigint, schedule_id text, PRIMARY KEY ((bucket), due_at, schedule_id)
+    ) WITH CLUSTERING ORDER BY (due_at ASC, schedule_id ASC) AND ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.schedules_due_from (
+      id int, due_from bigint, PRIMARY KEY ((id), due_from)
+    ) WITH CLUSTERING ORDER BY (due_from DESC) AND ${options}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.credentials (
       service_id text, credential_id text, verifier blob, created_at timestamp, revoked_at timestamp, mac blob,
       PRIMARY KEY ((service_id), credential_id)
@@ -198,6 +222,11 @@ export class CassandraKeyStore implements KeyStore {
   readonly #readTimeout: number;
   /** Keychain reads that were hedged (sent to a second replica); the metrics show it. */
   hedgedReads = 0;
+  /** The due cursor: no schedule filed below it is pending (undefined: not read yet). */
+  #dueFrom: number | undefined;
+  #dueFromWrittenAt = 0;
+  /** Schedules filed at or above the cursor that this process saw finished, by id: not read again. */
+  readonly #finishedDue = new Map<string, number>();
 
   private constructor(client: cassandra.Client, options: CassandraStoreOptions) {
     this.#client = client;
@@ -401,12 +430,15 @@ export class CassandraKeyStore implements KeyStore {
   }
 
   async insertSchedule(s: ScheduleRecord): Promise<boolean> {
-    // The index row first: a schedule is never in `schedules` without being listable by its user.
-    await this.#exec(
-      'INSERT INTO {ks}.schedules_by_user (user_id, schedule_id) VALUES (?, ?)',
-      [s.userId, s.scheduleId],
-      consistencies.localQuorum,
-    );
+    // The index rows first: a schedule is never in `schedules` without being listable by its user and due time.
+    await Promise.all([
+      this.#exec(
+        'INSERT INTO {ks}.schedules_by_user (user_id, schedule_id) VALUES (?, ?)',
+        [s.userId, s.scheduleId],
+        consistencies.localQuorum,
+      ),
+      this.#fileDue(s.scheduleId, Math.max(s.executeAt, s.createdAt)),
+    ]);
     const result = await this.#lwt(
       'INSERT INTO {ks}.schedules (schedule_id, user_id, category, execute_at, serve_during_grace, requested_by, created_at, state, finished_at, finished_by, claimed_by, lease_until, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
       [
@@ -450,9 +482,126 @@ export class CassandraKeyStore implements KeyStore {
       .sort((a, b) => a.createdAt - b.createdAt || a.scheduleId.localeCompare(b.scheduleId));
   }
 
+  /*
+   * Due schedules by time bucket: the buckets from the cursor to `now`, each a
+   * clustering range (due_at from the cursor to now), at LOCAL_QUORUM, then
+   * each schedule's row; the claim that follows is at LOCAL_SERIAL. The
+   * cursor then moves to the first schedule still pending, and never past
+   * now - DUE_SKEW_MS. A pending one filed long ago (under a hold, or whose
+   * shred keeps failing) is filed again under now, so it cannot hold the
+   * cursor back. A pass reads what fell due since the cursor, not the table.
+   */
   async dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
-    const due = await this.#scanSchedules((s) => s.state === 'pending' && s.executeAt <= now);
-    return due.sort((a, b) => a.executeAt - b.executeAt).slice(0, limit);
+    const from = this.#dueFrom ?? (await this.#readDueFrom(now));
+    const found: ScheduleRecord[] = [];
+    const refile: ScheduleRecord[] = [];
+    let firstPending: number | undefined;
+    let scannedTo = now;
+    scan: for (let bucket = dueBucket(from); bucket <= dueBucket(now); bucket++) {
+      let pageState: string | undefined;
+      do {
+        const page = await this.#exec(
+          'SELECT due_at, schedule_id FROM {ks}.schedules_due WHERE bucket = ? AND due_at >= ? AND due_at <= ?',
+          [
+            cassandra.types.Long.fromNumber(bucket),
+            cassandra.types.Long.fromNumber(from),
+            cassandra.types.Long.fromNumber(now),
+          ],
+          consistencies.localQuorum,
+          { fetchSize: Math.max(100, Math.min(1000, limit)), ...(pageState === undefined ? {} : { pageState }) },
+        );
+        const rows = page.rows
+          .map((r) => ({ dueAt: (r['due_at'] as cassandra.types.Long).toNumber(), id: r['schedule_id'] as string }))
+          .filter((r) => !this.#finishedDue.has(r.id));
+        const schedules = await Promise.all(rows.map((r) => this.#scheduleRow(r.id)));
+        for (let i = 0; i < rows.length; i++) {
+          const { dueAt, id } = rows[i]!;
+          const schedule = schedules[i];
+          if (schedule === undefined && dueAt >= now - DUE_SKEW_MS) {
+            // Filed, but its row is not there (yet): the insert may still be in flight. Keep the cursor below it.
+            firstPending ??= dueAt;
+            continue;
+          }
+          if (schedule === undefined || schedule.state !== 'pending') {
+            this.#finishedDue.set(id, dueAt);
+            continue;
+          }
+          if (dueAt < now - REFILE_AFTER_MS) refile.push(schedule);
+          else firstPending ??= dueAt;
+          if (schedule.executeAt <= now) found.push(schedule);
+          if (found.length >= limit) {
+            scannedTo = dueAt;
+            break scan;
+          }
+        }
+        pageState = page.pageState ?? undefined;
+      } while (pageState !== undefined);
+    }
+    await Promise.all(refile.map((s) => this.#fileDue(s.scheduleId, now)));
+    await this.#moveDueFrom(Math.min(firstPending ?? scannedTo, scannedTo, now - DUE_SKEW_MS), now);
+    return found.sort((a, b) => a.executeAt - b.executeAt);
+  }
+
+  async #fileDue(scheduleId: string, dueAt: number): Promise<void> {
+    await this.#exec(
+      'INSERT INTO {ks}.schedules_due (bucket, due_at, schedule_id) VALUES (?, ?, ?)',
+      [cassandra.types.Long.fromNumber(dueBucket(dueAt)), cassandra.types.Long.fromNumber(dueAt), scheduleId],
+      consistencies.localQuorum,
+    );
+  }
+
+  /** One schedule at LOCAL_QUORUM (the scheduler's read; what it decides is decided by the claim's LWT). */
+  async #scheduleRow(scheduleId: string): Promise<ScheduleRecord | undefined> {
+    const result = await this.#exec(
+      'SELECT * FROM {ks}.schedules WHERE schedule_id = ?',
+      [scheduleId],
+      consistencies.localQuorum,
+    );
+    const row = result.first() as Row | null;
+    return row === null ? undefined : toSchedule(row);
+  }
+
+  /**
+   * The greatest cursor any scheduler wrote. None yet (a keyspace whose schedules predate the index): the
+   * schedules table is read once, every pending schedule filed, and the cursor set below them all.
+   */
+  async #readDueFrom(now: number): Promise<number> {
+    const result = await this.#exec(
+      'SELECT due_from FROM {ks}.schedules_due_from WHERE id = 0 LIMIT 1',
+      [],
+      consistencies.localQuorum,
+    );
+    const found = result.first()?.['due_from'] as cassandra.types.Long | undefined;
+    if (found !== undefined) {
+      this.#dueFrom = found.toNumber();
+      return this.#dueFrom;
+    }
+    const pending = await this.#scanSchedules((s) => s.state === 'pending');
+    await Promise.all(pending.map((s) => this.#fileDue(s.scheduleId, Math.max(s.executeAt, s.createdAt))));
+    const from = Math.min(now - DUE_SKEW_MS, ...pending.map((s) => Math.max(s.executeAt, s.createdAt)));
+    await this.#writeDueFrom(from);
+    this.#dueFrom = from;
+    return from;
+  }
+
+  /** Moves this process's cursor forward (never back), and writes it at most every DUE_FROM_WRITE_MS. */
+  async #moveDueFrom(to: number, now: number): Promise<void> {
+    if (this.#dueFrom !== undefined && to <= this.#dueFrom) return;
+    this.#dueFrom = to;
+    for (const [id, dueAt] of this.#finishedDue) if (dueAt < to) this.#finishedDue.delete(id);
+    if (now - this.#dueFromWrittenAt >= DUE_FROM_WRITE_MS) {
+      await this.#writeDueFrom(to);
+      this.#dueFromWrittenAt = now;
+    }
+  }
+
+  /** One row per cursor written (plain inserts, no LWT): the greatest is the one read. */
+  async #writeDueFrom(from: number): Promise<void> {
+    await this.#exec(
+      'INSERT INTO {ks}.schedules_due_from (id, due_from) VALUES (0, ?)',
+      [cassandra.types.Long.fromNumber(from)],
+      consistencies.localQuorum,
+    );
   }
 
   withholdingSchedules(): Promise<ScheduleRecord[]> {
