@@ -132,8 +132,8 @@ export class KeyService {
    * without harm).
    *
    * A hold whose place call returned before this call began is always seen
-   * (holds are read at the store's strongest consistency: LOCAL_SERIAL on
-   * Cassandra). A hold row that fails its MAC blocks the shred too.
+   * (on Cassandra the hold's Paxos commit reached a quorum, and holds are read
+   * at LOCAL_QUORUM). A hold row that fails its MAC blocks the shred too.
    */
   async shred(userId: string, category: string | undefined, options: ShredOptions): Promise<ShredResult> {
     // The keychain and its holds side by side: both must answer before anything is written, and a
