@@ -54,6 +54,8 @@ export interface PadlockSpec {
   readonly journalPath?: string;
   readonly drainTimeoutMs?: number;
   readonly logRequests?: boolean;
+  /** Scheduled shreds: how long a claim lasts before another node may take it over (default 30 s). */
+  readonly scheduler?: { readonly leaseMs?: number };
 }
 
 /** Writes a fresh 32-byte KEK file, mode 0600. */
@@ -98,6 +100,7 @@ export function configJson(spec: PadlockSpec): Record<string, unknown> {
     services: { refreshSeconds: 5 },
     ...(spec.journalPath === undefined ? {} : { journal: { file: { path: spec.journalPath } } }),
     ...(spec.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: spec.drainTimeoutMs }),
+    ...(spec.scheduler === undefined ? {} : { scheduler: spec.scheduler }),
     log: { level: 'info', requests: spec.logRequests ?? false },
   };
 }
@@ -186,13 +189,14 @@ export class PadlockProcess {
    */
   async createService(
     serviceId: string,
-    rights: { read: readonly string[]; create?: boolean; rotate?: boolean; shred?: boolean },
+    rights: { read: readonly string[]; create?: boolean; rotate?: boolean; shred?: boolean; hold?: boolean },
   ): Promise<string> {
     const args = [CLI, 'service', 'create', serviceId, '-c', this.configFile];
     if (rights.read.length > 0) args.push('--read', rights.read.join(','));
     if (rights.create === true) args.push('--create');
     if (rights.rotate === true) args.push('--rotate');
     if (rights.shred === true) args.push('--shred');
+    if (rights.hold === true) args.push('--hold');
     const cli = async (cliArgs: string[]): Promise<string> => {
       const out = await captureCommand(process.execPath, cliArgs, {
         logFile: join(this.spec.dir, 'cli.log'),
