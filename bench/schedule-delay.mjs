@@ -42,7 +42,7 @@ const servers = [await startPadlock(config, { log: quiet }), await startPadlock(
 try {
   const store = servers[0].store;
   const keks = loadKeks(config);
-  const { lifecycle } = operatorLifecycle(store, keks, config.categories, quiet);
+  const { lifecycle } = await operatorLifecycle(store, keks, config.categories, quiet);
   const executeAt = Date.now() + 5000 + count * 2;
   const ids = [];
   for (let i = 0; i < count; i += 20) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { CassandraCluster } from './lib/cassandra.js';
 import { cleanupAll, installExitHandlers, runCommand, useRegistry } from './lib/children.js';
 import { MEMCACHED_BASE_PORT } from './lib/memcached.js';
+import { lifecycleOutcome, LifecycleRegistry } from './lib/lifecycle.js';
 import { REPO } from './lib/padlock.js';
 import { writeReport, type RunReport } from './lib/report.js';
 import {
@@ -126,12 +127,13 @@ async function main(argv: readonly string[]): Promise<number> {
       memcachedPort: () => nextMemcached++,
       log: (message) => log(scenario.name, message),
       defer: (work) => deferred.push(work),
+      lifecycle: new LifecycleRegistry(),
     };
     const t0 = Date.now();
     log(scenario.name, `start: ${scenario.title}`);
     let timer: NodeJS.Timeout | undefined;
     try {
-      const outcome = await Promise.race([
+      let outcome = await Promise.race([
         scenario.run(ctx),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
@@ -140,6 +142,12 @@ async function main(argv: readonly string[]): Promise<number> {
           );
         }),
       ]);
+      const lifecycle = await lifecycleOutcome(ctx);
+      outcome = {
+        ...outcome,
+        figures: [...outcome.figures, ...lifecycle.figures],
+        notes: [...outcome.notes, lifecycle.note],
+      };
       const pass = outcome.figures.every((f) => f.pass);
       const stalls = witness.between(t0, Date.now());
       return {

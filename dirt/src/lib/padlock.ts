@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { captureCommand, rssMiB, signalChild, spawnChild, stopChild, type Child } from './children.js';
 import { call, CallError, type Target } from './http.js';
-import { metricValue } from '../../../scripts/testing/prometheus-text.mjs';
+import { metricValue, parsePrometheusText } from '../../../scripts/testing/prometheus-text.mjs';
 
 /** The sum of a metric's samples whose labels include `labels`: the one Prometheus-text reader. */
 export const metricSum = metricValue;
@@ -58,6 +58,8 @@ export interface PadlockSpec {
   readonly journalPath?: string;
   readonly drainTimeoutMs?: number;
   readonly logRequests?: boolean;
+  /** Scheduled shreds: how long a claim lasts before another node may take it over (default 30 s). */
+  readonly scheduler?: { readonly leaseMs?: number };
 }
 
 /** Writes a fresh 32-byte KEK file, mode 0600. */
@@ -102,6 +104,7 @@ export function configJson(spec: PadlockSpec): Record<string, unknown> {
     services: { refreshSeconds: 5 },
     ...(spec.journalPath === undefined ? {} : { journal: { file: { path: spec.journalPath } } }),
     ...(spec.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: spec.drainTimeoutMs }),
+    ...(spec.scheduler === undefined ? {} : { scheduler: spec.scheduler }),
     log: { level: 'info', requests: spec.logRequests ?? false },
   };
 }
@@ -190,13 +193,14 @@ export class PadlockProcess {
    */
   async createService(
     serviceId: string,
-    rights: { read: readonly string[]; create?: boolean; rotate?: boolean; shred?: boolean },
+    rights: { read: readonly string[]; create?: boolean; rotate?: boolean; shred?: boolean; hold?: boolean },
   ): Promise<string> {
     const args = [CLI, 'service', 'create', serviceId, '-c', this.configFile];
     if (rights.read.length > 0) args.push('--read', rights.read.join(','));
     if (rights.create === true) args.push('--create');
     if (rights.rotate === true) args.push('--rotate');
     if (rights.shred === true) args.push('--shred');
+    if (rights.hold === true) args.push('--hold');
     const cli = async (cliArgs: string[]): Promise<string> => {
       const out = await captureCommand(process.execPath, cliArgs, {
         logFile: join(this.spec.dir, 'cli.log'),
@@ -225,4 +229,28 @@ export class PadlockProcess {
     const reply = await call(this.target, { method: 'GET', path: '/metrics', timeoutMs: 5000 });
     return reply.body.toString('utf8');
   }
+}
+
+/** The samples of one metric summed by the value of one label, e.g. store errors by `op`. */
+export function metricByLabel(text: string, name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const sample of parsePrometheusText(text).samples) {
+    const value = sample.labels[label];
+    if (sample.name === name && value !== undefined) out[value] = (out[value] ?? 0) + sample.value;
+  }
+  return out;
+}
+
+/** Key store call failures by operation (padlock_store_errors_total), as one report note. */
+export async function storeErrorsNote(process: PadlockProcess): Promise<string> {
+  const text = await process.metrics().catch(() => '');
+  let byOp: [string, number][];
+  try {
+    byOp = Object.entries(metricByLabel(text, 'padlock_store_errors_total', 'op')).filter(([, n]) => n > 0);
+  } catch {
+    return 'store errors by operation: /metrics unreadable';
+  }
+  return byOp.length === 0
+    ? 'store errors by operation: none'
+    : `store errors by operation: ${byOp.map(([op, n]) => `${op} ${n}`).join(', ')}`;
 }

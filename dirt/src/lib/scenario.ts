@@ -1,4 +1,5 @@
 import type { CassandraCluster } from './cassandra.js';
+import type { LifecycleRegistry } from './lifecycle.js';
 import { now, phaseSummaries, recoveryMs, writeRecords, type OpenLoopLoad, type PhaseSummary } from './load.js';
 import { round } from './stats.js';
 
@@ -112,6 +113,8 @@ export interface Context {
   log(message: string): void;
   /** Work to run when the scenario ends, however it ends (newest first). */
   defer(work: () => Promise<void> | void): void;
+  /** Workloads and Padlocks register here; the lifecycle invariants are checked after every scenario. */
+  readonly lifecycle: LifecycleRegistry;
 }
 
 export interface Scenario {

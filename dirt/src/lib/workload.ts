@@ -1,6 +1,7 @@
 import type { Agent } from 'node:http';
 import { call, CallError, type HttpReply, type Target } from './http.js';
 import { now, type Operation, type OpResult, type Outcome } from './load.js';
+import { fetchJwks, LifecycleLedger } from './lifecycle.js';
 import { servedKeys, type KeyOracle, type KeysJson } from './oracle.js';
 
 /*
@@ -17,11 +18,26 @@ export interface Mix {
   readonly create: number;
   readonly shred: number;
   readonly probe: number;
+  /** Legal holds placed on keychains this workload created, and shreds of held keychains (must be refused). */
+  readonly hold?: number;
+  /** Shreds scheduled a few seconds ahead (some on held keychains, which must wait). */
+  readonly schedule?: number;
 }
 
 export const READ_ONLY: Mix = { read: 1, batch: 0, create: 0, shred: 0, probe: 0 };
 /** Read-dominated, as Padlock's traffic is; writes are far above the real < 0.1 % so that faults meet some. */
-export const MIXED: Mix = { read: 0.93, batch: 0.04, create: 0.015, shred: 0.005, probe: 0.01 };
+export const MIXED: Mix = {
+  read: 0.925,
+  batch: 0.04,
+  create: 0.015,
+  shred: 0.005,
+  probe: 0.01,
+  hold: 0.002,
+  schedule: 0.003,
+};
+
+/** How far ahead a scheduled shred falls due: between these, so most fall due while the load runs. */
+export const SCHEDULE_AHEAD_MS: readonly [number, number] = [2000, 8000];
 
 export interface WorkloadOptions {
   /** Where each operation goes (called once per operation). */
@@ -114,6 +130,10 @@ export class KeyWorkload {
   /** Keys served to requests sent later than a shred's acknowledgement plus maxStaleness (a violation). */
   servedBeyondBound = 0;
   readonly problems: string[] = [];
+  /** Holds, schedules and receipts, for the lifecycle checks after the scenario (lifecycle.ts). */
+  readonly ledger = new LifecycleLedger();
+  /** Keychains under an acknowledged hold. */
+  readonly #heldPool = new Pool();
   #created = 0;
   readonly #headers: Record<string, string>;
 
@@ -131,9 +151,17 @@ export class KeyWorkload {
 
   next(): Operation {
     const m = this.options.mix;
-    let x = Math.random() * (m.read + m.batch + m.create + m.shred + m.probe);
+    const hold = m.hold ?? 0;
+    const schedule = m.schedule ?? 0;
+    let x = Math.random() * (m.read + m.batch + m.create + m.shred + m.probe + hold + schedule);
     if ((x -= m.create) < 0) return this.create();
     if ((x -= m.shred) < 0 && this.shreddable.size > 0) return this.shred();
+    if ((x -= hold) < 0) {
+      // Half the time a new hold, half a shred of a held keychain (which must be refused).
+      if (this.#heldPool.size > 0 && Math.random() < 0.5) return this.shredHeld();
+      if (this.shreddable.size > 0) return this.placeHold();
+    }
+    if ((x -= schedule) < 0 && this.shreddable.size > 0) return this.scheduleShred();
     if ((x -= m.probe) < 0 && this.shredded.length > 0) return this.probe();
     if ((x -= m.batch) < 0) return this.batch();
     return this.read();
@@ -230,12 +258,103 @@ export class KeyWorkload {
           const ackAt = now();
           this.options.oracle.state(userId).shredAckAt = ackAt;
           this.shredded.push({ userId, ackAt });
+          const jws = (JSON.parse(reply.body.toString('utf8')) as { receipt?: { jws?: unknown } }).receipt?.jws;
+          if (typeof jws !== 'string') return { label: `${label} NO_RECEIPT`, outcome: 'failed', answered: true };
+          this.ledger.receipts.push(jws);
+          if (this.ledger.jwks === undefined) void this.#fetchJwks();
           return { label, outcome: 'ok', answered: true };
         } catch (error) {
           return failure(error);
         }
       },
     };
+  }
+
+  /** Places a legal hold on a keychain this workload created; it is never shredded after. */
+  placeHold(userId = this.shreddable.pick()): Operation {
+    if (userId !== undefined) this.shreddable.delete(userId);
+    return {
+      kind: 'hold',
+      run: async () => {
+        if (userId === undefined) return { label: 'NO_USER', outcome: 'failed', answered: false };
+        try {
+          const reply = await this.#call('POST', `/v1/keychains/${encodeURIComponent(userId)}/holds`, {
+            reason: 'dirt: litigation',
+          });
+          const label = replyLabel(reply);
+          if (reply.status !== 201) return { label, outcome: 'failed', answered: true };
+          this.ledger.held.add(userId);
+          this.#heldPool.add(userId);
+          return { label, outcome: 'ok', answered: true };
+        } catch (error) {
+          return failure(error);
+        }
+      },
+    };
+  }
+
+  /** Sends a shred of a held keychain: 409 LEGAL_HOLD is the right answer, 200 a held key shredded. */
+  shredHeld(userId = this.#heldPool.pick()): Operation {
+    return {
+      kind: 'held-shred',
+      run: async () => {
+        if (userId === undefined) return { label: 'NO_USER', outcome: 'failed', answered: false };
+        try {
+          const reply = await this.#call('DELETE', `/v1/keychains/${encodeURIComponent(userId)}`);
+          const label = replyLabel(reply);
+          if (reply.status === 409 && label.endsWith('LEGAL_HOLD')) {
+            this.ledger.heldShredsRefused++;
+            return { label, outcome: 'ok', answered: true };
+          }
+          if (reply.status === 200) {
+            this.ledger.heldShredsAcked++;
+            this.#problem(`${userId}: a shred of a held keychain was acknowledged`);
+          }
+          return { label, outcome: 'failed', answered: true };
+        } catch (error) {
+          return failure(error);
+        }
+      },
+    };
+  }
+
+  /**
+   * Schedules the shred of a keychain a few seconds ahead (keys served meanwhile); one time in five on a
+   * held keychain, where it must wait. The user leaves the lookup pools: after its time it is shredded.
+   */
+  scheduleShred(aheadMs?: number, onHeld = this.#heldPool.size > 0 && Math.random() < 0.2): Operation {
+    const userId = onHeld ? this.#heldPool.pick() : this.shreddable.pick();
+    if (userId !== undefined && !onHeld) {
+      this.shreddable.delete(userId);
+      this.readable.delete(userId);
+      this.options.oracle.state(userId).shredSentAt = now();
+    }
+    const [low, high] = SCHEDULE_AHEAD_MS;
+    return {
+      kind: 'schedule',
+      run: async () => {
+        if (userId === undefined) return { label: 'NO_USER', outcome: 'failed', answered: false };
+        const executeAt = Date.now() + (aheadMs ?? low + Math.random() * (high - low));
+        try {
+          const reply = await this.#call('POST', `/v1/keychains/${encodeURIComponent(userId)}/schedules`, {
+            executeAt: new Date(executeAt).toISOString(),
+            serveDuringGrace: true,
+          });
+          const label = replyLabel(reply);
+          if (reply.status !== 201) return { label, outcome: 'failed', answered: true };
+          const scheduleId = (JSON.parse(reply.body.toString('utf8')) as { scheduleId?: unknown }).scheduleId;
+          if (typeof scheduleId !== 'string') return { label: `${label} MALFORMED`, outcome: 'failed', answered: true };
+          this.ledger.schedules.push({ scheduleId, userId, executeAt, held: onHeld });
+          return { label, outcome: 'ok', answered: true };
+        } catch (error) {
+          return failure(error);
+        }
+      },
+    };
+  }
+
+  async #fetchJwks(): Promise<void> {
+    this.ledger.jwks ??= await fetchJwks([this.options.target()]);
   }
 
   probe(): Operation {

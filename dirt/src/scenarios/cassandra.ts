@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { newAgent } from '../lib/http.js';
 import { OpenLoopLoad, phaseSummaries } from '../lib/load.js';
 import { KeyOracle } from '../lib/oracle.js';
+import { storeErrorsNote } from '../lib/padlock.js';
 import { faultOutcome, figure, invariant, runFault, type Context, type Scenario } from '../lib/scenario.js';
 import { MIXED, READ_ONLY } from '../lib/workload.js';
 import {
@@ -57,9 +58,11 @@ export const cassandraNodeKill: Scenario = {
       clear: () => cluster.startNode(2),
     });
     harvest(ctx, oracle, workload);
+    const storeErrors = await storeErrorsNote(group);
     return faultOutcome(result, load, {
       minAvailability: 99.95,
       notes: [
+        storeErrors,
         `dirt2 (127.0.1.2) was killed, then restarted with start-node.sh, which took ${Math.round(result.clearMs / 1000)} s (part of "during")`,
         ...workloadNotes(oracle, workload),
       ],

@@ -13,7 +13,7 @@ import { KeyWorkload, type Mix } from '../lib/workload.js';
 
 /** Padlock processes listen here (all of 127.0.0.0/8 is loopback). */
 export const PADLOCK_HOST = '127.0.1.10';
-export const ALL_RIGHTS = { read: [...CATEGORIES], create: true, rotate: true, shred: true };
+export const ALL_RIGHTS = { read: [...CATEGORIES], create: true, rotate: true, shred: true, hold: true };
 /** The deletion bound the suite configures (the default). */
 export const MAX_STALENESS_S = 30;
 /**
@@ -71,6 +71,8 @@ export function padlock(
     ...spec,
   });
   ctx.run.padlockLogs.add(process.logFile);
+  ctx.lifecycle.configFiles.push(process.configFile);
+  ctx.lifecycle.targets.push(process.target);
   ctx.defer(() => process.stop());
   return process;
 }
@@ -148,7 +150,7 @@ export interface WorkloadSetup {
 export function keyWorkload(ctx: Context, setup: WorkloadSetup): KeyWorkload {
   let i = 0;
   const agent = setup.agent ?? newAgent(256);
-  return new KeyWorkload(
+  const workload = new KeyWorkload(
     {
       target: () => setup.targets[i++ % setup.targets.length]!,
       credential: setup.credential,
@@ -163,6 +165,9 @@ export function keyWorkload(ctx: Context, setup: WorkloadSetup): KeyWorkload {
     },
     setup.baseUsers,
   );
+  ctx.lifecycle.ledgers.push(workload.ledger);
+  ctx.lifecycle.targets.push(...setup.targets);
+  return workload;
 }
 
 /** An open-loop load bounded to the scenario's phases plus `slackS` (restarts take time). */

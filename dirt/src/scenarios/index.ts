@@ -7,6 +7,7 @@ import { leakScan } from './leak.js';
 import { memcachedCorrupt, memcachedKill, memcachedPause } from './memcached.js';
 import { overload } from './overload.js';
 import { restoreUnderLoad } from './restore.js';
+import { schedulesUnderFailure } from './schedules.js';
 import { storeBlackhole, storeReset, storeSlow } from './store.js';
 
 /**
@@ -19,6 +20,7 @@ export const SCENARIOS: readonly Scenario[] = [
   memcachedKill,
   memcachedPause,
   cassandraNodeKill,
+  schedulesUnderFailure,
   datacenterCut,
   storeSlow,
   storeBlackhole,

@@ -143,7 +143,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     journal = options.journal ?? (await openJournal(config, keks, log, { write: true }));
     const registry = new ServiceRegistry(store, keks, log, metrics);
     metrics.servicesFailingIntegrity.track(() => registry.integrityFailures.size);
-    await registry.refresh();
+    await atStart(log, 'service registry', () => registry.refresh());
     registry.start(config.services.refreshSeconds);
 
     if (store instanceof CassandraKeyStore) metrics.storeHedgedReads.track(() => store.hedgedReads);
@@ -178,7 +178,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       checkIntervalMs: config.journal.checkIntervalMs,
       invalidate: (userId) => cached.invalidate(userId),
     });
-    const receipts = await ReceiptSigner.open(store, keks, log);
+    const receipts = await atStart(log, 'receipt signing keys', () => ReceiptSigner.open(store, keks, log));
     const audit = new AuditLog(store, {
       checkpointEveryMs: config.audit.checkpointSeconds * 1000,
       signer: receipts,
@@ -307,5 +307,36 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     if (options.journal === undefined) await journal?.close();
     await store.close();
     throw error;
+  }
+}
+
+/** Store errors worth another try at start: a request timed out, or too few replicas answered. */
+function transient(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'OperationTimedOutError' || error.name === 'NoHostAvailableError') return true;
+  const code = (error as { code?: unknown }).code;
+  // Cassandra's Unavailable, WriteTimeout, ReadTimeout (native protocol error codes).
+  return error.name === 'ResponseError' && (code === 0x1000 || code === 0x1100 || code === 0x1200);
+}
+
+/**
+ * A start-up read of the store, tried up to START_ATTEMPTS times a second apart when it times out: a
+ * server restarted while a Cassandra node catches up (DiRT schedules-node-group-kill: a group restarted
+ * beside a node restarted a moment before) otherwise exits on its first 400 ms timeout. Anything else
+ * (a KEK that does not unwrap, a bad row) fails at once.
+ */
+const START_ATTEMPTS = 10;
+async function atStart<T>(log: Logger, what: string, step: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      if (attempt >= START_ATTEMPTS || !transient(error)) throw error;
+      log.warn(`${what}: the store did not answer at start; trying again`, {
+        attempt,
+        error: (error as Error).message,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
   }
 }

@@ -48,6 +48,7 @@ export {
   type RowMacVerdict,
 } from './row-mac.js';
 export { openStore } from './store/open.js';
+export { sealHold, sealSchedule } from './lifecycle-rows.js';
 export { SqliteKeyStore, inspectSqliteBackup, type SqliteStoreOptions } from './store/sqlite.js';
 export { CassandraKeyStore, schemaStatements, type CassandraStoreOptions } from './store/cassandra.js';
 export type * from './store/types.js';

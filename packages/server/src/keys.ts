@@ -3,6 +3,7 @@ import type { AuditLog } from './audit.js';
 import { timed, type Keychain, type KeychainSource } from './keychain.js';
 import { holdCovers, holdVerifies } from './lifecycle-rows.js';
 import type { Logger } from './log.js';
+import type { JournalEntry } from './journal/entry.js';
 import type { JournalGate } from './journal/gate.js';
 import type { Metrics } from './metrics.js';
 import type { Service } from './services.js';
@@ -131,19 +132,26 @@ export class KeyService {
    * without harm).
    *
    * A hold whose place call returned before this call began is always seen
-   * (holds are read at the store's strongest consistency: LOCAL_SERIAL on
-   * Cassandra). A hold row that fails its MAC blocks the shred too.
+   * (on Cassandra the hold's Paxos commit reached a quorum, and holds are read
+   * at LOCAL_QUORUM). A hold row that fails its MAC blocks the shred too.
    */
   async shred(userId: string, category: string | undefined, options: ShredOptions): Promise<ShredResult> {
-    const rows = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
+    // The keychain and its holds side by side: both must answer before anything is written, and a
+    // shred's store round trips in sequence are what a node's failure costs it (DiRT cassandra-node-kill).
+    const [rows] = await Promise.all([
+      timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true })),
+      this.refuseIfHeld(userId, category),
+    ]);
     if (rows.length === 0) throw new PadlockError('KEYCHAIN_NOT_FOUND');
-    await this.refuseIfHeld(userId, category);
     const at = Date.now();
     // Journal first: once the caller hears "shredded", the shred is on disk apart from the store, so no
     // restore can bring the key back. An entry whose store shred then fails is harmless: replay only shreds.
     const entry = await this.journal?.append({ userId, category: category ?? null, at });
-    const shredded = await timed(this.metrics, 'shred', this.store.shred(userId, category, at));
-    if (entry !== undefined) await this.journal?.applied(entry);
+    const shredded = await timed(this.metrics, 'shred', this.store.shred(userId, category, at, rows));
+    // Moving the store's applied journal position is a compare-and-set on one row every shred shares:
+    // it runs beside the receipt and audit writes, and its failure fails nothing (journal/gate.ts: a
+    // lagging position is replayed at the next check). Awaited below, so a shred's caller sees it moved.
+    const applied = entry === undefined ? undefined : this.#applied(entry);
     await this.keychains.invalidate(userId);
     const after = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
     const byCategory = new Map<string, { version: number; shreddedAt: number }[]>();
@@ -166,15 +174,19 @@ export class KeyService {
       scheduleId: options.scheduleId ?? null,
     };
     const jws = await this.proofs.receipts.sign(claims);
-    await timed(this.metrics, 'receipt', this.store.putReceipt({ receiptId: claims.jti, userId, issuedAt: at, jws }));
-    await this.proofs.audit.append(options.requestedBy, {
-      type: category === undefined ? 'keychain.shred' : 'category.shred',
-      userId,
-      categories: claims.categories.map((c) => c.category),
-      shredded,
-      receiptId: claims.jti,
-      scheduleId: claims.scheduleId,
-    });
+    // The receipt and the audit entry are independent writes: side by side, and both must land.
+    await Promise.all([
+      timed(this.metrics, 'receipt', this.store.putReceipt({ receiptId: claims.jti, userId, issuedAt: at, jws })),
+      this.proofs.audit.append(options.requestedBy, {
+        type: category === undefined ? 'keychain.shred' : 'category.shred',
+        userId,
+        categories: claims.categories.map((c) => c.category),
+        shredded,
+        receiptId: claims.jti,
+        scheduleId: claims.scheduleId,
+      }),
+    ]);
+    await applied;
     this.log?.info('shred', {
       userId,
       category: category ?? null,
@@ -183,6 +195,19 @@ export class KeyService {
       scheduleId: options.scheduleId ?? null,
     });
     return { shredded, receipt: { receiptId: claims.jti, jws, claims } };
+  }
+
+  /** The journal's applied position moved past `entry`; a failure is counted and logged, never thrown. */
+  async #applied(entry: JournalEntry): Promise<void> {
+    try {
+      await timed(this.metrics, 'journal_applied', this.journal!.applied(entry));
+    } catch (error) {
+      this.log?.warn('shred journal position not moved; the next check replays it', {
+        position: entry.position,
+        error:
+          error instanceof PadlockError ? (error.cause instanceof Error ? error.cause.message : error.code) : 'unknown',
+      });
+    }
   }
 
   /**

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { receiptScheduleId } from './lifecycle.js';
 import { metricValue, startHarness, type Harness } from './testing/harness.js';
 
 /*
@@ -25,8 +26,9 @@ describe('a scheduler killed with -9 mid-execution', () => {
     await h.close();
   });
 
-  for (const pause of ['shred', 'finish'] as const) {
-    it(`is taken over after its claim expires and completed once (killed ${pause === 'shred' ? 'before' : 'after'} the shred)`, async () => {
+  const steps = { shred: 'before the shred', finish: 'after the shred', receipt: 'after its receipt' } as const;
+  for (const pause of ['shred', 'finish', 'receipt'] as const) {
+    it(`is taken over after its claim expires and completed once, with one receipt (killed ${steps[pause]})`, async () => {
       const userId = `crash-${process.pid}-${n++}`;
       assert.equal((await h.call('POST', '/v1/keychains', { json: { userId } })).status, 201);
       const scheduled = await h.call('POST', `/v1/keychains/${userId}/schedules`, {
@@ -46,7 +48,8 @@ describe('a scheduler killed with -9 mid-execution', () => {
       const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_, signal) => resolve(signal)));
       await new Promise<void>((resolve, reject) => {
         child.stdout.on('data', (chunk: Buffer) => {
-          if (chunk.toString().includes(pause === 'shred' ? 'claimed' : 'shredded')) resolve();
+          const said = { shred: 'claimed', finish: 'shredded', receipt: 'receipted' }[pause];
+          if (chunk.toString().includes(said)) resolve();
         });
         child.on('exit', () => reject(new Error('the child exited before pausing')));
       });
@@ -75,6 +78,14 @@ describe('a scheduler killed with -9 mid-execution', () => {
         assert.equal((await h.rootKeys(userId)).size, 0);
         const metrics = (await peer.call('GET', '/metrics')).text;
         assert.equal(metricValue(metrics, 'padlock_schedules_executed_total', { outcome: 'executed' }), 1);
+        // One deletion, one receipt: a takeover after the receipt was stored must not sign a second one.
+        const listed = (await peer.call('GET', `/v1/keychains/${userId}`)).body as { receipts: { id: string }[] };
+        const forSchedule: string[] = [];
+        for (const { id } of listed.receipts) {
+          const { jws } = (await peer.call('GET', `/v1/receipts/${id}`)).body as { jws: string };
+          if (receiptScheduleId(jws) === scheduleId) forSchedule.push(id);
+        }
+        assert.equal(forSchedule.length, 1, `receipts for the schedule: ${forSchedule.join(', ')}`);
       } finally {
         await peer.close();
       }

@@ -215,6 +215,11 @@ export class Lifecycle {
     if (!this.#verifiedSchedule(schedule)) throw new PadlockError('ROW_INTEGRITY');
   }
 
+  async #receiptExists(schedule: ScheduleRecord): Promise<boolean> {
+    const receipts = await this.keys.receiptsOf(schedule.userId);
+    return receipts.some((r) => receiptScheduleId(r.jws) === schedule.scheduleId);
+  }
+
   #integrityFailure(row: 'hold' | 'schedule', id: string): void {
     this.metrics.integrityFailures.inc({ row, reason: 'bad-mac' });
     this.log.error(`a ${row} row failed its MAC and is refused`, { row, id });
@@ -248,10 +253,16 @@ export class Lifecycle {
     if (!(await timed(this.metrics, 'claim_schedule', this.store.claimSchedule(schedule.scheduleId, expected, claim))))
       return 'taken';
     try {
-      await this.keys.shred(schedule.userId, schedule.category ?? undefined, {
-        requestedBy: schedule.requestedBy,
-        scheduleId: schedule.scheduleId,
-      });
+      // Claimed before (a node killed mid-way, or a finish that failed): if that run got as far as its
+      // receipt, the shred is complete (receipts are written after the store shred), and shredding again
+      // would issue a second, different receipt for one deletion. Finish it with the one there is.
+      const receipted = schedule.claimedBy !== null && (await this.#receiptExists(schedule));
+      if (!receipted) {
+        await this.keys.shred(schedule.userId, schedule.category ?? undefined, {
+          requestedBy: schedule.requestedBy,
+          scheduleId: schedule.scheduleId,
+        });
+      }
     } catch (error) {
       // A hold placed between the check and the shred: give the claim back, wait for the release.
       if (error instanceof PadlockError && error.code === 'LEGAL_HOLD') {
@@ -288,6 +299,18 @@ export class Lifecycle {
     });
     this.metrics.scheduleDelay.observe({}, Math.max(0, finishedAt - schedule.executeAt) / 1000);
     return 'executed';
+  }
+}
+
+/** The scheduleId claim of a stored receipt (our own store's row: read, not verified), or null. */
+export function receiptScheduleId(jws: string): string | null {
+  try {
+    const claims = JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      scheduleId?: unknown;
+    };
+    return typeof claims.scheduleId === 'string' ? claims.scheduleId : null;
+  } catch {
+    return null;
   }
 }
 

@@ -51,6 +51,21 @@ const { consistencies } = cassandra.types;
 /** How long a replica that came back up is tried only after the others. */
 export const CATCH_UP_MS = 60000;
 
+/** Width of one partition of the schedules_due index, in due time. */
+export const DUE_BUCKET_MS = 3_600_000;
+/**
+ * How far apart the servers' clocks may be. The due cursor stays this far behind the pass's `now`, and a
+ * schedule is filed under its due time or its creation time, whichever is later: so a schedule created by
+ * a server whose clock is behind, or due in the past, is never filed below a cursor already written.
+ */
+export const DUE_SKEW_MS = 60_000;
+/** A pending schedule filed this far behind `now` (held, or failing) is filed again under `now`. */
+const REFILE_AFTER_MS = DUE_SKEW_MS;
+/** The cursor is written to the store at most this often per process (it is kept in memory between). */
+const DUE_FROM_WRITE_MS = 60_000;
+
+const dueBucket = (at: number): number => Math.floor(at / DUE_BUCKET_MS);
+
 /** The driver's Host, with the time it was last marked up (null when it never went down). */
 type TrackedHost = cassandra.Host & { readonly isUpSince?: number | null | undefined };
 
@@ -143,6 +158,20 @@ export function schemaStatements(keyspace: string, replication: Readonly<Record<
     `CREATE TABLE IF NOT EXISTS ${keyspace}.schedules_by_user (
       user_id text, schedule_id text, PRIMARY KEY ((user_id), schedule_id)
     ) WITH ${options}`,
+    // The due index: one partition per DUE_BUCKET_MS of due time, so the scheduler reads the
+    // buckets from its cursor to now, never the whole table (dueSchedules). due_from holds the
+    // cursors the schedulers reached: below the greatest, nothing is pending.
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.schedules_due (
+      bucket bigint, due_at bigint, schedule_id text, PRIMARY KEY ((bucket), due_at, schedule_id)
+    ) WITH CLUSTERING ORDER BY (due_at ASC, schedule_id ASC) AND ${options}`,
+    // The pending schedules that withhold keys during their grace period (one small partition; a row is
+    // deleted once its schedule is seen finished), read by every scheduler pass instead of the table.
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.schedules_withholding (
+      id int, schedule_id text, PRIMARY KEY ((id), schedule_id)
+    ) WITH ${options}`,
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.schedules_due_from (
+      id int, due_from bigint, PRIMARY KEY ((id), due_from)
+    ) WITH CLUSTERING ORDER BY (due_from DESC) AND ${options}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.credentials (
       service_id text, credential_id text, verifier blob, created_at timestamp, revoked_at timestamp, mac blob,
       PRIMARY KEY ((service_id), credential_id)
@@ -206,6 +235,11 @@ export class CassandraKeyStore implements KeyStore {
   readonly #readTimeout: number;
   /** Keychain reads that were hedged (sent to a second replica); the metrics show it. */
   hedgedReads = 0;
+  /** The due cursor: no schedule filed below it is pending (undefined: not read yet). */
+  #dueFrom: number | undefined;
+  #dueFromWrittenAt = 0;
+  /** Schedules filed at or above the cursor that this process saw finished, by id: not read again. */
+  readonly #finishedDue = new Map<string, number>();
 
   private constructor(client: cassandra.Client, options: CassandraStoreOptions) {
     this.#client = client;
@@ -350,8 +384,8 @@ export class CassandraKeyStore implements KeyStore {
     return result.wasApplied();
   }
 
-  async shred(userId: string, category: string | undefined, at: number): Promise<number> {
-    const rows = (await this.getKeychain(userId, { fresh: true })).filter(
+  async shred(userId: string, category: string | undefined, at: number, known?: readonly KeyRow[]): Promise<number> {
+    const rows = (known ?? (await this.getKeychain(userId, { fresh: true }))).filter(
       (r) => r.wrapped !== null && (category === undefined || r.category === category),
     );
     if (rows.length === 0) return 0;
@@ -376,10 +410,10 @@ export class CassandraKeyStore implements KeyStore {
   }
 
   /*
-   * Holds and schedules: every write is a lightweight transaction, and every
-   * read that decides something is at LOCAL_SERIAL, so it sees the last
-   * committed Paxos round (a hold placed, a claim taken) and never a replica
-   * that missed it.
+   * Holds and schedules: every write is a lightweight transaction whose commit
+   * is at LOCAL_QUORUM. Reads that decide something are at LOCAL_SERIAL (a
+   * schedule, before a claim) or LOCAL_QUORUM (holds, before a shred): both
+   * see every round that returned, and never a replica that missed it.
    */
   async insertHold(h: HoldRecord): Promise<boolean> {
     const result = await this.#lwt(
@@ -389,8 +423,12 @@ export class CassandraKeyStore implements KeyStore {
     return result.wasApplied();
   }
 
+  // LOCAL_QUORUM, not LOCAL_SERIAL: a hold's insert returns once its Paxos commit reached a quorum, which
+  // every LOCAL_QUORUM read meets, so a hold placed before the read began is seen. Every shred and every due
+  // schedule reads the holds; in the DiRT node kill the LOCAL_SERIAL read was the shred path's most failed
+  // store call (85 of 170 errors), a Paxos round of its own before any write.
   async listHolds(userId: string): Promise<HoldRecord[]> {
-    const result = await this.#exec('SELECT * FROM {ks}.holds WHERE user_id = ?', [userId], consistencies.localSerial);
+    const result = await this.#exec('SELECT * FROM {ks}.holds WHERE user_id = ?', [userId], consistencies.localQuorum);
     return result.rows.map(toHold).sort((a, b) => a.placedAt - b.placedAt || a.holdId.localeCompare(b.holdId));
   }
 
@@ -409,12 +447,16 @@ export class CassandraKeyStore implements KeyStore {
   }
 
   async insertSchedule(s: ScheduleRecord): Promise<boolean> {
-    // The index row first: a schedule is never in `schedules` without being listable by its user.
-    await this.#exec(
-      'INSERT INTO {ks}.schedules_by_user (user_id, schedule_id) VALUES (?, ?)',
-      [s.userId, s.scheduleId],
-      consistencies.localQuorum,
-    );
+    // The index rows first: a schedule is never in `schedules` without being listable by its user and due time.
+    await Promise.all([
+      this.#exec(
+        'INSERT INTO {ks}.schedules_by_user (user_id, schedule_id) VALUES (?, ?)',
+        [s.userId, s.scheduleId],
+        consistencies.localQuorum,
+      ),
+      this.#fileDue(s.scheduleId, Math.max(s.executeAt, s.createdAt)),
+      s.serveDuringGrace ? undefined : this.#fileWithholding(s.scheduleId),
+    ]);
     const result = await this.#lwt(
       'INSERT INTO {ks}.schedules (schedule_id, user_id, category, execute_at, serve_during_grace, requested_by, created_at, state, finished_at, finished_by, claimed_by, lease_until, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
       [
@@ -458,13 +500,164 @@ export class CassandraKeyStore implements KeyStore {
       .sort((a, b) => a.createdAt - b.createdAt || a.scheduleId.localeCompare(b.scheduleId));
   }
 
+  /*
+   * Due schedules by time bucket: the buckets from the cursor to `now`, each a
+   * clustering range (due_at from the cursor to now), at LOCAL_QUORUM, then
+   * each schedule's row; the claim that follows is at LOCAL_SERIAL. The
+   * cursor then moves to the first schedule still pending, and never past
+   * now - DUE_SKEW_MS. A pending one filed long ago (under a hold, or whose
+   * shred keeps failing) is filed again under now, so it cannot hold the
+   * cursor back. A pass reads what fell due since the cursor, not the table.
+   */
   async dueSchedules(now: number, limit: number): Promise<ScheduleRecord[]> {
-    const due = await this.#scanSchedules((s) => s.state === 'pending' && s.executeAt <= now);
-    return due.sort((a, b) => a.executeAt - b.executeAt).slice(0, limit);
+    const from = this.#dueFrom ?? (await this.#readDueFrom(now));
+    const found: ScheduleRecord[] = [];
+    const refile: ScheduleRecord[] = [];
+    let firstPending: number | undefined;
+    let scannedTo = now;
+    scan: for (let bucket = dueBucket(from); bucket <= dueBucket(now); bucket++) {
+      let pageState: string | undefined;
+      do {
+        const page = await this.#exec(
+          'SELECT due_at, schedule_id FROM {ks}.schedules_due WHERE bucket = ? AND due_at >= ? AND due_at <= ?',
+          [
+            cassandra.types.Long.fromNumber(bucket),
+            cassandra.types.Long.fromNumber(from),
+            cassandra.types.Long.fromNumber(now),
+          ],
+          consistencies.localQuorum,
+          { fetchSize: Math.max(100, Math.min(1000, limit)), ...(pageState === undefined ? {} : { pageState }) },
+        );
+        const rows = page.rows
+          .map((r) => ({ dueAt: (r['due_at'] as cassandra.types.Long).toNumber(), id: r['schedule_id'] as string }))
+          .filter((r) => !this.#finishedDue.has(r.id));
+        const schedules = await Promise.all(rows.map((r) => this.#scheduleRow(r.id)));
+        for (let i = 0; i < rows.length; i++) {
+          const { dueAt, id } = rows[i]!;
+          const schedule = schedules[i];
+          if (schedule === undefined && dueAt >= now - DUE_SKEW_MS) {
+            // Filed, but its row is not there (yet): the insert may still be in flight. Keep the cursor below it.
+            firstPending ??= dueAt;
+            continue;
+          }
+          if (schedule === undefined || schedule.state !== 'pending') {
+            this.#finishedDue.set(id, dueAt);
+            continue;
+          }
+          if (dueAt < now - REFILE_AFTER_MS) refile.push(schedule);
+          else firstPending ??= dueAt;
+          if (schedule.executeAt <= now) found.push(schedule);
+          if (found.length >= limit) {
+            scannedTo = dueAt;
+            break scan;
+          }
+        }
+        pageState = page.pageState ?? undefined;
+      } while (pageState !== undefined);
+    }
+    await Promise.all(refile.map((s) => this.#fileDue(s.scheduleId, now)));
+    await this.#moveDueFrom(Math.min(firstPending ?? scannedTo, scannedTo, now - DUE_SKEW_MS), now);
+    return found.sort((a, b) => a.executeAt - b.executeAt);
   }
 
-  withholdingSchedules(): Promise<ScheduleRecord[]> {
-    return this.#scanSchedules((s) => s.state === 'pending' && !s.serveDuringGrace);
+  async #fileDue(scheduleId: string, dueAt: number): Promise<void> {
+    await this.#exec(
+      'INSERT INTO {ks}.schedules_due (bucket, due_at, schedule_id) VALUES (?, ?, ?)',
+      [cassandra.types.Long.fromNumber(dueBucket(dueAt)), cassandra.types.Long.fromNumber(dueAt), scheduleId],
+      consistencies.localQuorum,
+    );
+  }
+
+  /** One schedule at LOCAL_QUORUM (the scheduler's read; what it decides is decided by the claim's LWT). */
+  async #scheduleRow(scheduleId: string): Promise<ScheduleRecord | undefined> {
+    const result = await this.#exec(
+      'SELECT * FROM {ks}.schedules WHERE schedule_id = ?',
+      [scheduleId],
+      consistencies.localQuorum,
+    );
+    const row = result.first() as Row | null;
+    return row === null ? undefined : toSchedule(row);
+  }
+
+  /**
+   * The greatest cursor any scheduler wrote. None yet (a keyspace whose schedules predate the index): the
+   * schedules table is read once, every pending schedule filed, and the cursor set below them all.
+   */
+  async #readDueFrom(now: number): Promise<number> {
+    const result = await this.#exec(
+      'SELECT due_from FROM {ks}.schedules_due_from WHERE id = 0 LIMIT 1',
+      [],
+      consistencies.localQuorum,
+    );
+    const found = result.first()?.['due_from'] as cassandra.types.Long | undefined;
+    if (found !== undefined) {
+      this.#dueFrom = found.toNumber();
+      return this.#dueFrom;
+    }
+    const pending = await this.#scanSchedules((s) => s.state === 'pending');
+    await Promise.all(pending.map((s) => this.#fileDue(s.scheduleId, Math.max(s.executeAt, s.createdAt))));
+    await Promise.all(pending.filter((s) => !s.serveDuringGrace).map((s) => this.#fileWithholding(s.scheduleId)));
+    const from = Math.min(now - DUE_SKEW_MS, ...pending.map((s) => Math.max(s.executeAt, s.createdAt)));
+    await this.#writeDueFrom(from);
+    this.#dueFrom = from;
+    return from;
+  }
+
+  /** Moves this process's cursor forward (never back), and writes it at most every DUE_FROM_WRITE_MS. */
+  async #moveDueFrom(to: number, now: number): Promise<void> {
+    if (this.#dueFrom !== undefined && to <= this.#dueFrom) return;
+    this.#dueFrom = to;
+    for (const [id, dueAt] of this.#finishedDue) if (dueAt < to) this.#finishedDue.delete(id);
+    if (now - this.#dueFromWrittenAt >= DUE_FROM_WRITE_MS) {
+      await this.#writeDueFrom(to);
+      this.#dueFromWrittenAt = now;
+    }
+  }
+
+  /** One row per cursor written (plain inserts, no LWT): the greatest is the one read. */
+  async #writeDueFrom(from: number): Promise<void> {
+    await this.#exec(
+      'INSERT INTO {ks}.schedules_due_from (id, due_from) VALUES (0, ?)',
+      [cassandra.types.Long.fromNumber(from)],
+      consistencies.localQuorum,
+    );
+  }
+
+  async withholdingSchedules(): Promise<ScheduleRecord[]> {
+    if (this.#dueFrom === undefined) await this.#readDueFrom(Date.now()); // indexes an unindexed keyspace
+    const ids = await this.#exec(
+      'SELECT schedule_id FROM {ks}.schedules_withholding WHERE id = 0',
+      [],
+      consistencies.localQuorum,
+      { fetchSize: 5000 },
+    );
+    const found = await Promise.all(ids.rows.map((r) => this.#scheduleRow(r['schedule_id'] as string)));
+    const withholding: ScheduleRecord[] = [];
+    const over: string[] = [];
+    ids.rows.forEach((r, i) => {
+      const schedule = found[i];
+      if (schedule?.state === 'pending') withholding.push(schedule);
+      // Finished: no longer listed. A row whose schedule is missing stays: its insert may be in flight.
+      else if (schedule !== undefined) over.push(r['schedule_id'] as string);
+    });
+    await Promise.all(
+      over.map((id) =>
+        this.#exec(
+          'DELETE FROM {ks}.schedules_withholding WHERE id = 0 AND schedule_id = ?',
+          [id],
+          consistencies.localQuorum,
+        ),
+      ),
+    );
+    return withholding;
+  }
+
+  async #fileWithholding(scheduleId: string): Promise<void> {
+    await this.#exec(
+      'INSERT INTO {ks}.schedules_withholding (id, schedule_id) VALUES (0, ?)',
+      [scheduleId],
+      consistencies.localQuorum,
+    );
   }
 
   /** Pages through every schedule at LOCAL_QUORUM; the claim that follows is at LOCAL_SERIAL. */
@@ -602,21 +795,28 @@ export class CassandraKeyStore implements KeyStore {
     });
   }
 
+  /*
+   * Two plain writes side by side, not a logged batch: a logged batch first
+   * writes the batchlog to two other nodes and needs both, so for the seconds
+   * before the cluster marks a killed node down every receipt it coordinated
+   * failed (the DiRT node kill: shreds answered 503). Both writes are
+   * idempotent; the shred's call fails when either does, and its retry writes
+   * the receipt again.
+   */
   async putReceipt(r: ReceiptRecord): Promise<void> {
     const issuedAt = new Date(r.issuedAt);
-    await this.#client.batch(
-      [
-        {
-          query: `INSERT INTO ${this.#ks}.receipts (receipt_id, user_id, issued_at, jws) VALUES (?, ?, ?, ?)`,
-          params: [r.receiptId, r.userId, issuedAt, r.jws],
-        },
-        {
-          query: `INSERT INTO ${this.#ks}.receipts_by_user (user_id, issued_at, receipt_id, jws) VALUES (?, ?, ?, ?)`,
-          params: [r.userId, issuedAt, r.receiptId, r.jws],
-        },
-      ],
-      { prepare: true, consistency: consistencies.localQuorum, readTimeout: this.#readTimeout },
-    );
+    await Promise.all([
+      this.#exec(
+        'INSERT INTO {ks}.receipts (receipt_id, user_id, issued_at, jws) VALUES (?, ?, ?, ?)',
+        [r.receiptId, r.userId, issuedAt, r.jws],
+        consistencies.localQuorum,
+      ),
+      this.#exec(
+        'INSERT INTO {ks}.receipts_by_user (user_id, issued_at, receipt_id, jws) VALUES (?, ?, ?, ?)',
+        [r.userId, issuedAt, r.receiptId, r.jws],
+        consistencies.localQuorum,
+      ),
+    ]);
   }
 
   async getReceipt(receiptId: string): Promise<ReceiptRecord | undefined> {

@@ -380,4 +380,31 @@ export function lifecycleConformance(target: () => Target): void {
     await a.store.insertHold(forged);
     await rejectsWith(a.keys.shred(third, 'profile', { requestedBy: 'svc' }), 'ROW_INTEGRITY');
   });
+
+  // Last: it moves the due cursor (Cassandra's schedules_due_from) hours ahead of the real clock.
+  it('finds due schedules by due time however far the clock moves, until they finish, from any connection', async () => {
+    const peer = await target().openPeer(); // closed with the other peers
+    const user = await newUser(a.store, keks);
+    const t = Date.now();
+    const hour = 3_600_000;
+    const past = pendingSchedule(keks, user, 'profile', t - 2 * hour); // due two hours before it was made
+    const soon = pendingSchedule(keks, user, 'payments', t + hour);
+    const later = pendingSchedule(keks, user, 'advertising', t + 5 * hour);
+    for (const s of [later, soon, past]) assert.equal(await a.store.insertSchedule(s), true);
+    const mine = new Set([past, soon, later].map((s) => s.scheduleId));
+    const due = async (store: KeyStore, now: number): Promise<string[]> =>
+      (await store.dueSchedules(now, 100_000)).map((s) => s.scheduleId).filter((id) => mine.has(id));
+    assert.deepEqual(await due(peer, t), [past.scheduleId]);
+    assert.deepEqual(await due(peer, t + hour), [past.scheduleId, soon.scheduleId], 'due at its time, in due order');
+    // Still pending hours later (as under a hold): found in every pass, not left behind the cursor.
+    assert.deepEqual(await due(peer, t + 3 * hour), [past.scheduleId, soon.scheduleId]);
+    await a.lifecycle.cancel(user, soon.scheduleId, 'conformance');
+    assert.deepEqual(await due(peer, t + 4 * hour), [past.scheduleId], 'a finished schedule is not due');
+    assert.deepEqual(await due(peer, t + 6 * hour), [past.scheduleId, later.scheduleId]);
+    // A new connection (a restarted server) starts from the stored cursor and finds the same.
+    const restarted = await target().openPeer(); // closed with the other peers
+    assert.deepEqual(await due(restarted, t + 6 * hour), [past.scheduleId, later.scheduleId]);
+    for (const s of [past, later]) await a.lifecycle.cancel(user, s.scheduleId, 'conformance');
+    assert.deepEqual(await due(restarted, t + 7 * hour), []);
+  });
 }

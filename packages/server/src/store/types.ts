@@ -222,8 +222,14 @@ export interface KeyStore {
    * Shreds every version of `category`, or of every category when omitted: the
    * wrapped bytes are overwritten, a marker row stays. Returns how many rows
    * this call shredded (already shredded rows do not count).
+   *
+   * `known`: the user's rows as the caller read them fresh a moment before. A
+   * store whose shred is a conditional write may build it from them instead of
+   * reading again (one round trip less on the shred path); the condition makes
+   * a stale list safe: a row shredded meanwhile fails it, and the store reads
+   * again and shreds what is left.
    */
-  shred(userId: string, category: string | undefined, at: number): Promise<number>;
+  shred(userId: string, category: string | undefined, at: number, known?: readonly KeyRow[]): Promise<number>;
 
   /** Inserts a hold unless one with its id exists; false then. */
   insertHold(hold: HoldRecord): Promise<boolean>;

@@ -614,8 +614,8 @@ export class SlowStore implements KeyStore {
     return this.inner.insertKeys(userId, rows);
   }
 
-  shred(userId: string, category: string | undefined, at: number): Promise<number> {
-    return this.inner.shred(userId, category, at);
+  shred(userId: string, category: string | undefined, at: number, known?: readonly KeyRow[]): Promise<number> {
+    return this.inner.shred(userId, category, at, known);
   }
   insertHold(hold: HoldRecord): Promise<boolean> {
     return this.inner.insertHold(hold);
