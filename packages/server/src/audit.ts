@@ -41,6 +41,8 @@ export type AuditEvent =
       rotate: boolean;
       shred: boolean;
       hold?: boolean;
+      /** Present (true) only for operators. */
+      admin?: boolean;
     }
   | { type: 'credential.add' | 'credential.revoke'; serviceId: string; credentialId: string }
   | { type: 'kek.rotate' | 'kek.rewrap' | 'kek.drop'; kid: string; rows?: number }
