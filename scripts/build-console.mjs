@@ -10,9 +10,13 @@ import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = `${root}packages/server/dist/console-assets`;
-execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}console`], {
-  stdio: 'inherit',
-});
+const tsc = (project) =>
+  execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}${project}`], {
+    stdio: 'inherit',
+  });
+tsc('console');
+// The end-to-end test (scripts/console-test.sh runs it): Node code that drives the browser.
+tsc('console/e2e');
 mkdirSync(out, { recursive: true });
 await build({
   entryPoints: [`${root}console/src/main.ts`],

@@ -58,6 +58,14 @@ const ACTIONS: readonly { id: Action; label: string }[] = [
 
 const enc = encodeURIComponent;
 
+/** What a verified receipt says was destroyed, in words. */
+function describeClaims(claims: Record<string, unknown>): string {
+  const categories = (claims['categories'] ?? []) as { category: string; versions: { version: number }[] }[];
+  const what = categories.map((c) => `${c.category} ${c.versions.map((v) => `v${v.version}`).join(', ')}`).join('; ');
+  const at = typeof claims['shreddedAt'] === 'number' ? new Date(claims['shreddedAt']).toISOString() : '?';
+  return `Shredded ${what} at ${at}, requested by ${String(claims['requestedBy'])}.`;
+}
+
 class DeletionDesk extends LitElement {
   static override properties = {
     categories: { attribute: false },
@@ -353,8 +361,8 @@ class DeletionDesk extends LitElement {
           : html`<p id="receipt-status" class=${this.receipt.ok ? 'ok' : 'error'}>
               ${
                 this.receipt.ok
-                  ? `Receipt ${this.receipt.id} verified in this page: Ed25519 signature by key ${this.receipt.kid ?? '?'}; ` +
-                    `shredded ${JSON.stringify(this.receipt.claims?.['categories'])}`
+                  ? `Receipt ${this.receipt.id} verified in this page: Ed25519 signature by key ${this.receipt.kid ?? '?'}. ` +
+                    describeClaims(this.receipt.claims ?? {})
                   : `Receipt ${this.receipt.id} does NOT verify: ${this.receipt.problem ?? ''}`
               }
             </p>`

@@ -4,7 +4,9 @@ import { parsePrometheus, quantile, snapshot, type Snapshot } from './metrics.js
 
 /* Health: live charts from /metrics, scraped every few seconds; figures are rates between scrapes. */
 
-const SCRAPE_MS = 2000;
+const SCRAPE_MS = 1000;
+/** The fewest slots a chart spreads its points over, so a young chart does not fill the width with two. */
+const MIN_SLOTS = 10;
 const KEEP = 60;
 
 interface Point {
@@ -36,8 +38,9 @@ function chart(
     <figcaption>${label}: <span class="latest">${latest.join(', ')}</span></figcaption>
     <svg viewBox="0 0 ${width} ${height}" role="img" aria-label=${`${label}: ${latest.join(', ')}`}>
       ${series.map((s, i) => {
-        const step = width / Math.max(1, KEEP - 1);
-        const offset = KEEP - s.values.length;
+        const slots = Math.max(MIN_SLOTS, s.values.length);
+        const step = width / (slots - 1);
+        const offset = slots - s.values.length;
         const points = s.values
           .map((v, j) =>
             v === undefined
@@ -46,7 +49,9 @@ function chart(
           )
           .filter((p) => p !== undefined)
           .join(' ');
-        return svg`<polyline class=${`series series-${i}`} fill="none" points=${points}></polyline>`;
+        const last = points.split(' ').at(-1)?.split(',');
+        return svg`<polyline class=${`series series-${i}`} fill="none" points=${points}></polyline>
+          ${last === undefined || last.length !== 2 ? nothing : svg`<circle class=${`series series-${i}`} r="2.5" cx=${last[0]} cy=${last[1]}></circle>`}`;
       })}
     </svg>
   </figure>`;

@@ -108,8 +108,14 @@ class ServicesScreen extends LitElement {
 
   async #copy(): Promise<void> {
     if (this.fresh === undefined) return;
-    await navigator.clipboard.writeText(this.fresh.credential);
-    this.copied = true;
+    try {
+      await navigator.clipboard.writeText(this.fresh.credential);
+      this.copied = true;
+    } catch {
+      // No clipboard permission: the field stays, selected, for a copy by hand.
+      this.querySelector<HTMLInputElement>('#fresh-credential')?.select();
+      this.error = 'Copy failed (no clipboard permission): the credential is selected, copy it by hand.';
+    }
   }
 
   protected override render(): TemplateResult {
@@ -158,8 +164,20 @@ class ServicesScreen extends LitElement {
                   <select id=${`right-${s.serviceId}`}>
                     ${allRights.map((r) => html`<option value=${r}>${r}</option>`)}
                   </select>
-                  <button type="button" @click=${() => void this.#change(s.serviceId, 'grant')}>Grant</button>
-                  <button type="button" @click=${() => void this.#change(s.serviceId, 'revoke')}>Revoke</button>
+                  <button
+                    type="button"
+                    id=${`grant-${s.serviceId}`}
+                    @click=${() => void this.#change(s.serviceId, 'grant')}
+                  >
+                    Grant
+                  </button>
+                  <button
+                    type="button"
+                    id=${`revoke-${s.serviceId}`}
+                    @click=${() => void this.#change(s.serviceId, 'revoke')}
+                  >
+                    Revoke
+                  </button>
                 </td>
                 <td>
                   <ul>
@@ -191,7 +209,7 @@ class ServicesScreen extends LitElement {
         <fieldset>
           <legend>Create a service</legend>
           <label for="new-service-id">Service id</label>
-          <input id="new-service-id" required pattern="[a-z][a-z0-9-]{1,63}" autocomplete="off" />
+          <input id="new-service-id" required pattern="[a-z][a-z0-9\\-]{1,63}" autocomplete="off" />
           <div class="rights-choice">
             ${allRights.map(
               (r) =>
