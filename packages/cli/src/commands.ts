@@ -88,6 +88,7 @@ const RIGHTS_OPTIONS: Options = {
   rotate: { type: 'boolean' },
   shred: { type: 'boolean' },
   hold: { type: 'boolean' },
+  admin: { type: 'boolean' },
 };
 const TLS_IDENTITY_OPTION: Options = { 'tls-identity': { type: 'string', multiple: true } };
 const TLS_IDENTITY_HELP =
@@ -111,6 +112,7 @@ const RIGHTS_HELP = [
   '--rotate            may rotate categories',
   '--shred             may shred keychains and categories, and schedule and cancel shreds',
   '--hold              may place and release legal holds',
+  '--admin             an operator: the console and service admin, never key bytes (not with --read/--create/--rotate)',
 ];
 
 function configPath(values: Values): string {
@@ -259,7 +261,11 @@ function print(value: unknown): void {
 }
 
 /** Writes a dev config and a fresh KEK (mode 0600) into `dir`; refuses to overwrite. */
-export function initDirectory(dir: string, port: number): { configFile: string; kekFile: string } {
+export function initDirectory(
+  dir: string,
+  port: number,
+  options: { console?: boolean } = {},
+): { configFile: string; kekFile: string } {
   const configFile = join(dir, 'padlock.json');
   const kekFile = join(dir, 'kek-1.bin');
   if (existsSync(configFile) || existsSync(kekFile)) {
@@ -275,6 +281,7 @@ export function initDirectory(dir: string, port: number): { configFile: string; 
     keks: { active: 'kek-1', files: [{ kid: 'kek-1', path: 'kek-1.bin' }] },
     store: { kind: 'sqlite', sqlite: { path: 'padlock.db' } },
     maxStalenessSeconds: 30,
+    ...(options.console === true ? { console: { enabled: true } } : {}),
   };
   writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   return { configFile, kekFile };
@@ -365,7 +372,7 @@ const COMMANDS: readonly Command[] = [
       const dir = resolve(DEFAULT_DIR);
       const configFile = join(dir, 'padlock.json');
       if (!existsSync(configFile)) {
-        initDirectory(dir, 8700);
+        initDirectory(dir, 8700, { console: true });
         const config = loadConfig(configFile);
         const keks = loadKeks(config);
         const store = await openStore(config, createLogger('warn'));
@@ -378,12 +385,19 @@ const COMMANDS: readonly Command[] = [
           await writer.addCredential('demo', record);
           // Dev only: the tour needs the credential in a file; production credentials are printed once.
           writeFileSync(join(dir, 'demo.credential'), `${credential}\n`, { mode: 0o600, flag: 'wx' });
+          // The console's operator: shred and hold, never a right that reads keys (docs/console.md).
+          const operatorRights = { read: [], create: false, rotate: false, shred: true, hold: true, admin: true };
+          await writer.create(newServiceRecord(keks, 'operator', operatorRights, now));
+          const operator = newCredential('operator', now);
+          await writer.addCredential('operator', operator.record);
+          writeFileSync(join(dir, 'operator.credential'), `${operator.credential}\n`, { mode: 0o600, flag: 'wx' });
         } finally {
           await closeStore(store);
         }
         process.stderr.write(
-          `padlock: wrote ${dir}/ (config, KEK, SQLite store) and a "demo" service;\n` +
-            `its credential is in ${join(dir, 'demo.credential')} (dev only)\n`,
+          `padlock: wrote ${dir}/ (config, KEK, SQLite store), a "demo" service and an "operator";\n` +
+            `their credentials are in ${join(dir, 'demo.credential')} and ${join(dir, 'operator.credential')} ` +
+            `(dev only); the console is at http://127.0.0.1:8700/console/\n`,
         );
       }
       return serve(configFile, 1);
@@ -407,6 +421,7 @@ const COMMANDS: readonly Command[] = [
           rotate: values['rotate'] === true,
           shred: values['shred'] === true,
           hold: values['hold'] === true,
+          ...(values['admin'] === true ? { admin: true } : {}),
         };
         const now = Date.now();
         const keks = loadKeks(config);
@@ -468,9 +483,9 @@ const COMMANDS: readonly Command[] = [
         const service = await store.getService(id);
         if (service === undefined) throw new UsageError(`no service "${id}"`);
         const read = readList(values['read'], config);
-        const flag = (name: 'create' | 'rotate' | 'shred' | 'hold'): boolean =>
-          values[name] === true ? verb === 'grant' : service.permissions[name];
-        if (read.length === 0 && !['create', 'rotate', 'shred', 'hold'].some((n) => values[n] === true)) {
+        const flag = (name: 'create' | 'rotate' | 'shred' | 'hold' | 'admin'): boolean =>
+          values[name] === true ? verb === 'grant' : service.permissions[name] === true;
+        if (read.length === 0 && !['create', 'rotate', 'shred', 'hold', 'admin'].some((n) => values[n] === true)) {
           throw new UsageError(`name at least one right to ${verb}`);
         }
         const permissions: ServicePermissions = {
@@ -482,6 +497,7 @@ const COMMANDS: readonly Command[] = [
           rotate: flag('rotate'),
           shred: flag('shred'),
           hold: flag('hold'),
+          ...(flag('admin') ? { admin: true } : {}),
         };
         const { writer } = await proofsFor(store, config);
         await writer.setPermissions(id, permissions, `service.${verb}`);

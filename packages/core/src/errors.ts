@@ -14,9 +14,21 @@ export const ERRORS = {
   BATCH_TOO_LARGE: { status: 400, message: 'The batch holds more user ids than allowed' },
   UNAUTHENTICATED: { status: 401, message: 'A valid credential is required' },
   PERMISSION_DENIED: { status: 403, message: 'The service is not permitted to do this' },
+  OPERATOR_ROUTE_DENIED: {
+    status: 403,
+    message: 'An operator credential or console session may call only metadata and service-admin routes',
+  },
+  CSRF_TOKEN_INVALID: {
+    status: 403,
+    message: "A console session request that changes state must carry the session's X-Padlock-CSRF header",
+  },
+  INVALID_PERMISSIONS: { status: 400, message: 'The rights asked for cannot be held together' },
   ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },
   KEYCHAIN_NOT_FOUND: { status: 404, message: 'The user has no keychain' },
   RECEIPT_NOT_FOUND: { status: 404, message: 'No receipt has that id' },
+  SERVICE_NOT_FOUND: { status: 404, message: 'No such service' },
+  CREDENTIAL_NOT_FOUND: { status: 404, message: 'The service has no live credential with that id' },
+  SERVICE_EXISTS: { status: 409, message: 'A service with that id exists already' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'The method is not allowed on this route' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time' },
   CONCURRENT_UPDATE: {

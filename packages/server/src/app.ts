@@ -34,6 +34,18 @@ import { scheduleStatus } from './routes/schedule-status.js';
 import { shredCategory } from './routes/shred-category.js';
 import { shredKeychain } from './routes/shred-keychain.js';
 import { ServiceRegistry } from './services.js';
+import { ConsoleAssets } from './console/assets.js';
+import { ServiceAdmin } from './console/service-admin.js';
+import { ConsoleSessions } from './console/sessions.js';
+import { addCredential } from './routes/add-credential.js';
+import { consolePage } from './routes/console-page.js';
+import { consoleSession } from './routes/console-session.js';
+import { consoleSignIn } from './routes/console-sign-in.js';
+import { consoleSignOut } from './routes/console-sign-out.js';
+import { createService } from './routes/create-service.js';
+import { listServices } from './routes/list-services.js';
+import { revokeCredential } from './routes/revoke-credential.js';
+import { setServiceRights } from './routes/set-service-rights.js';
 import { CassandraKeyStore } from './store/cassandra.js';
 import { openStore } from './store/open.js';
 import type { KeyStore } from './store/types.js';
@@ -56,6 +68,16 @@ export const ROUTES: readonly Route[] = [
   cancelSchedule,
   placeHold,
   releaseHold,
+  listServices,
+  createService,
+  setServiceRights,
+  addCredential,
+  revokeCredential,
+  // The operator console (docs/console.md): 404 unless console.enabled.
+  consoleSignIn,
+  consoleSession,
+  consoleSignOut,
+  consolePage,
   healthz,
   readyz,
   metrics,
@@ -218,6 +240,19 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       metrics,
       maxBatch: config.limits.maxBatch,
       openapi: () => document,
+      services: new ServiceAdmin(store, keks, audit, registry, config.categories),
+      ...(config.console.enabled
+        ? {
+            console: {
+              sessions: new ConsoleSessions(registry, {
+                ttlMs: config.console.sessionMinutes * 60_000,
+                maxSessions: config.console.maxSessions,
+                secure: config.listen.tls !== undefined,
+              }),
+              assets: new ConsoleAssets(),
+            },
+          }
+        : {}),
       async readiness() {
         const checks: Record<string, string> = {};
         let ready = true;

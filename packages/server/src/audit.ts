@@ -41,6 +41,8 @@ export type AuditEvent =
       rotate: boolean;
       shred: boolean;
       hold?: boolean;
+      /** Present (true) only for operators. */
+      admin?: boolean;
     }
   | { type: 'credential.add' | 'credential.revoke'; serviceId: string; credentialId: string }
   | { type: 'kek.add' | 'kek.activate' | 'kek.rewrap' | 'kek.retire'; kid: string; rows?: number }

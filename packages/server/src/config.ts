@@ -53,6 +53,14 @@ export interface PadlockConfig {
   readonly journal: JournalConfig;
   /** The audit log: a signed checkpoint of this process's chain head at most this often (docs/operations.md). */
   readonly audit: { readonly checkpointSeconds: number };
+  /** The operator console at /console/ (docs/console.md): off unless enabled; `padlock dev` enables it. */
+  readonly console: {
+    readonly enabled: boolean;
+    /** A session's life from sign-in; no renewal, sign in again. */
+    readonly sessionMinutes: number;
+    /** Sessions kept at once by one server; the oldest is dropped past it. */
+    readonly maxSessions: number;
+  };
   readonly drainTimeoutMs: number;
   readonly log: { readonly level: 'debug' | 'info' | 'warn' | 'error'; readonly requests: boolean };
   /** OpenTelemetry traces (docs/operations.md, "Tracing"); off by default. */
@@ -608,6 +616,16 @@ export const CONFIG_SCHEMA = {
           default: 1000,
           description: "How often a server compares its store's applied position with the journal.",
         },
+      },
+    },
+    console: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        enabled: { type: 'boolean', default: false },
+        sessionMinutes: { ...POSITIVE, maximum: 1440, default: 30 },
+        maxSessions: { ...POSITIVE, maximum: 100000, default: 1000 },
       },
     },
     audit: {

@@ -37,6 +37,7 @@ export function serviceMacFields(row: ServiceRow): MacField[] {
     // sealed before them encode (and verify) as they did, and a right set in the database alone
     // changes the encoding, so the MAC fails.
     ...(p.hold ? ['hold'] : []),
+    ...(p.admin === true ? ['admin'] : []),
   ];
 }
 
@@ -130,6 +131,28 @@ export class ServiceWriteError extends Error {
   }
 }
 
+/**
+ * An operator (the admin right) reads metadata and acts on it; it never holds a right that hands out
+ * key bytes (read; create and rotate answer with derived keys), so a console session or a leaked
+ * operator credential can never be turned into one that reads keys (docs/console.md).
+ */
+export function operatorRightsProblem(p: ServicePermissions): string | undefined {
+  if (p.admin !== true) return undefined;
+  const keyRights = [
+    ...(p.read.length > 0 ? ['read'] : []),
+    ...(p.create ? ['create'] : []),
+    ...(p.rotate ? ['rotate'] : []),
+  ];
+  return keyRights.length === 0
+    ? undefined
+    : `an operator (admin) may not also hold ${keyRights.join(', ')}: those rights return key bytes`;
+}
+
+function checkOperatorRights(p: ServicePermissions): void {
+  const problem = operatorRightsProblem(p);
+  if (problem !== undefined) throw new ServiceWriteError(problem);
+}
+
 function describe(serviceId: string, failure: IntegrityFailure): string {
   return failure.reason === 'unmigrated'
     ? `service "${serviceId}" has rows without MACs; run \`padlock migrate\` with the KEK first`
@@ -187,6 +210,7 @@ export class ServiceWriter {
 
   /** Creates a sealed service with no credentials; false when the id is taken. */
   async create(row: Omit<ServiceRow, 'generation' | 'credentialStates' | 'mac'>): Promise<boolean> {
+    checkOperatorRights(row.permissions);
     const created = await this.store.createService(
       sealService(this.keks, { ...row, generation: 1, credentialStates: [] }),
     );
@@ -200,6 +224,7 @@ export class ServiceWriter {
     permissions: ServicePermissions,
     event: 'service.grant' | 'service.revoke' = 'service.grant',
   ): Promise<boolean> {
+    checkOperatorRights(permissions);
     const done = await this.#update(serviceId, () => ({ permissions }));
     if (done) await this.#permissionsChanged(event, serviceId, permissions);
     return done;
@@ -217,6 +242,7 @@ export class ServiceWriter {
       create: p.create,
       rotate: p.rotate,
       shred: p.shred,
+      ...(p.admin === true ? { admin: true } : {}),
     });
   }
 

@@ -268,6 +268,12 @@ export class ServiceRegistry {
     return this.#byTlsIdentity.get(identity);
   }
 
+  /** The service, when it is loaded and the credential is one of its live ones (a console session's recheck). */
+  withLiveCredential(serviceId: string, credentialId: string): Service | undefined {
+    const service = this.#services.get(serviceId);
+    return service?.verifiers.has(credentialId) === true ? service : undefined;
+  }
+
   /** The service an Authorization header authenticates, or undefined for any bad credential. */
   authenticate(header: string | undefined): Service | undefined {
     const parsed = parseCredential(header);

@@ -3,6 +3,8 @@ import { internRenderedId } from '../keychain.js';
 import type { KeyService } from '../keys.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Metrics } from '../metrics.js';
+import type { ConsoleContext, ConsoleSession } from '../console/sessions.js';
+import type { ServiceAdmin } from '../console/service-admin.js';
 import type { Service } from '../services.js';
 
 /** What every route handler may use. */
@@ -15,6 +17,10 @@ export interface AppContext {
   /** Runs the readiness checks; see routes/health.ts. */
   readiness(): Promise<{ ready: boolean; checks: Record<string, string> }>;
   openapi(): unknown;
+  /** The service registry's writes (the service-admin routes); absent in tests that build their own context. */
+  readonly services?: ServiceAdmin;
+  /** The operator console (docs/console.md); absent when console.enabled is false. */
+  readonly console?: ConsoleContext;
 }
 
 export interface RouteRequest {
@@ -23,6 +29,8 @@ export interface RouteRequest {
   readonly body: unknown;
   /** The authenticated caller; routes with `auth: false` receive undefined. */
   readonly service: Service | undefined;
+  /** The console session the caller was authenticated by, when it was one (not a bearer credential). */
+  readonly session?: ConsoleSession;
   readonly app: AppContext;
 }
 
@@ -53,6 +61,12 @@ export interface Route {
   readonly summary: string;
   readonly description: string;
   readonly auth: boolean;
+  /**
+   * An operator (the admin right: a console session or an operator credential) may call it: metadata
+   * and actions that never answer with key bytes. Every other authenticated route refuses operators
+   * with OPERATOR_ROUTE_DENIED, in the server, before its handler runs.
+   */
+  readonly operator?: boolean;
   readonly query?: readonly QueryParameter[];
   /** JSON schema of the body; routes without one take no body. */
   readonly body?: object;
@@ -151,6 +165,13 @@ export function categoriesQuery(query: URLSearchParams): string[] | undefined {
   if (values.length === 0) return undefined;
   if (values.length > 1) throw new PadlockError('INVALID_QUERY', 'categories must be given once, comma-separated');
   return (values[0] ?? '').split(',');
+}
+
+/** The service-admin routes: the caller must be an operator. */
+export function requireAdmin(service: Service): void {
+  if (service.permissions.admin !== true) {
+    throw new PadlockError('PERMISSION_DENIED', 'only an operator (the admin right) may manage services');
+  }
 }
 
 export function requireRight(service: Service, right: 'create' | 'rotate' | 'shred' | 'hold'): void {

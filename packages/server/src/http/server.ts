@@ -475,8 +475,18 @@ export class PadlockHttpServer {
     pending.label = compiled.label;
     pending.compiled = compiled;
     if (this.#draining && compiled.route.auth) throw new PadlockError('SHUTTING_DOWN');
-    const service = compiled.route.auth ? this.#authenticate(request) : undefined;
+    let service = compiled.route.auth ? this.#authenticate(request) : undefined;
+    // A console session (docs/console.md) stands in for a bearer credential only when none was sent.
+    const session =
+      compiled.route.auth && service === undefined && request.headers.get('authorization') === undefined
+        ? this.app.console?.sessions.authenticate(request.headers, method)
+        : undefined;
+    if (session !== undefined) service = session.service;
     if (compiled.route.auth && service === undefined) throw new PadlockError('UNAUTHENTICATED');
+    // Enforced here, for every route: an operator never reaches a handler that can answer with key bytes.
+    if (service?.permissions.admin === true && compiled.route.operator !== true) {
+      throw new PadlockError('OPERATOR_ROUTE_DENIED');
+    }
     let body: unknown;
     if (compiled.validate !== undefined) {
       body = this.#json(request);
@@ -492,7 +502,11 @@ export class PadlockHttpServer {
     if (compiled.route.query === undefined && query.size > 0) {
       throw new PadlockError('INVALID_QUERY', 'this route takes no query parameters');
     }
-    return compiled.route.handle({ params, query, body, service, app: this.app });
+    return compiled.route.handle(
+      session === undefined
+        ? { params, query, body, service, app: this.app }
+        : { params, query, body, service, session, app: this.app },
+    );
   }
 
   /**

@@ -11,6 +11,7 @@ export const cancelSchedule: Route = {
     'Succeeds only while no node has started the schedule: a cancel wins entirely (nothing is shredded) or ' +
     'loses with 409 SCHEDULE_NOT_PENDING (the shred is executing or done, and completes). Needs the shred right.',
   auth: true,
+  operator: true,
   responses: {
     200: 'Cancelled; the schedule',
     400: 'Bad user id or schedule id',

@@ -13,6 +13,7 @@ export const getReceipt: Route = {
     "answer, so its receipt is fetched here (its id is in the keychain's metadata). Any authenticated service " +
     'may ask, as for keychain metadata: a receipt names a user, categories, versions and times, never a key.',
   auth: true,
+  operator: true,
   responses: {
     200: 'The receipt: id, userId, issuedAt and jws',
     400: 'The receipt id is not 32 lower-case hex characters',

@@ -13,6 +13,7 @@ export const keychainMetadata: Route = {
     'every scheduled shred (pending, executing, executed, cancelled) and `holds` every legal hold, in force or ' +
     'released; a row that fails its integrity check is shown with verified: false and never acted on.',
   auth: true,
+  operator: true,
   responses: { 200: 'Metadata', 400: 'Bad user id', 401: 'Bad credential', 404: 'No keychain' },
   async handle({ params, app }) {
     const userId = userIdFrom(params['userId'], 'userId');

@@ -11,6 +11,7 @@ export const placeHold: Route = {
     '(a hold on the keychain covers every category; a hold on a category blocks shredding the keychain too). ' +
     'A schedule that falls due meanwhile waits and runs after the release. Needs the hold right, apart from shred.',
   auth: true,
+  operator: true,
   body: {
     type: 'object',
     additionalProperties: false,

@@ -11,6 +11,7 @@ export const releaseHold: Route = {
     'The hold row stays, with releasedAt and releasedBy. Shreds it blocked may run again; schedules that fell ' +
     'due under it run at the next scheduler pass. Needs the hold right.',
   auth: true,
+  operator: true,
   responses: {
     200: 'Released; the hold',
     400: 'Bad user id or hold id',

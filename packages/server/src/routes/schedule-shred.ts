@@ -17,6 +17,7 @@ export const scheduleShred: Route = {
     'KEYCHAIN_PENDING_DELETION). A schedule that falls due under a legal hold waits for its release. Needs the ' +
     'shred right.',
   auth: true,
+  operator: true,
   body: {
     type: 'object',
     additionalProperties: false,

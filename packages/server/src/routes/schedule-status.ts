@@ -11,6 +11,7 @@ export const scheduleStatus: Route = {
     "Read at the store's strongest consistency. Any authenticated service may ask; the keychain metadata " +
     'lists every schedule of the user.',
   auth: true,
+  operator: true,
   responses: {
     200: 'The schedule',
     400: 'Bad user id or schedule id',

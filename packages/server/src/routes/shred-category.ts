@@ -10,6 +10,7 @@ export const shredCategory: Route = {
     'rotate, which creates a new version: a shredded version never comes back. The answer holds a signed ' +
     'receipt (docs/spec.md, "Deletion receipt"); a repeated shred destroys nothing more and issues a new one.',
   auth: true,
+  operator: true,
   responses: {
     200: 'Shredded: how many key versions this call destroyed, and the signed receipt (receipt.id, receipt.jws)',
     400: 'Bad user id or category',

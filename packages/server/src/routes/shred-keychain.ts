@@ -10,6 +10,7 @@ export const shredKeychain: Route = {
     'Idempotent: shredding again answers 200 with shredded = 0 and a new receipt over the same versions. ' +
     'The answer holds a signed receipt (docs/spec.md, "Deletion receipt").',
   auth: true,
+  operator: true,
   responses: {
     200: 'Shredded: how many key versions this call destroyed, and the signed receipt (receipt.id, receipt.jws)',
     400: 'Bad user id',

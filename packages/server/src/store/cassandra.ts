@@ -141,7 +141,8 @@ export function schemaStatements(keyspace: string, replication: Readonly<Record<
     `CREATE TABLE IF NOT EXISTS ${keyspace}.services (
       service_id text PRIMARY KEY, wrapped_key blob, read_categories text,
       can_create boolean, can_rotate boolean, can_shred boolean, created_at timestamp,
-      tls_identities text, generation bigint, credential_states text, mac blob, can_hold boolean
+      tls_identities text, generation bigint, credential_states text, mac blob, can_hold boolean,
+      can_admin boolean
     ) WITH ${options}`,
     `CREATE TABLE IF NOT EXISTS ${keyspace}.holds (
       user_id text, hold_id text, category text, reason text, placed_by text, placed_at bigint,
@@ -208,6 +209,7 @@ export const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
   ['services', 'mac', 'blob'],
   ['credentials', 'mac', 'blob'],
   ['services', 'can_hold', 'boolean'],
+  ['services', 'can_admin', 'boolean'],
 ];
 
 async function addMissingColumns(client: cassandra.Client, keyspace: string): Promise<void> {
@@ -712,7 +714,7 @@ export class CassandraKeyStore implements KeyStore {
 
   async createService(row: ServiceRow): Promise<boolean> {
     const result = await this.#exec(
-      'INSERT INTO {ks}.services (wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac, can_hold, service_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+      'INSERT INTO {ks}.services (wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac, can_hold, can_admin, service_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
       [...serviceColumns(row), row.serviceId],
       consistencies.localQuorum,
     );
@@ -750,7 +752,7 @@ export class CassandraKeyStore implements KeyStore {
     // on created_at (never changed by an update) keeps a missing row missing: `generation = null`
     // alone holds for a row that does not exist, and the update would create a partial one.
     const result = await this.#exec(
-      `UPDATE {ks}.services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ?, can_hold = ? WHERE service_id = ? IF created_at = ? AND ${expectedGeneration === 0 ? 'generation = null' : 'generation = ?'}`,
+      `UPDATE {ks}.services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ?, can_hold = ?, can_admin = ? WHERE service_id = ? IF created_at = ? AND ${expectedGeneration === 0 ? 'generation = null' : 'generation = ?'}`,
       [
         ...serviceColumns(row),
         row.serviceId,
@@ -1082,6 +1084,7 @@ function serviceColumns(row: ServiceRow): unknown[] {
     joinCredentialStates(row.credentialStates),
     row.mac === null ? null : Buffer.from(row.mac),
     p.hold,
+    p.admin === true,
   ];
 }
 
@@ -1161,6 +1164,7 @@ function toServiceRecord(row: Row, credentials: Row[]): ServiceRecord {
       rotate: row['can_rotate'] === true,
       shred: row['can_shred'] === true,
       hold: row['can_hold'] === true,
+      ...(row['can_admin'] === true ? { admin: true } : {}),
     },
     createdAt: time(row['created_at']) ?? 0,
     tlsIdentities: splitIdentities(row['tls_identities'] as string | null | undefined),

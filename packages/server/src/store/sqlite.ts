@@ -50,6 +50,7 @@ interface ServiceSql {
   can_rotate: number;
   can_shred: number;
   can_hold: number;
+  can_admin: number;
   created_at: number;
   tls_identities: string;
   generation: number;
@@ -116,7 +117,8 @@ CREATE TABLE IF NOT EXISTS services (
   generation INTEGER NOT NULL DEFAULT 0,
   credential_states TEXT NOT NULL DEFAULT '',
   mac BLOB,
-  can_hold INTEGER NOT NULL DEFAULT 0
+  can_hold INTEGER NOT NULL DEFAULT 0,
+  can_admin INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holds (
   user_id TEXT NOT NULL,
@@ -430,7 +432,7 @@ export class SqliteKeyStore implements KeyStore {
   createService(row: ServiceRow): Promise<boolean> {
     const result = this.#db
       .prepare(
-        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac, can_hold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO services (service_id, wrapped_key, read_categories, can_create, can_rotate, can_shred, created_at, tls_identities, generation, credential_states, mac, can_hold, can_admin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       )
       .run(row.serviceId, ...serviceColumns(row));
     return Promise.resolve(result.changes === 1);
@@ -444,7 +446,7 @@ export class SqliteKeyStore implements KeyStore {
     const update = this.#db.transaction(() => {
       const result = this.#db
         .prepare(
-          'UPDATE services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ?, can_hold = ? WHERE service_id = ? AND generation = ?',
+          'UPDATE services SET wrapped_key = ?, read_categories = ?, can_create = ?, can_rotate = ?, can_shred = ?, created_at = ?, tls_identities = ?, generation = ?, credential_states = ?, mac = ?, can_hold = ?, can_admin = ? WHERE service_id = ? AND generation = ?',
         )
         .run(...serviceColumns(row), row.serviceId, expectedGeneration);
       if (result.changes !== 1) return false;
@@ -772,11 +774,12 @@ const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
   ['services', 'mac', 'BLOB'],
   ['credentials', 'mac', 'BLOB'],
   ['services', 'can_hold', 'INTEGER NOT NULL DEFAULT 0'],
+  ['services', 'can_admin', 'INTEGER NOT NULL DEFAULT 0'],
 ];
 
 function serviceColumns(
   row: ServiceRow,
-): [Buffer, string, number, number, number, number, string, number, string, Buffer | null, number] {
+): [Buffer, string, number, number, number, number, string, number, string, Buffer | null, number, number] {
   const p = row.permissions;
   return [
     Buffer.from(row.wrappedKey),
@@ -790,6 +793,7 @@ function serviceColumns(
     joinCredentialStates(row.credentialStates),
     row.mac === null ? null : Buffer.from(row.mac),
     Number(p.hold),
+    Number(p.admin === true),
   ];
 }
 
@@ -863,6 +867,7 @@ function toServiceRecord(row: ServiceSql, credentials: CredentialSql[]): Service
       rotate: row.can_rotate === 1,
       shred: row.can_shred === 1,
       hold: row.can_hold === 1,
+      ...(row.can_admin === 1 ? { admin: true } : {}),
     },
     createdAt: row.created_at,
     tlsIdentities: splitIdentities(row.tls_identities),

@@ -30,6 +30,11 @@ export interface ServicePermissions {
   readonly shred: boolean;
   /** May place and release legal holds (DESIGN.md section 3): a right apart from shred. */
   readonly hold: boolean;
+  /**
+   * An operator (docs/console.md): may call the metadata and service-admin routes, never one that
+   * returns key bytes. Never held with read, create or rotate (ServiceWriter refuses it). Absent: false.
+   */
+  readonly admin?: boolean;
 }
 
 /** A legal hold on a keychain (category null) or one category; it blocks every shred of it until released. */
