@@ -1,0 +1,221 @@
+package io.padlock.client;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.net.ConnectException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import javax.net.ssl.SSLException;
+
+/**
+ * Failover across deployment groups (DESIGN.md section 7): a connection error, timeout, 429 or 5xx
+ * from one group sends the request to the next; a 4xx with Padlock's error body is a final refusal
+ * (any group would say the same). Padlock fails fast, so there are no retries: one round over the
+ * groups within the deadline, each attempt within the timeout.
+ */
+final class Endpoints implements AutoCloseable {
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  record Request(String method, String path, byte[] body) {}
+
+  /** A final answer: a parsed 2xx body, or Padlock's refusal (status, code, message). */
+  record Outcome<T>(T value, int status, String code, String message) {
+    boolean ok() {
+      return code == null;
+    }
+  }
+
+  /** 4xx codes that say "wrong endpoint" (a proxy, a mistyped prefix), not "wrong request": fail over. */
+  private static final Set<String> ENDPOINT_CODES = Set.of("ROUTE_NOT_FOUND", "METHOD_NOT_ALLOWED");
+
+  private final PadlockClientOptions options;
+  private final HttpClient http;
+  private final ExecutorService executor;
+  private final String authorization;
+  private final ConcurrentHashMap<URI, Long> downUntilNanos = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<String, AtomicInteger> cursors = new ConcurrentHashMap<>();
+  private final Set<CompletableFuture<?>> inFlight = ConcurrentHashMap.newKeySet();
+  final Stats stats;
+  private volatile boolean closed;
+
+  Endpoints(PadlockClientOptions options, ExecutorService executor, Stats stats) {
+    this.options = options;
+    this.executor = executor;
+    this.stats = stats;
+    this.authorization = options.credential == null ? null : "Bearer " + options.credential;
+    HttpClient.Builder builder = HttpClient.newBuilder()
+        .version(HttpClient.Version.HTTP_1_1)
+        .connectTimeout(options.timeout)
+        .followRedirects(HttpClient.Redirect.NEVER)
+        .executor(executor);
+    if (options.sslContext != null) builder.sslContext(options.sslContext);
+    this.http = builder.build();
+  }
+
+  /** Sends {@code request} until a group answers it within the deadline; throws Unavailable otherwise. */
+  <T> Outcome<T> call(Request request, Function<JsonNode, T> parse) {
+    long deadline = System.nanoTime() + options.deadline.toNanos();
+    List<PadlockException.FailedAttempt> failures = new ArrayList<>();
+    for (Target target : plan()) {
+      long remaining = deadline - System.nanoTime();
+      if (closed || remaining <= 0) {
+        failures.add(new PadlockException.FailedAttempt("-", "-", closed ? "CLOSED" : "DEADLINE"));
+        break;
+      }
+      if (!failures.isEmpty()) stats.failovers.increment();
+      stats.requests.increment();
+      long timeoutNanos = Math.min(options.timeout.toNanos(), remaining);
+      String reason;
+      try {
+        HttpResponse<byte[]> reply = send(target.url, request, timeoutNanos);
+        Outcome<T> outcome = verdict(reply, parse);
+        if (outcome != null) {
+          downUntilNanos.remove(target.url);
+          return outcome;
+        }
+        reason = "HTTP_" + reply.statusCode() + errorCode(reply.body());
+      } catch (Failure f) {
+        reason = f.reason;
+      }
+      failures.add(new PadlockException.FailedAttempt(target.group, target.url.toString(), reason));
+      downUntilNanos.put(target.url, System.nanoTime() + options.down.toNanos());
+    }
+    if (failures.isEmpty()) failures.add(new PadlockException.FailedAttempt("-", "-", "DEADLINE"));
+    throw new PadlockException.Unavailable(
+        closed ? "the client is closed" : "no Padlock endpoint group answered",
+        failures.size() > 16 ? failures.subList(failures.size() - 16, failures.size()) : failures);
+  }
+
+  private record Target(String group, URI url) {}
+
+  /** Groups in order of preference, those with a healthy URL first; one URL from each, round robin. */
+  private List<Target> plan() {
+    long now = System.nanoTime();
+    List<Target> healthy = new ArrayList<>();
+    List<Target> down = new ArrayList<>();
+    for (EndpointGroup group : options.groups) {
+      List<URI> urls = group.urls();
+      int start = Math.floorMod(cursors.computeIfAbsent(group.name(), n -> new AtomicInteger()).getAndIncrement(), urls.size());
+      URI pick = null;
+      for (int i = 0; i < urls.size() && pick == null; i++) {
+        URI url = urls.get((start + i) % urls.size());
+        Long until = downUntilNanos.get(url);
+        if (until == null || until - now <= 0) pick = url;
+      }
+      if (pick != null) healthy.add(new Target(group.name(), pick));
+      else down.add(new Target(group.name(), urls.get(start)));
+    }
+    healthy.addAll(down);
+    return healthy;
+  }
+
+  private static final class Failure extends Exception {
+    private static final long serialVersionUID = 1L;
+    final String reason;
+
+    Failure(String reason) {
+      super(reason, null, false, false);
+      this.reason = reason;
+    }
+  }
+
+  private HttpResponse<byte[]> send(URI base, Request request, long timeoutNanos) throws Failure {
+    HttpRequest.Builder builder = HttpRequest.newBuilder(URI.create(base + request.path()))
+        .timeout(Duration.ofNanos(timeoutNanos))
+        .header("accept", "application/json");
+    if (authorization != null) builder.header("authorization", authorization);
+    if (request.body() != null) {
+      builder.header("content-type", "application/json");
+      builder.method(request.method(), HttpRequest.BodyPublishers.ofByteArray(request.body()));
+    } else {
+      builder.method(request.method(), HttpRequest.BodyPublishers.noBody());
+    }
+    CompletableFuture<HttpResponse<byte[]>> future = http.sendAsync(builder.build(), HttpResponse.BodyHandlers.ofByteArray());
+    inFlight.add(future);
+    try {
+      // The request timeout covers the headers only; the wait covers the body too.
+      return future.get(timeoutNanos, TimeUnit.NANOSECONDS);
+    } catch (TimeoutException e) {
+      throw new Failure("TIMEOUT");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new Failure("INTERRUPTED");
+    } catch (java.util.concurrent.CancellationException e) {
+      throw new Failure("CANCELLED");
+    } catch (ExecutionException e) {
+      throw new Failure(reason(e.getCause()));
+    } finally {
+      future.cancel(true);
+      inFlight.remove(future);
+    }
+  }
+
+  private static String reason(Throwable cause) {
+    for (Throwable t = cause; t != null; t = t.getCause()) {
+      if (t instanceof HttpTimeoutException) return "TIMEOUT";
+      if (t instanceof ConnectException) return "ECONNREFUSED";
+      if (t instanceof SSLException) return "TLS";
+    }
+    if (cause instanceof IOException) return "IO " + cause.getClass().getSimpleName();
+    return "REQUEST_ERROR";
+  }
+
+  private static <T> Outcome<T> verdict(HttpResponse<byte[]> reply, Function<JsonNode, T> parse) {
+    int status = reply.statusCode();
+    if (status >= 200 && status < 300) {
+      try {
+        return new Outcome<>(parse.apply(JSON.readTree(reply.body())), status, null, null);
+      } catch (IOException | RuntimeException e) {
+        return null; // A 2xx we cannot read: that endpoint failed.
+      }
+    }
+    JsonNode error = errorBody(reply.body());
+    if (status >= 400 && status < 500 && status != 429 && error != null && !ENDPOINT_CODES.contains(error.get("code").asText())) {
+      return new Outcome<>(null, status, error.get("code").asText(), error.get("message").asText());
+    }
+    return null;
+  }
+
+  private static JsonNode errorBody(byte[] body) {
+    try {
+      JsonNode error = JSON.readTree(body).get("error");
+      if (error != null && error.path("code").isTextual() && error.path("message").isTextual()) return error;
+    } catch (IOException | RuntimeException e) {
+      // Not Padlock's error shape: an endpoint failure.
+    }
+    return null;
+  }
+
+  private static String errorCode(byte[] body) {
+    JsonNode error = errorBody(body);
+    return error == null ? "" : " " + error.get("code").asText();
+  }
+
+  boolean isClosed() {
+    return closed;
+  }
+
+  /** Stops sending; attempts in flight are cancelled and their calls fail with Unavailable. */
+  @Override
+  public void close() {
+    closed = true;
+    for (CompletableFuture<?> f : inFlight) f.cancel(true);
+    inFlight.clear();
+  }
+}

@@ -1,0 +1,47 @@
+package io.padlock.client;
+
+import java.util.concurrent.atomic.LongAdder;
+
+/** The client's counters since creation. */
+public final class Stats {
+  final LongAdder requests = new LongAdder();
+  final LongAdder failovers = new LongAdder();
+  final LongAdder batches = new LongAdder();
+  final LongAdder lookups = new LongAdder();
+  final LongAdder cacheHits = new LongAdder();
+  final LongAdder coalesced = new LongAdder();
+
+  /** HTTP attempts sent. */
+  public long requests() {
+    return requests.sum();
+  }
+
+  /** Attempts sent to another group or URL after one failed. */
+  public long failovers() {
+    return failovers.sum();
+  }
+
+  /** Batch-get calls made (coalesced lookups and bulk chunks). */
+  public long batches() {
+    return batches.sum();
+  }
+
+  public long lookups() {
+    return lookups.sum();
+  }
+
+  public long cacheHits() {
+    return cacheHits.sum();
+  }
+
+  /** Lookups that joined a request already queued or in flight for the same user. */
+  public long coalesced() {
+    return coalesced.sum();
+  }
+
+  @Override
+  public String toString() {
+    return "Stats[requests=" + requests() + ", failovers=" + failovers() + ", batches=" + batches() + ", lookups="
+        + lookups() + ", cacheHits=" + cacheHits() + ", coalesced=" + coalesced() + "]";
+  }
+}
