@@ -37,6 +37,9 @@ final class KeyLookups {
   private List<Queued> queue = new ArrayList<>();
   private int queueBytes;
   private boolean scheduled;
+  /** Batch-gets in flight. Lookups queue while MAX_SENDING are out, so load gathers into batches. */
+  private int sending;
+  private static final int MAX_SENDING = 4;
 
   KeyLookups(Function<List<String>, List<UserKeys>> fetch, PadlockClientOptions options, Executor sender, ScheduledExecutorService scheduler, Stats stats) {
     this.fetch = fetch;
@@ -103,18 +106,22 @@ final class KeyLookups {
       request = new CompletableFuture<>();
       inFlight.put(userId, request);
       int bytes = userId.length() + 3;
-      if (!queue.isEmpty() && (queue.size() >= maxUsers || queueBytes + bytes > maxBodyBytes)) sendNow = drain();
+      if (!queue.isEmpty() && (queue.size() >= maxUsers || queueBytes + bytes > maxBodyBytes)) {
+        sendNow = drain();
+        sending++;
+      }
       queue.add(new Queued(userId, request));
       queueBytes += bytes;
       if (queue.size() >= maxUsers) {
         List<Queued> full = drain();
+        sending++;
         if (sendNow == null) sendNow = full;
         else {
           List<Queued> first = sendNow;
           sender.execute(() -> send(first));
           sendNow = full;
         }
-      } else if (!scheduled) {
+      } else if (!scheduled && sending < MAX_SENDING) {
         scheduled = true;
         if (delayNanos == 0) sender.execute(this::sendQueued);
         else scheduler.schedule(() -> sender.execute(this::sendQueued), delayNanos, TimeUnit.NANOSECONDS);
@@ -169,11 +176,28 @@ final class KeyLookups {
     synchronized (this) {
       scheduled = false;
       batch = drain();
+      if (batch.isEmpty()) return;
+      sending++;
     }
-    if (!batch.isEmpty()) send(batch);
+    send(batch);
   }
 
   private void send(List<Queued> batch) {
+    try {
+      sendOne(batch);
+    } finally {
+      synchronized (this) {
+        sending--;
+        // Lookups that queued while batches were out go now, as one batch.
+        if (!queue.isEmpty() && !scheduled) {
+          scheduled = true;
+          sender.execute(this::sendQueued);
+        }
+      }
+    }
+  }
+
+  private void sendOne(List<Queued> batch) {
     List<String> userIds = new ArrayList<>(batch.size());
     for (Queued q : batch) userIds.add(q.userId);
     long sentAt = System.nanoTime();
