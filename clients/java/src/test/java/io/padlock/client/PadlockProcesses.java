@@ -75,7 +75,18 @@ final class PadlockProcesses implements AutoCloseable {
   }
 
   PadlockProcesses(int maxStalenessSeconds) throws Exception {
+    this(maxStalenessSeconds, null, List.of());
+  }
+
+  private final String scheme;
+
+  /**
+   * {@code listenTls}: the servers' config.listen.tls as JSON (then URLs are https:), or null;
+   * {@code appExtra}: more arguments for {@code service create app} (e.g. --tls-identity).
+   */
+  PadlockProcesses(int maxStalenessSeconds, String listenTls, List<String> appExtra) throws Exception {
     this.maxStalenessSeconds = maxStalenessSeconds;
+    this.scheme = listenTls == null ? "http" : "https";
     this.dir = Files.createTempDirectory("padlock-java-test-");
     byte[] kek = new byte[32];
     new SecureRandom().nextBytes(kek);
@@ -83,7 +94,7 @@ final class PadlockProcesses implements AutoCloseable {
     Files.write(kekFile, kek);
     Files.setPosixFilePermissions(kekFile, PosixFilePermissions.fromString("rw-------"));
     this.config = dir.resolve("padlock.json");
-    String configText = "{\"listen\":{\"host\":\"127.0.0.1\",\"port\":0},"
+    String configText = "{\"listen\":{\"host\":\"127.0.0.1\",\"port\":0" + (listenTls == null ? "" : ",\"tls\":" + listenTls) + "},"
         + "\"categories\":[\"profile\",\"payments\",\"advertising\"],"
         + "\"keks\":{\"active\":\"test-kek\",\"files\":[{\"kid\":\"test-kek\",\"path\":\"kek.bin\"}]},"
         + "\"store\":{\"kind\":\"sqlite\",\"sqlite\":{\"path\":\"padlock.db\",\"busyTimeoutMs\":5000}},"
@@ -92,7 +103,9 @@ final class PadlockProcesses implements AutoCloseable {
         + "\"drainTimeoutMs\":1000,\"log\":{\"level\":\"info\",\"requests\":false}}";
     Files.writeString(config, configText);
     Files.setPosixFilePermissions(config, PosixFilePermissions.fromString("rw-------"));
-    credentials.put("app", serviceCreate("app", "--read", String.join(",", CATEGORIES), "--create", "--rotate", "--shred", "--hold"));
+    List<String> app = new ArrayList<>(List.of("--read", String.join(",", CATEGORIES), "--create", "--rotate", "--shred", "--hold"));
+    app.addAll(appExtra);
+    credentials.put("app", serviceCreate("app", app.toArray(new String[0])));
     credentials.put("reader", serviceCreate("reader", "--read", "profile"));
   }
 
@@ -140,7 +153,7 @@ final class PadlockProcesses implements AutoCloseable {
     });
     reader.setDaemon(true);
     reader.start();
-    Server server = new Server(name, "http://127.0.0.1:" + port.get(60, TimeUnit.SECONDS), p);
+    Server server = new Server(name, scheme + "://127.0.0.1:" + port.get(60, TimeUnit.SECONDS), p);
     synchronized (servers) {
       servers.add(server);
     }
