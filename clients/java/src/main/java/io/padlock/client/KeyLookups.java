@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -118,18 +119,23 @@ final class KeyLookups {
         if (sendNow == null) sendNow = full;
         else {
           List<Queued> first = sendNow;
-          sender.execute(() -> send(first));
+          execute(() -> send(first), first);
           sendNow = full;
         }
       } else if (!scheduled && sending < MAX_SENDING) {
         scheduled = true;
-        if (delayNanos == 0) sender.execute(this::sendQueued);
-        else scheduler.schedule(() -> sender.execute(this::sendQueued), delayNanos, TimeUnit.NANOSECONDS);
+        try {
+          if (delayNanos == 0) sender.execute(this::sendQueued);
+          else scheduler.schedule(() -> execute(this::sendQueued, List.of()), delayNanos, TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException closed) {
+          scheduled = false;
+          failQueued(drain());
+        }
       }
     }
     if (sendNow != null) {
       List<Queued> batch = sendNow;
-      sender.execute(() -> send(batch));
+      execute(() -> send(batch), batch);
     }
     return request;
   }
@@ -164,6 +170,28 @@ final class KeyLookups {
     if (cache != null) cache.clearAndWipe();
   }
 
+  /** Runs a send; once the client is closed, fails the batch's lookups (and the queue's) instead. */
+  private void execute(Runnable send, List<Queued> batch) {
+    try {
+      sender.execute(send);
+    } catch (RejectedExecutionException closed) {
+      List<Queued> queued;
+      synchronized (this) {
+        queued = drain();
+        scheduled = false;
+      }
+      failQueued(batch);
+      failQueued(queued);
+    }
+  }
+
+  private void failQueued(List<Queued> batch) {
+    for (Queued q : batch) {
+      settle(q);
+      q.request.completeExceptionally(new PadlockException.Unavailable("the client is closed", List.of()));
+    }
+  }
+
   private List<Queued> drain() {
     List<Queued> out = queue;
     queue = new ArrayList<>();
@@ -191,7 +219,7 @@ final class KeyLookups {
         // Lookups that queued while batches were out go now, as one batch.
         if (!queue.isEmpty() && !scheduled) {
           scheduled = true;
-          sender.execute(this::sendQueued);
+          execute(this::sendQueued, List.of());
         }
       }
     }

@@ -31,7 +31,7 @@ public abstract class PadlockException extends RuntimeException {
   private final Code code;
 
   PadlockException(Code code, String message) {
-    super(message, null, false, false);
+    super(message);
     this.code = code;
   }
 

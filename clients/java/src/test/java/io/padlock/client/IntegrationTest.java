@@ -212,6 +212,19 @@ class IntegrationTest {
   }
 
   @Test
+  void withheldKeysDuringAGracePeriodArePendingDeletion() {
+    PadlockClient padlock = app();
+    padlock.createKeychain("java-ivy");
+    byte[] sealed = padlock.encrypt("java-ivy", "profile", "ivy");
+    Lifecycle.ScheduledShred s = padlock.scheduleShred("java-ivy", null, 3600L, null, false);
+    padlock.forget("java-ivy");
+    assertThrows(PadlockException.KeychainPendingDeletion.class, () -> padlock.decrypt("java-ivy", sealed));
+    padlock.cancelScheduledShred("java-ivy", s.scheduleId());
+    padlock.forget("java-ivy");
+    assertEquals("ivy", padlock.decryptText("java-ivy", sealed));
+  }
+
+  @Test
   void bulkDecryptsManyUsersWithOneBatchGetPerChunk() throws Exception {
     PadlockClient admin = app();
     List<PadlockClient.BulkRecord> records = new ArrayList<>();

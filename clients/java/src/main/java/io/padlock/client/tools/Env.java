@@ -23,7 +23,11 @@ final class Env {
     String ca = System.getenv("PADLOCK_INTEROP_CA");
     if (ca != null && !ca.isBlank()) b.tlsCa(Files.readString(Path.of(ca)));
     String cacheMs = System.getenv("PADLOCK_INTEROP_CACHE_MS");
-    if (cacheMs != null && !cacheMs.isBlank()) b.cacheMaxTtl(Duration.ofMillis(Long.parseLong(cacheMs.trim())));
+    if (cacheMs != null && !cacheMs.isBlank()) {
+      long ms = Long.parseLong(cacheMs.trim());
+      if (ms == 0) b.noCache(); // every operation asks Padlock
+      else b.cacheMaxTtl(Duration.ofMillis(ms));
+    }
     return b.build();
   }
 }
