@@ -89,6 +89,22 @@ class EnvelopeVectorsTest {
     }
   }
 
+  /** Random and half-valid inputs fail as DecryptionFailed only: no other exception escapes the parser. */
+  @Test
+  void randomInputsOnlyEverFailAsDecryptionFailed() {
+    java.util.Random random = new java.util.Random(20261204);
+    DerivedKey key = DerivedKey.copyOf(new byte[32]);
+    byte[] valid = Envelope.seal(key, "u1", "profile", 1, new byte[5]);
+    for (int i = 0; i < 20_000; i++) {
+      byte[] input = new byte[random.nextInt(64)];
+      random.nextBytes(input);
+      if (i % 2 == 0 && input.length > 12) {
+        System.arraycopy(valid, 0, input, 0, Math.min(13, input.length)); // a valid header, random rest
+      }
+      assertThrows(PadlockException.DecryptionFailed.class, () -> Envelope.open("u1", input, (c, v) -> key));
+    }
+  }
+
   @Test
   void headerParserRefusesMalformedHeaders() {
     byte[] ok = Envelope.seal(DerivedKey.copyOf(new byte[32]), "u1", "profile", 7, new byte[0]);
