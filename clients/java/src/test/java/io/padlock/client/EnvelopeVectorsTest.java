@@ -89,6 +89,26 @@ class EnvelopeVectorsTest {
     }
   }
 
+  /** Nonces from the per-thread pools never repeat, across refills and threads. */
+  @Test
+  void noncesDoNotRepeat() throws Exception {
+    DerivedKey key = DerivedKey.copyOf(new byte[32]);
+    java.util.Set<String> nonces = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    Runnable seal = () -> {
+      for (int i = 0; i < 3000; i++) {
+        byte[] e = Envelope.seal(key, "u1", "profile", 1, new byte[0]);
+        nonces.add(Vectors.HEX.formatHex(e, 13, 25));
+      }
+    };
+    Thread a = new Thread(seal);
+    Thread b = new Thread(seal);
+    a.start();
+    b.start();
+    a.join();
+    b.join();
+    assertEquals(6000, nonces.size());
+  }
+
   /** Random and half-valid inputs fail as DecryptionFailed only: no other exception escapes the parser. */
   @Test
   void randomInputsOnlyEverFailAsDecryptionFailed() {
