@@ -42,6 +42,12 @@ public final class DerivedKey {
     return bytes.clone();
   }
 
+  /** An independent copy, wiped separately. */
+  public DerivedKey copy() {
+    checkLive();
+    return new DerivedKey(bytes.clone());
+  }
+
   /** The key as the JCE wants it, made once. */
   SecretKeySpec spec() {
     checkLive();

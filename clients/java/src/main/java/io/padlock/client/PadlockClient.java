@@ -201,6 +201,27 @@ public final class PadlockClient implements AutoCloseable {
     }
   }
 
+  /** One category of a user's keys, as getKeys returns it: copies the caller owns and should wipe. */
+  public record CategoryKeysView(String category, String status, Integer current, Map<Integer, DerivedKey> keys) {}
+
+  /**
+   * The user's derived keys, for code that must encrypt in another format. Copies, oldest version
+   * first: wipe them when done. Prefer encrypt and decrypt.
+   */
+  public List<CategoryKeysView> getKeys(String userId) {
+    Identifiers.checkUserId(userId);
+    UserKeys keys = keysOf(userId);
+    List<CategoryKeysView> out = new ArrayList<>();
+    for (Map.Entry<String, UserKeys.CategoryKeys> e : keys.categories.entrySet()) {
+      Map<Integer, DerivedKey> copies = new LinkedHashMap<>();
+      e.getValue().versions().forEach((version, key) -> copies.put(version, key.copy()));
+      UserKeys.CategoryKeys c = e.getValue();
+      out.add(new CategoryKeysView(e.getKey(), c.status().name().toLowerCase(java.util.Locale.ROOT),
+          c.status() == UserKeys.Status.OK ? c.current() : null, java.util.Collections.unmodifiableMap(copies)));
+    }
+    return List.copyOf(out);
+  }
+
   /** Creates the user's keychain at signup (idempotent; needs the create right); true when this call created it. */
   public boolean createKeychain(String userId) {
     Identifiers.checkUserId(userId);

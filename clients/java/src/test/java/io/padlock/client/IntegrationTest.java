@@ -85,6 +85,13 @@ class IntegrationTest {
     assertThrows(PadlockException.DecryptionFailed.class, () -> reader.decrypt("java-alice", sealed));
     assertThrows(PadlockException.PermissionDenied.class, () -> reader.encrypt("java-alice", "payments", "x"));
     assertThrows(PadlockException.InvalidInput.class, () -> writer.encrypt("java alice", "profile", "x"));
+    // getKeys hands out copies: the envelope opens with them, and wiping them leaves the client's intact.
+    List<PadlockClient.CategoryKeysView> keys = writer.getKeys("java-alice");
+    assertEquals(List.of("profile", "payments", "advertising"), keys.stream().map(PadlockClient.CategoryKeysView::category).toList());
+    DerivedKey profileKey = keys.get(0).keys().get(1);
+    assertEquals("hello, padlock", new String(Envelope.open("java-alice", sealed, (c, v) -> profileKey), StandardCharsets.UTF_8));
+    profileKey.wipe();
+    assertEquals("hello, padlock", writer.decryptText("java-alice", sealed));
   }
 
   @Test
