@@ -15,7 +15,8 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -32,7 +33,8 @@ import javax.net.ssl.SSLException;
 final class Endpoints implements AutoCloseable {
   static final ObjectMapper JSON = new ObjectMapper();
 
-  record Request(String method, String path, byte[] body) {}
+  /** {@code hedge}: a read, which may be sent to a second target while the first is slow. */
+  record Request(String method, String path, byte[] body, boolean hedge) {}
 
   /** A final answer: a parsed 2xx body, or Padlock's refusal (status, code, message). */
   record Outcome<T>(T value, int status, String code, String message) {
@@ -68,39 +70,83 @@ final class Endpoints implements AutoCloseable {
     this.http = builder.build();
   }
 
-  /** Sends {@code request} until a group answers it within the deadline; throws Unavailable otherwise. */
+  /**
+   * Sends {@code request} until a group answers it within the deadline; throws Unavailable
+   * otherwise. A failed attempt goes to the next target at once; a read ({@code hedge}) that has
+   * not been answered after hedgeAfter also goes to the next target, and the first answer wins.
+   */
   <T> Outcome<T> call(Request request, Function<JsonNode, T> parse) {
     long deadline = System.nanoTime() + options.deadline.toNanos();
+    List<Target> plan = plan();
     List<PadlockException.FailedAttempt> failures = new ArrayList<>();
-    for (Target target : plan()) {
-      long remaining = deadline - System.nanoTime();
-      if (closed || remaining <= 0) {
-        failures.add(new PadlockException.FailedAttempt("-", "-", closed ? "CLOSED" : "DEADLINE"));
-        break;
-      }
-      if (!failures.isEmpty()) stats.failovers.increment();
-      stats.requests.increment();
-      long timeoutNanos = Math.min(options.timeout.toNanos(), remaining);
-      String reason;
-      try {
-        HttpResponse<byte[]> reply = send(target.url, request, timeoutNanos);
-        Outcome<T> outcome = verdict(reply, parse);
-        if (outcome != null) {
-          downUntilNanos.remove(target.url);
-          return outcome;
+    BlockingQueue<Done> done = new LinkedBlockingQueue<>();
+    List<CompletableFuture<HttpResponse<byte[]>>> running = new ArrayList<>();
+    long hedgeNanos = request.hedge() && options.hedgeAfter != null ? options.hedgeAfter.toNanos() : -1;
+    long hedgeAt = Long.MAX_VALUE;
+    int next = 0;
+    int active = 0;
+    try {
+      while (true) {
+        long now = System.nanoTime();
+        boolean canLaunch = next < plan.size() && !closed && deadline - now > 0;
+        if (active == 0) {
+          if (!canLaunch) break;
+          running.add(launch(plan.get(next), request, Math.min(options.timeout.toNanos(), deadline - now), done, next > 0 ? stats.failovers : null));
+          next++;
+          active++;
+          if (hedgeNanos >= 0) hedgeAt = System.nanoTime() + hedgeNanos;
+          continue;
         }
-        reason = "HTTP_" + reply.statusCode() + errorCode(reply.body());
-      } catch (Failure f) {
-        reason = f.reason;
+        long wait = deadline - now;
+        if (hedgeNanos >= 0 && canLaunch) wait = Math.min(wait, hedgeAt - now);
+        Done d = done.poll(Math.max(wait, 0), TimeUnit.NANOSECONDS);
+        now = System.nanoTime();
+        if (d == null) {
+          if (deadline - now <= 0 || closed) break;
+          if (hedgeNanos >= 0 && next < plan.size() && hedgeAt - now <= 0) {
+            running.add(launch(plan.get(next), request, Math.min(options.timeout.toNanos(), deadline - now), done, stats.hedges));
+            next++;
+            active++;
+            hedgeAt = now + hedgeNanos;
+          }
+          continue;
+        }
+        active--;
+        String reason = d.reason;
+        if (d.reply != null) {
+          Outcome<T> outcome = verdict(d.reply, parse);
+          if (outcome != null) {
+            downUntilNanos.remove(d.target.url);
+            return outcome;
+          }
+          reason = "HTTP_" + d.reply.statusCode() + errorCode(d.reply.body());
+        }
+        failures.add(new PadlockException.FailedAttempt(d.target.group, d.target.url.toString(), reason));
+        if (!"CANCELLED".equals(reason)) downUntilNanos.put(d.target.url, now + options.down.toNanos());
+        if (next < plan.size() && !closed && deadline - now > 0) {
+          running.add(launch(plan.get(next), request, Math.min(options.timeout.toNanos(), deadline - now), done, stats.failovers));
+          next++;
+          active++;
+          if (hedgeNanos >= 0) hedgeAt = now + hedgeNanos;
+        }
       }
-      failures.add(new PadlockException.FailedAttempt(target.group, target.url.toString(), reason));
-      downUntilNanos.put(target.url, System.nanoTime() + options.down.toNanos());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      failures.add(new PadlockException.FailedAttempt("-", "-", "INTERRUPTED"));
+    } finally {
+      for (CompletableFuture<HttpResponse<byte[]>> f : running) {
+        f.cancel(true);
+        inFlight.remove(f);
+      }
     }
-    if (failures.isEmpty()) failures.add(new PadlockException.FailedAttempt("-", "-", "DEADLINE"));
+    if (active > 0 || failures.isEmpty()) failures.add(new PadlockException.FailedAttempt("-", "-", closed ? "CLOSED" : "DEADLINE"));
     throw new PadlockException.Unavailable(
         closed ? "the client is closed" : "no Padlock endpoint group answered",
         failures.size() > 16 ? failures.subList(failures.size() - 16, failures.size()) : failures);
   }
+
+  /** One attempt's end: a reply, or the reason there is none. */
+  private record Done(Target target, HttpResponse<byte[]> reply, String reason) {}
 
   private record Target(String group, URI url) {}
 
@@ -125,18 +171,11 @@ final class Endpoints implements AutoCloseable {
     return healthy;
   }
 
-  private static final class Failure extends Exception {
-    private static final long serialVersionUID = 1L;
-    final String reason;
-
-    Failure(String reason) {
-      super(reason, null, false, false);
-      this.reason = reason;
-    }
-  }
-
-  private HttpResponse<byte[]> send(URI base, Request request, long timeoutNanos) throws Failure {
-    HttpRequest.Builder builder = HttpRequest.newBuilder(URI.create(base + request.path()))
+  private CompletableFuture<HttpResponse<byte[]>> launch(
+      Target target, Request request, long timeoutNanos, BlockingQueue<Done> done, java.util.concurrent.atomic.LongAdder why) {
+    if (why != null) why.increment();
+    stats.requests.increment();
+    HttpRequest.Builder builder = HttpRequest.newBuilder(URI.create(target.url + request.path()))
         .timeout(Duration.ofNanos(timeoutNanos))
         .header("accept", "application/json");
     if (authorization != null) builder.header("authorization", authorization);
@@ -146,28 +185,26 @@ final class Endpoints implements AutoCloseable {
     } else {
       builder.method(request.method(), HttpRequest.BodyPublishers.noBody());
     }
-    CompletableFuture<HttpResponse<byte[]>> future = http.sendAsync(builder.build(), HttpResponse.BodyHandlers.ofByteArray());
-    inFlight.add(future);
+    CompletableFuture<HttpResponse<byte[]>> future;
     try {
-      // The request timeout covers the headers only; the wait covers the body too.
-      return future.get(timeoutNanos, TimeUnit.NANOSECONDS);
-    } catch (TimeoutException e) {
-      throw new Failure("TIMEOUT");
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new Failure("INTERRUPTED");
-    } catch (java.util.concurrent.CancellationException e) {
-      throw new Failure("CANCELLED");
-    } catch (ExecutionException e) {
-      throw new Failure(reason(e.getCause()));
-    } finally {
-      future.cancel(true);
-      inFlight.remove(future);
+      future = http.sendAsync(builder.build(), HttpResponse.BodyHandlers.ofByteArray());
+    } catch (RuntimeException e) {
+      done.add(new Done(target, null, "REQUEST_ERROR"));
+      return CompletableFuture.failedFuture(e);
     }
+    inFlight.add(future);
+    // The request timeout covers the headers only; this covers the body too.
+    future.orTimeout(timeoutNanos, TimeUnit.NANOSECONDS).whenComplete((reply, error) -> {
+      inFlight.remove(future);
+      done.add(error == null ? new Done(target, reply, null) : new Done(target, null, reason(error)));
+    });
+    return future;
   }
 
   private static String reason(Throwable cause) {
     for (Throwable t = cause; t != null; t = t.getCause()) {
+      if (t instanceof TimeoutException) return "TIMEOUT";
+      if (t instanceof java.util.concurrent.CancellationException) return "CANCELLED";
       if (t instanceof HttpTimeoutException) return "TIMEOUT";
       if (t instanceof ConnectException) return "ECONNREFUSED";
       if (t instanceof SSLException) return "TLS";

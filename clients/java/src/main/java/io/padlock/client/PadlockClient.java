@@ -440,7 +440,7 @@ public final class PadlockClient implements AutoCloseable {
   private List<UserKeys> fetchBatch(List<String> userIds) {
     checkOpen();
     byte[] body = KeyLookups.batchBody(userIds, options.categories);
-    Endpoints.Outcome<List<UserKeys>> outcome = endpoints.call(new Endpoints.Request("POST", "/v1/keys/batch-get", body),
+    Endpoints.Outcome<List<UserKeys>> outcome = endpoints.call(new Endpoints.Request("POST", "/v1/keys/batch-get", body, true),
         json -> UserKeys.parseBatch(json, userIds, options.categories));
     if (outcome.ok()) return outcome.value();
     String code = outcome.code();
@@ -472,7 +472,8 @@ public final class PadlockClient implements AutoCloseable {
 
   private <T> T call(String method, String path, byte[] body, Function<JsonNode, T> parse) {
     checkOpen();
-    Endpoints.Outcome<T> outcome = endpoints.call(new Endpoints.Request(method, path, body), parse);
+    // Reads may be hedged; writes are not.
+    Endpoints.Outcome<T> outcome = endpoints.call(new Endpoints.Request(method, path, body, "GET".equals(method)), parse);
     if (outcome.ok()) return outcome.value();
     throw refusal(outcome);
   }

@@ -46,6 +46,8 @@ public final class PadlockClientOptions {
   final Duration timeout;
   final Duration deadline;
   final Duration down;
+  /** Null: no hedging. */
+  final Duration hedgeAfter;
   final int maxUsersPerBatch;
   final int maxBodyBytes;
   final Duration batchDelay;
@@ -62,6 +64,7 @@ public final class PadlockClientOptions {
     this.timeout = b.timeout;
     this.deadline = b.deadline == null ? (b.timeout.compareTo(Duration.ofSeconds(2)) > 0 ? b.timeout : Duration.ofSeconds(2)) : b.deadline;
     this.down = b.down;
+    this.hedgeAfter = b.hedgeAfter;
     this.maxUsersPerBatch = b.maxUsersPerBatch;
     this.maxBodyBytes = b.maxBodyBytes;
     this.batchDelay = b.batchDelay;
@@ -100,6 +103,7 @@ public final class PadlockClientOptions {
     private Duration timeout = Duration.ofMillis(500);
     private Duration deadline;
     private Duration down = Duration.ofSeconds(1);
+    private Duration hedgeAfter;
     private int maxUsersPerBatch = 500;
     private int maxBodyBytes = 65536;
     private Duration batchDelay = Duration.ZERO;
@@ -150,6 +154,12 @@ public final class PadlockClientOptions {
     /** After a failure an endpoint is tried last for this long; default 1 s. */
     public Builder down(Duration down) {
       this.down = down;
+      return this;
+    }
+
+    /** Also send a read (a key lookup) to the next group when the first has not answered after this long; default off. */
+    public Builder hedgeAfter(Duration hedgeAfter) {
+      this.hedgeAfter = hedgeAfter;
       return this;
     }
 
@@ -237,6 +247,7 @@ public final class PadlockClientOptions {
         if (deadline.compareTo(timeout) < 0) throw new PadlockException.InvalidInput("options.deadline must be at least options.timeout");
       }
       millis(down, "options.down", 0, 600_000);
+      if (hedgeAfter != null) millis(hedgeAfter, "options.hedgeAfter", 1, 60_000);
       millis(batchDelay, "options.batchDelay", 0, 1000);
       millis(cacheMaxTtl, "options.cacheMaxTtl", 1, 86_400_000);
       range(maxUsersPerBatch, "options.maxUsersPerBatch", 1, 10_000);

@@ -6,6 +6,7 @@ import java.util.concurrent.atomic.LongAdder;
 public final class Stats {
   final LongAdder requests = new LongAdder();
   final LongAdder failovers = new LongAdder();
+  final LongAdder hedges = new LongAdder();
   final LongAdder batches = new LongAdder();
   final LongAdder lookups = new LongAdder();
   final LongAdder cacheHits = new LongAdder();
@@ -19,6 +20,11 @@ public final class Stats {
   /** Attempts sent to another group or URL after one failed. */
   public long failovers() {
     return failovers.sum();
+  }
+
+  /** Reads also sent to the next target because the first was slow (hedgeAfter). */
+  public long hedges() {
+    return hedges.sum();
   }
 
   /** Batch-get calls made (coalesced lookups and bulk chunks). */
@@ -41,7 +47,7 @@ public final class Stats {
 
   @Override
   public String toString() {
-    return "Stats[requests=" + requests() + ", failovers=" + failovers() + ", batches=" + batches() + ", lookups="
+    return "Stats[requests=" + requests() + ", failovers=" + failovers() + ", hedges=" + hedges() + ", batches=" + batches() + ", lookups="
         + lookups() + ", cacheHits=" + cacheHits() + ", coalesced=" + coalesced() + "]";
   }
 }

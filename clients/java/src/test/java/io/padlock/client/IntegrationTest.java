@@ -312,6 +312,38 @@ class IntegrationTest {
   }
 
   @Test
+  void hedgesAKeyLookupPastASlowGroup() throws Exception {
+    try (ServerSocket silent = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
+      List<Socket> accepted = new ArrayList<>();
+      Thread acceptor = new Thread(() -> {
+        try {
+          while (true) accepted.add(silent.accept());
+        } catch (Exception closed) {
+          // The test is over.
+        }
+      });
+      acceptor.setDaemon(true);
+      acceptor.start();
+      app().createKeychain("java-jack");
+      PadlockClient padlock = client("app", PadlockClientOptions.builder()
+          .group("silent", "http://127.0.0.1:" + silent.getLocalPort())
+          .group(mirror.name, mirror.url)
+          .timeout(Duration.ofSeconds(8))
+          .deadline(Duration.ofSeconds(20))
+          .hedgeAfter(Duration.ofMillis(200)));
+      long started = System.nanoTime();
+      byte[] sealed = padlock.encrypt("java-jack", "profile", "hedged");
+      long ms = (System.nanoTime() - started) / 1_000_000;
+      // Answered by the mirror before the silent group's 8 s timeout: the lookup was hedged, not failed over.
+      assertTrue(ms < 8000, "took " + ms + " ms");
+      assertEquals(1, padlock.stats().hedges());
+      assertEquals(0, padlock.stats().failovers());
+      assertEquals("hedged", padlock.decryptText("java-jack", sealed));
+      for (Socket s : accepted) s.close();
+    }
+  }
+
+  @Test
   void closeWipesAndRefuses() {
     PadlockClient padlock = app();
     padlock.createKeychain("java-hal");
