@@ -4,7 +4,6 @@ import java.nio.charset.StandardCharsets;
 import java.security.GeneralSecurityException;
 import java.security.SecureRandom;
 import java.util.Arrays;
-import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
 import javax.crypto.spec.GCMParameterSpec;
 
@@ -177,9 +176,8 @@ public final class Envelope {
       cipher.updateAAD(aad(envelope, headerLength, userId));
       int bodyStart = headerLength + NONCE_LENGTH;
       return cipher.doFinal(envelope, bodyStart, envelope.length - bodyStart);
-    } catch (AEADBadTagException e) {
-      throw new PadlockException.DecryptionFailed();
     } catch (GeneralSecurityException | IllegalStateException e) {
+      // A bad tag (AEADBadTagException) and anything else: one error, no cause (no oracle).
       throw new PadlockException.DecryptionFailed();
     }
   }

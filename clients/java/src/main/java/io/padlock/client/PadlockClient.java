@@ -422,7 +422,7 @@ public final class PadlockClient implements AutoCloseable {
       // The batch-get itself ends within the deadline; the margin covers a sender thread's start.
       return request.get(options.deadline.toMillis() + 1000, TimeUnit.MILLISECONDS);
     } catch (ExecutionException e) {
-      if (e.getCause() instanceof PadlockException p) throw rethrown(p);
+      if (e.getCause() instanceof PadlockException p) throw p; // from the sender thread, as it was
       throw new PadlockException.Unavailable("the key lookup failed: " + e.getCause().getClass().getSimpleName(), List.of());
     } catch (TimeoutException e) {
       throw new PadlockException.Unavailable("no Padlock endpoint group answered within the deadline", List.of());
@@ -430,11 +430,6 @@ public final class PadlockClient implements AutoCloseable {
       Thread.currentThread().interrupt();
       throw new PadlockException.Unavailable("interrupted while waiting for Padlock", List.of());
     }
-  }
-
-  /** An exception from the sender thread, rethrown on the caller's (same type, same message). */
-  private static PadlockException rethrown(PadlockException p) {
-    return p;
   }
 
   private List<UserKeys> fetchBatch(List<String> userIds) {

@@ -50,9 +50,13 @@ final class PadlockProcesses implements AutoCloseable {
       this.process = process;
     }
 
-    void kill() throws InterruptedException {
+    void kill() {
       process.destroyForcibly();
-      process.waitFor(10, TimeUnit.SECONDS);
+      try {
+        process.waitFor(10, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
     }
 
     /** Batch-get requests this process has answered, by its own /metrics. */
@@ -161,7 +165,7 @@ final class PadlockProcesses implements AutoCloseable {
   }
 
   @Override
-  public void close() throws Exception {
+  public void close() throws IOException {
     synchronized (servers) {
       for (Server s : servers) s.kill();
     }
