@@ -47,7 +47,7 @@ final class KeyLookups {
     this.sender = sender;
     this.scheduler = scheduler;
     this.delayNanos = options.batchDelay.toNanos();
-    this.cache = options.cacheEnabled ? new KeyCache(options.cacheMaxEntries) : null;
+    this.cache = options.cacheEnabled ? new KeyCache(options.cacheMaxEntries, options.cacheMaxBytes) : null;
     this.maxTtlNanos = options.cacheMaxTtl.toNanos();
     this.stats = stats;
     this.maxUsers = options.maxUsersPerBatch;
@@ -83,6 +83,10 @@ final class KeyLookups {
 
   int cacheEntries() {
     return cache == null ? 0 : cache.size();
+  }
+
+  long cacheBytes() {
+    return cache == null ? 0 : cache.bytes();
   }
 
   /** The cached keys of the user, or null. */

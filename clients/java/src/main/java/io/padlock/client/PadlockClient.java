@@ -365,8 +365,14 @@ public final class PadlockClient implements AutoCloseable {
     return stats;
   }
 
+  /** Users whose keys are cached now. */
   public int cacheEntries() {
     return lookups.cacheEntries();
+  }
+
+  /** Estimated bytes of the cached keys now. */
+  public long cacheBytes() {
+    return lookups.cacheBytes();
   }
 
   /** Cancels requests in flight (they fail with Unavailable), wipes cached keys, stops the threads. */

@@ -53,6 +53,7 @@ public final class PadlockClientOptions {
   final Duration batchDelay;
   final boolean cacheEnabled;
   final int cacheMaxEntries;
+  final long cacheMaxBytes;
   final Duration cacheMaxTtl;
   /** Null when no URL is https: or no TLS option was given (the JDK's defaults then apply). */
   final SSLContext sslContext;
@@ -70,6 +71,7 @@ public final class PadlockClientOptions {
     this.batchDelay = b.batchDelay;
     this.cacheEnabled = b.cacheEnabled;
     this.cacheMaxEntries = b.cacheMaxEntries;
+    this.cacheMaxBytes = b.cacheMaxBytes;
     this.cacheMaxTtl = b.cacheMaxTtl;
     this.sslContext = sslContext;
   }
@@ -109,6 +111,7 @@ public final class PadlockClientOptions {
     private Duration batchDelay = Duration.ZERO;
     private boolean cacheEnabled = true;
     private int cacheMaxEntries = 10_000;
+    private long cacheMaxBytes = 16L * 1024 * 1024;
     private Duration cacheMaxTtl = Duration.ofSeconds(60);
     private final List<String> caPems = new ArrayList<>();
     private String certPem;
@@ -187,6 +190,12 @@ public final class PadlockClientOptions {
       return this;
     }
 
+    /** Estimated bytes of cached keys at most; default 16 MiB. */
+    public Builder cacheMaxBytes(long maxBytes) {
+      this.cacheMaxBytes = maxBytes;
+      return this;
+    }
+
     /** A cap on how long keys are cached, below the server's maxAgeSeconds (which always applies); default 60 s. */
     public Builder cacheMaxTtl(Duration maxTtl) {
       this.cacheMaxTtl = maxTtl;
@@ -253,6 +262,9 @@ public final class PadlockClientOptions {
       range(maxUsersPerBatch, "options.maxUsersPerBatch", 1, 10_000);
       range(maxBodyBytes, "options.maxBodyBytes", 1024, 16_777_216);
       range(cacheMaxEntries, "options.cacheMaxEntries", 1, 10_000_000);
+      if (cacheMaxBytes < 1024 || cacheMaxBytes > (1L << 40)) {
+        throw new PadlockException.InvalidInput("options.cacheMaxBytes must be an integer from 1024 to 1099511627776");
+      }
       SSLContext ssl = https && tlsGiven ? sslContext() : null;
       if (keyPem != null) Arrays.fill(keyPem, '\0');
       keyPem = null;

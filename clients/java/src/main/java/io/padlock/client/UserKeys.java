@@ -50,12 +50,24 @@ final class UserKeys {
   final Status status;
   final Map<String, CategoryKeys> categories;
   final int maxAgeSeconds;
+  /** Estimated heap bytes held, for the cache's byte bound. */
+  final long bytes;
+
+  // Rough heap costs: an entry with its map, a category with its map, a DerivedKey with its arrays and spec.
+  private static final int ENTRY_BYTES = 200;
+  private static final int CATEGORY_BYTES = 150;
+  private static final int KEY_BYTES = 200;
 
   private UserKeys(String userId, Status status, Map<String, CategoryKeys> categories, int maxAgeSeconds) {
     this.userId = userId;
     this.status = status;
     this.categories = categories;
     this.maxAgeSeconds = maxAgeSeconds;
+    long estimate = ENTRY_BYTES + 2L * userId.length();
+    for (Map.Entry<String, CategoryKeys> c : categories.entrySet()) {
+      estimate += CATEGORY_BYTES + 2L * c.getKey().length() + (long) KEY_BYTES * c.getValue().versions().size();
+    }
+    this.bytes = estimate;
   }
 
   /** Parses one user's keys; {@code only}, when not null, keeps just those categories. */

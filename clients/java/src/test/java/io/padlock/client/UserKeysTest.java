@@ -77,7 +77,7 @@ class UserKeysTest {
 
   @Test
   void cacheExpiresAndEvictsLeastRecentlyUsed() throws Exception {
-    KeyCache cache = new KeyCache(2);
+    KeyCache cache = new KeyCache(2, 1 << 20);
     UserKeys a = UserKeys.parse(json("{'userId':'a','status':'ok','maxAgeSeconds':1,'categories':[]}"), "a", null);
     UserKeys b = UserKeys.parse(json("{'userId':'b','status':'ok','maxAgeSeconds':1,'categories':[]}"), "b", null);
     UserKeys c = UserKeys.parse(json("{'userId':'c','status':'ok','maxAgeSeconds':1,'categories':[]}"), "c", null);
@@ -90,5 +90,24 @@ class UserKeysTest {
     assertNull(cache.get("a", 100)); // expired at its expiry
     cache.sweep(100);
     assertEquals(0, cache.size());
+    assertEquals(0, cache.bytes());
+  }
+
+  @Test
+  void cacheIsBoundedInBytes() throws Exception {
+    String one = "{'category':'profile','status':'ok','current':1,'keys':[{'version':1,'key':'" + K1 + "'}]}";
+    UserKeys a = UserKeys.parse(json(keys(one)), "u1", null);
+    KeyCache cache = new KeyCache(100, a.bytes * 2);
+    for (int i = 0; i < 5; i++) {
+      cache.put(UserKeys.parse(json(keys(one).replace("'u1'", "'u" + i + "'")), "u" + i, null), 100);
+    }
+    assertEquals(2, cache.size()); // the two most recent
+    assertEquals(a.bytes * 2, cache.bytes());
+    assertNotNull(cache.get("u4", 0));
+    assertNull(cache.get("u2", 0));
+    // An entry larger than the whole bound is not cached.
+    KeyCache tiny = new KeyCache(100, a.bytes - 1);
+    tiny.put(a, 100);
+    assertEquals(0, tiny.size());
   }
 }
