@@ -18,6 +18,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -27,8 +28,10 @@ import javax.net.ssl.SSLException;
 /**
  * Failover across deployment groups (DESIGN.md section 7): a connection error, timeout, 429 or 5xx
  * from one group sends the request to the next; a 4xx with Padlock's error body is a final refusal
- * (any group would say the same). Padlock fails fast, so there are no retries: one round over the
- * groups within the deadline, each attempt within the timeout.
+ * (any group would say the same). Padlock fails fast, so by default there are no retries: one
+ * round over the groups within the deadline, each attempt within the timeout. Opt-in retries are
+ * more rounds after a full-jitter backoff, paid from a token budget so that retries cannot
+ * multiply the load during an outage.
  */
 final class Endpoints implements AutoCloseable {
   static final ObjectMapper JSON = new ObjectMapper();
@@ -61,6 +64,7 @@ final class Endpoints implements AutoCloseable {
     this.executor = executor;
     this.stats = stats;
     this.authorization = options.credential == null ? null : "Bearer " + options.credential;
+    this.budget = options.retry == null ? 0 : options.retry.budgetMax();
     HttpClient.Builder builder = HttpClient.newBuilder()
         .version(HttpClient.Version.HTTP_1_1)
         .connectTimeout(options.timeout)
@@ -77,8 +81,47 @@ final class Endpoints implements AutoCloseable {
    */
   <T> Outcome<T> call(Request request, Function<JsonNode, T> parse) {
     long deadline = System.nanoTime() + options.deadline.toNanos();
-    List<Target> plan = plan();
     List<PadlockException.FailedAttempt> failures = new ArrayList<>();
+    PadlockClientOptions.Retry retry = options.retry;
+    if (retry != null) deposit(retry.budgetRatio());
+    for (int round = 0; ; round++) {
+      Outcome<T> outcome = round(request, parse, deadline, failures);
+      if (outcome != null) return outcome;
+      if (closed || retry == null || round >= retry.maxRetries() || Thread.currentThread().isInterrupted()) break;
+      // Full jitter (a random wait up to the capped exponential), paid from the budget, within the deadline.
+      long capNanos = Math.min(retry.maxDelay().toNanos(), retry.baseDelay().toNanos() << Math.min(round, 30));
+      long delayNanos = (long) (ThreadLocalRandom.current().nextDouble() * capNanos);
+      if (System.nanoTime() + delayNanos - deadline >= 0 || !withdraw()) break;
+      stats.retries.increment();
+      try {
+        TimeUnit.NANOSECONDS.sleep(delayNanos);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    if (failures.isEmpty()) failures.add(new PadlockException.FailedAttempt("-", "-", closed ? "CLOSED" : "DEADLINE"));
+    throw new PadlockException.Unavailable(
+        closed ? "the client is closed" : "no Padlock endpoint group answered",
+        failures.size() > 16 ? failures.subList(failures.size() - 16, failures.size()) : failures);
+  }
+
+  /** Retry tokens: a call adds budgetRatio, a retry spends 1, so retries add at most that share of load. */
+  private double budget;
+
+  private synchronized void deposit(double tokens) {
+    budget = Math.min(options.retry.budgetMax(), budget + tokens);
+  }
+
+  private synchronized boolean withdraw() {
+    if (budget < 1) return false;
+    budget -= 1;
+    return true;
+  }
+
+  /** One round over the groups; null when none answered (the failures are added to {@code failures}). */
+  private <T> Outcome<T> round(Request request, Function<JsonNode, T> parse, long deadline, List<PadlockException.FailedAttempt> failures) {
+    List<Target> plan = plan();
     BlockingQueue<Done> done = new LinkedBlockingQueue<>();
     List<CompletableFuture<HttpResponse<byte[]>>> running = new ArrayList<>();
     long hedgeNanos = request.hedge() && options.hedgeAfter != null ? options.hedgeAfter.toNanos() : -1;
@@ -139,10 +182,8 @@ final class Endpoints implements AutoCloseable {
         inFlight.remove(f);
       }
     }
-    if (active > 0 || failures.isEmpty()) failures.add(new PadlockException.FailedAttempt("-", "-", closed ? "CLOSED" : "DEADLINE"));
-    throw new PadlockException.Unavailable(
-        closed ? "the client is closed" : "no Padlock endpoint group answered",
-        failures.size() > 16 ? failures.subList(failures.size() - 16, failures.size()) : failures);
+    if (active > 0) failures.add(new PadlockException.FailedAttempt("-", "-", closed ? "CLOSED" : "DEADLINE"));
+    return null;
   }
 
   /** One attempt's end: a reply, or the reason there is none. */

@@ -48,6 +48,20 @@ public final class PadlockClientOptions {
   final Duration down;
   /** Null: no hedging. */
   final Duration hedgeAfter;
+  /** Null: no retries (the default: Padlock fails fast, callers decide). */
+  final Retry retry;
+
+  /**
+   * Opt-in retries: after every group failed, wait a random time up to min(maxDelay, baseDelay *
+   * 2^n) and go round the groups again, at most maxRetries times per call, each retry paid with a
+   * token from a budget that every call refills by budgetRatio (up to budgetMax).
+   */
+  public record Retry(int maxRetries, double budgetRatio, int budgetMax, Duration baseDelay, Duration maxDelay) {
+    /** The TypeScript SDK's defaults: 2 retries, 10 % extra load at most, a budget of 10, 20-200 ms. */
+    public static Retry defaults() {
+      return new Retry(2, 0.1, 10, Duration.ofMillis(20), Duration.ofMillis(200));
+    }
+  }
   final int maxUsersPerBatch;
   final int maxBodyBytes;
   final Duration batchDelay;
@@ -66,6 +80,7 @@ public final class PadlockClientOptions {
     this.deadline = b.deadline == null ? (b.timeout.compareTo(Duration.ofSeconds(2)) > 0 ? b.timeout : Duration.ofSeconds(2)) : b.deadline;
     this.down = b.down;
     this.hedgeAfter = b.hedgeAfter;
+    this.retry = b.retry;
     this.maxUsersPerBatch = b.maxUsersPerBatch;
     this.maxBodyBytes = b.maxBodyBytes;
     this.batchDelay = b.batchDelay;
@@ -106,6 +121,7 @@ public final class PadlockClientOptions {
     private Duration deadline;
     private Duration down = Duration.ofSeconds(1);
     private Duration hedgeAfter;
+    private Retry retry;
     private int maxUsersPerBatch = 500;
     private int maxBodyBytes = 65536;
     private Duration batchDelay = Duration.ZERO;
@@ -163,6 +179,12 @@ public final class PadlockClientOptions {
     /** Also send a read (a key lookup) to the next group when the first has not answered after this long; default off. */
     public Builder hedgeAfter(Duration hedgeAfter) {
       this.hedgeAfter = hedgeAfter;
+      return this;
+    }
+
+    /** Turns on retries ({@link Retry#defaults()} or your own); default off. */
+    public Builder retry(Retry retry) {
+      this.retry = retry;
       return this;
     }
 
@@ -257,6 +279,18 @@ public final class PadlockClientOptions {
       }
       millis(down, "options.down", 0, 600_000);
       if (hedgeAfter != null) millis(hedgeAfter, "options.hedgeAfter", 1, 60_000);
+      if (retry != null) {
+        range(retry.maxRetries(), "options.retry.maxRetries", 0, 10);
+        if (!(retry.budgetRatio() >= 0 && retry.budgetRatio() <= 1)) {
+          throw new PadlockException.InvalidInput("options.retry.budgetRatio must be a number from 0 to 1");
+        }
+        range(retry.budgetMax(), "options.retry.budgetMax", 0, 1_000_000);
+        millis(retry.baseDelay(), "options.retry.baseDelay", 0, 60_000);
+        millis(retry.maxDelay(), "options.retry.maxDelay", 0, 60_000);
+        if (retry.maxDelay().compareTo(retry.baseDelay()) < 0) {
+          throw new PadlockException.InvalidInput("options.retry.maxDelay must be at least options.retry.baseDelay");
+        }
+      }
       millis(batchDelay, "options.batchDelay", 0, 1000);
       millis(cacheMaxTtl, "options.cacheMaxTtl", 1, 86_400_000);
       range(maxUsersPerBatch, "options.maxUsersPerBatch", 1, 10_000);

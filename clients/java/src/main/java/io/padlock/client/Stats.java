@@ -7,6 +7,7 @@ public final class Stats {
   final LongAdder requests = new LongAdder();
   final LongAdder failovers = new LongAdder();
   final LongAdder hedges = new LongAdder();
+  final LongAdder retries = new LongAdder();
   final LongAdder batches = new LongAdder();
   final LongAdder lookups = new LongAdder();
   final LongAdder cacheHits = new LongAdder();
@@ -25,6 +26,11 @@ public final class Stats {
   /** Reads also sent to the next target because the first was slow (hedgeAfter). */
   public long hedges() {
     return hedges.sum();
+  }
+
+  /** Rounds over the groups after every group failed (opt-in retries). */
+  public long retries() {
+    return retries.sum();
   }
 
   /** Batch-get calls made (coalesced lookups and bulk chunks). */
@@ -47,7 +53,7 @@ public final class Stats {
 
   @Override
   public String toString() {
-    return "Stats[requests=" + requests() + ", failovers=" + failovers() + ", hedges=" + hedges() + ", batches=" + batches() + ", lookups="
+    return "Stats[requests=" + requests() + ", failovers=" + failovers() + ", hedges=" + hedges() + ", retries=" + retries() + ", batches=" + batches() + ", lookups="
         + lookups() + ", cacheHits=" + cacheHits() + ", coalesced=" + coalesced() + "]";
   }
 }

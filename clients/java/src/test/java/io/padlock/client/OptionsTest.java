@@ -77,6 +77,33 @@ class OptionsTest {
     }
   }
 
+  /** Retries against a port where nothing listens: real refused connections, counted. */
+  @Test
+  void retriesAreOptInAndPaidFromTheBudget() {
+    PadlockClientOptions.Builder dead = PadlockClientOptions.builder().group("dead", "http://127.0.0.1:1").credential(CREDENTIAL)
+        .down(Duration.ZERO).deadline(Duration.ofSeconds(10));
+    try (PadlockClient plain = new PadlockClient(dead.build())) {
+      PadlockException.Unavailable e = assertThrows(PadlockException.Unavailable.class, () -> plain.createKeychain("u1"));
+      assertEquals(1, e.attempts().size());
+      assertEquals(0, plain.stats().retries());
+    }
+    try (PadlockClient retrying = new PadlockClient(dead.retry(PadlockClientOptions.Retry.defaults()).build())) {
+      PadlockException.Unavailable e = assertThrows(PadlockException.Unavailable.class, () -> retrying.createKeychain("u1"));
+      assertEquals(3, e.attempts().size()); // the first round and 2 retries
+      assertEquals(2, retrying.stats().retries());
+    }
+    // A budget of 1 token: one retry in all, then the budget (refilled 0.1 a call) is spent.
+    try (PadlockClient budgeted = new PadlockClient(
+        dead.retry(new PadlockClientOptions.Retry(2, 0.1, 1, Duration.ZERO, Duration.ZERO)).build())) {
+      for (int i = 0; i < 3; i++) assertThrows(PadlockException.Unavailable.class, () -> budgeted.createKeychain("u1"));
+      assertEquals(1, budgeted.stats().retries());
+    }
+    refused("options.retry.budgetRatio must be a number from 0 to 1",
+        () -> ok().retry(new PadlockClientOptions.Retry(2, 1.5, 10, Duration.ZERO, Duration.ZERO)).build());
+    refused("options.retry.maxDelay must be at least options.retry.baseDelay",
+        () -> ok().retry(new PadlockClientOptions.Retry(2, 0.1, 10, Duration.ofMillis(5), Duration.ZERO)).build());
+  }
+
   @Test
   void interopAnswersMalformedLinesAndGoesOn() {
     try (PadlockClient client = new PadlockClient(ok().group("dead", "http://127.0.0.1:1").build())) {
