@@ -162,7 +162,8 @@ final class Endpoints implements AutoCloseable {
             downUntilNanos.remove(d.target.url);
             return outcome;
           }
-          reason = "HTTP_" + d.reply.statusCode() + errorCode(d.reply.body());
+          int status = d.reply.statusCode();
+          reason = "HTTP_" + status + (status >= 200 && status < 300 ? " BAD_RESPONSE" : errorCode(d.reply.body()));
         }
         failures.add(new PadlockException.FailedAttempt(d.target.group, d.target.url.toString(), reason));
         if (!"CANCELLED".equals(reason)) downUntilNanos.put(d.target.url, now + options.down.toNanos());
