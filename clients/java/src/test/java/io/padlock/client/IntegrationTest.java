@@ -13,7 +13,10 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -341,6 +344,70 @@ class IntegrationTest {
       assertEquals("hedged", padlock.decryptText("java-jack", sealed));
       for (Socket s : accepted) s.close();
     }
+  }
+
+  /** Runs a Node.js ES module with the TypeScript SDK (packages/client/dist) on the app credential; its stdout. */
+  private String typescript(String body, String... args) throws Exception {
+    String sdk = Vectors.repo().resolve("packages/client/dist/index.js").toUri().toString();
+    String script = "import { PadlockClient } from '" + sdk + "';"
+        + "const padlock = new PadlockClient({ groups: [{ name: 'padlock', urls: [process.env.URL] }], credential: process.env.CREDENTIAL });"
+        + "const args = process.argv.slice(1);" + body + "await padlock.close();";
+    List<String> command = new ArrayList<>(List.of("node", "--input-type=module", "-e", script));
+    command.addAll(List.of(args));
+    ProcessBuilder pb = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT);
+    pb.environment().put("URL", primary.url);
+    pb.environment().put("CREDENTIAL", deployment.credentials.get("app"));
+    Process p = pb.start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+    assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS) && p.exitValue() == 0, "node exited with " + p.exitValue());
+    return out;
+  }
+
+  /** The interop program (INTEROP.md) as a process: JSON lines in, JSON lines out. */
+  private List<JsonNode> interop(String... lines) throws Exception {
+    ProcessBuilder pb = new ProcessBuilder(ProcessHandle.current().info().command().orElse("java"), "-cp",
+        System.getProperty("java.class.path"), "io.padlock.client.tools.Interop").redirectError(ProcessBuilder.Redirect.INHERIT);
+    pb.environment().put("PADLOCK_INTEROP_URLS", primary.url);
+    pb.environment().put("PADLOCK_INTEROP_MIRROR_URLS", mirror.url);
+    pb.environment().put("PADLOCK_INTEROP_CREDENTIAL", deployment.credentials.get("app"));
+    Process p = pb.start();
+    p.getOutputStream().write((String.join("\n", lines) + "\n").getBytes(StandardCharsets.UTF_8));
+    p.getOutputStream().close();
+    List<JsonNode> answers = new ArrayList<>();
+    for (String line : new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
+      answers.add(new ObjectMapper().readTree(line));
+    }
+    assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS));
+    assertEquals(0, p.exitValue());
+    return answers;
+  }
+
+  @Test
+  void envelopesCrossBetweenTheTypeScriptSdkAndThisClient() throws Exception {
+    String fromTs = typescript("await padlock.createKeychain('java-ts');"
+        + "process.stdout.write((await padlock.encrypt('java-ts', 'payments', 'from typescript')).toString('base64'));");
+    PadlockClient padlock = app();
+    assertEquals("from typescript", padlock.decryptText("java-ts", Base64.getDecoder().decode(fromTs)));
+    String fromJava = Base64.getEncoder().encodeToString(padlock.encrypt("java-ts", "payments", "from java"));
+    assertEquals("from java", typescript("process.stdout.write(await padlock.decryptText('java-ts', Buffer.from(args[0], 'base64')));", fromJava));
+    // The interop program, as the three-way driver runs it.
+    String b64 = Base64.getEncoder().encodeToString("via interop".getBytes(StandardCharsets.UTF_8));
+    List<JsonNode> answers = interop(
+        "{\"op\":\"decrypt\",\"user\":\"java-ts\",\"data\":\"" + fromTs + "\"}",
+        "{\"op\":\"encrypt\",\"user\":\"java-ts\",\"category\":\"profile\",\"data\":\"" + b64 + "\"}",
+        "not json",
+        "{\"op\":\"bulkDecrypt\",\"records\":[{\"user\":\"java-ts\",\"data\":\"" + fromJava + "\"},{\"user\":\"java-nobody\",\"data\":\"" + fromJava + "\"}]}",
+        "{\"op\":\"shredCategory\",\"user\":\"java-ts\",\"category\":\"payments\"}",
+        "{\"op\":\"decrypt\",\"user\":\"java-ts\",\"data\":\"" + fromTs + "\"}");
+    assertEquals(6, answers.size());
+    assertEquals("from typescript", new String(Base64.getDecoder().decode(answers.get(0).get("data").asText()), StandardCharsets.UTF_8));
+    String sealedByInterop = answers.get(1).get("data").asText();
+    assertEquals("via interop", typescript("process.stdout.write(await padlock.decryptText('java-ts', Buffer.from(args[0], 'base64')));", sealedByInterop));
+    assertEquals("INVALID_INPUT", answers.get(2).get("code").asText());
+    assertEquals("from java", new String(Base64.getDecoder().decode(answers.get(3).get("results").get(0).get("data").asText()), StandardCharsets.UTF_8));
+    assertEquals("KEYCHAIN_NOT_FOUND", answers.get(3).get("results").get(1).get("code").asText());
+    assertTrue(answers.get(4).get("receipt").asText().startsWith("eyJ"));
+    assertEquals("KEYCHAIN_SHREDDED", answers.get(5).get("code").asText());
   }
 
   @Test
