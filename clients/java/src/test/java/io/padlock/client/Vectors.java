@@ -27,6 +27,10 @@ final class Vectors {
     Path file = relative.startsWith("../shared/")
         ? shared().resolve(relative.substring("../shared/".length()))
         : repo().resolve(relative).normalize();
+    if (!Files.isReadable(file)) {
+      throw new IOException("vectors missing or unreadable at " + file
+          + (relative.startsWith("../shared/") ? ": CI lays shared/ beside the repository root; elsewhere pass -Dpadlock.shared=DIR" : ""));
+    }
     return new ObjectMapper().readTree(Files.readAllBytes(file));
   }
 
