@@ -1,0 +1,12 @@
+#!/bin/sh
+# CI for the Python client, from nothing on a fresh Debian 12 machine, after `npm run build` at the
+# repository root (the integration tests start real `padlock serve` processes from packages/cli/dist).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  apt-get install -y -q python3-venv >/dev/null
+fi
+"$here/setup.sh"
+cd "$here"
+.venv/bin/mypy --strict
+.venv/bin/pytest -q

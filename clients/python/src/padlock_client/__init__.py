@@ -1,0 +1,57 @@
+"""Padlock client for Python: per-user envelope encryption with crypto-shredding, byte-compatible
+with the TypeScript SDK (@padlock/client)."""
+
+from .client import (
+    BulkResult,
+    LegalHoldRecord,
+    LifecycleStatus,
+    PadlockClient,
+    ScheduledShred,
+    ShredOutcome,
+)
+from .envelope import EnvelopeHeader, envelope_overhead, read_envelope_header
+from .errors import (
+    DecryptionFailed,
+    FailedAttempt,
+    InvalidInput,
+    KeychainNotFound,
+    KeychainPendingDeletion,
+    KeychainShredded,
+    LegalHold,
+    PadlockClientError,
+    PermissionDenied,
+    ReceiptInvalid,
+    Unavailable,
+)
+from .options import BatchOptions, CacheOptions, EndpointGroup, PadlockClientOptions, TlsOptions
+from .receipts import ReceiptClaims, verify_receipt
+
+__all__ = [
+    "BatchOptions",
+    "BulkResult",
+    "CacheOptions",
+    "DecryptionFailed",
+    "EndpointGroup",
+    "EnvelopeHeader",
+    "FailedAttempt",
+    "InvalidInput",
+    "KeychainNotFound",
+    "KeychainPendingDeletion",
+    "KeychainShredded",
+    "LegalHold",
+    "LegalHoldRecord",
+    "LifecycleStatus",
+    "PadlockClient",
+    "PadlockClientError",
+    "PadlockClientOptions",
+    "PermissionDenied",
+    "ReceiptClaims",
+    "ReceiptInvalid",
+    "ScheduledShred",
+    "ShredOutcome",
+    "TlsOptions",
+    "Unavailable",
+    "envelope_overhead",
+    "read_envelope_header",
+    "verify_receipt",
+]
