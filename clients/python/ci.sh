@@ -3,10 +3,12 @@
 # repository root (the integration tests start real `padlock serve` processes from packages/cli/dist).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   apt-get install -y -q python3-venv >/dev/null
 fi
 "$here/setup.sh"
 cd "$here"
+.venv/bin/ruff format --check . ../../examples/python
+.venv/bin/ruff check . ../../examples/python
 .venv/bin/mypy --strict
 .venv/bin/pytest -q

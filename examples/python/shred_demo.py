@@ -27,23 +27,44 @@ with tempfile.TemporaryDirectory(prefix="padlock-py-demo-") as tmp:
     (home / "kek.bin").write_bytes(secrets.token_bytes(32))
     (home / "kek.bin").chmod(0o600)
     config = home / "padlock.json"
-    config.write_text(json.dumps({
-        "listen": {"host": "127.0.0.1", "port": 0},
-        "categories": ["profile"],
-        "keks": {"active": "kek-1", "files": [{"kid": "kek-1", "path": "kek.bin"}]},
-        "store": {"kind": "sqlite", "sqlite": {"path": "padlock.db"}},
-        "maxStalenessSeconds": 2,
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "listen": {"host": "127.0.0.1", "port": 0},
+                "categories": ["profile"],
+                "keks": {"active": "kek-1", "files": [{"kid": "kek-1", "path": "kek.bin"}]},
+                "store": {"kind": "sqlite", "sqlite": {"path": "padlock.db"}},
+                "maxStalenessSeconds": 2,
+            }
+        )
+    )
     config.chmod(0o600)
     padlock_cli = ["node", str(CLI)]
-    made = subprocess.run([*padlock_cli, "service", "create", "records-demo", "--read", "profile", "--create", "--shred", "-c", str(config)],
-                          check=True, capture_output=True, text=True)
+    made = subprocess.run(
+        [
+            *padlock_cli,
+            "service",
+            "create",
+            "records-demo",
+            "--read",
+            "profile",
+            "--create",
+            "--shred",
+            "-c",
+            str(config),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     server = subprocess.Popen([*padlock_cli, "serve", "-c", str(config)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         port = next(e["port"] for e in map(json.loads, server.stdout) if e.get("msg") == "padlock listening")
-        options = PadlockClientOptions(groups=(EndpointGroup("padlock", (f"http://127.0.0.1:{port}",)),),
-                                       credential=json.loads(made.stdout)["credential"])
+        options = PadlockClientOptions(
+            groups=(EndpointGroup("padlock", (f"http://127.0.0.1:{port}",)),),
+            credential=json.loads(made.stdout)["credential"],
+        )
         with PadlockClient(options) as padlock:
             # The service's own database: only envelopes, never a key.
             database = {}

@@ -29,7 +29,9 @@ def wycheproof_file(name: str) -> Path:
     directory = Path(base) if base else ROOT.parent / "shared" / "vectors" / "wycheproof"
     path = directory / name
     if not path.is_file():
-        raise FileNotFoundError(f"Wycheproof vectors missing at {path}: CI must provide them there (or set PADLOCK_WYCHEPROOF_DIR)")
+        raise FileNotFoundError(
+            f"Wycheproof vectors missing at {path}: CI must provide them there (or set PADLOCK_WYCHEPROOF_DIR)"
+        )
     return path
 
 
@@ -50,6 +52,9 @@ class PadlockProcess:
 @dataclass
 class Deployment:
     max_staleness_seconds: int = 2
+    max_batch: int = 500
+    #: The servers' config.listen.tls: they serve HTTPS, and their URLs are https://127.0.0.1:<port>.
+    tls: dict[str, object] | None = None
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="padlock-py-test-")))
     credentials: dict[str, str] = field(default_factory=dict)
     processes: list[PadlockProcess] = field(default_factory=list)
@@ -61,12 +66,12 @@ class Deployment:
         kek.write_bytes(secrets.token_bytes(32))
         kek.chmod(0o600)
         config = {
-            "listen": {"host": "127.0.0.1", "port": 0},
+            "listen": {"host": "127.0.0.1", "port": 0, **({} if self.tls is None else {"tls": self.tls})},
             "categories": list(CATEGORIES),
             "keks": {"active": "test-kek", "files": [{"kid": "test-kek", "path": "kek.bin"}]},
             "store": {"kind": "sqlite", "sqlite": {"path": "padlock.db", "busyTimeoutMs": 5000}},
             "maxStalenessSeconds": self.max_staleness_seconds,
-            "limits": {"maxBatch": 500, "deadlineMs": 5000},
+            "limits": {"maxBatch": self.max_batch, "deadlineMs": 5000},
             "services": {"refreshSeconds": 1},
             "drainTimeoutMs": 1000,
             "log": {"level": "info", "requests": False},
@@ -118,7 +123,8 @@ class Deployment:
             raise RuntimeError(f"padlock serve ({name}) exited before listening")
         # Keep reading the log so the pipe never fills and blocks the server.
         threading.Thread(target=lambda: shutil.copyfileobj(process.stdout, open(os.devnull, "wb")), daemon=True).start()  # type: ignore[arg-type]
-        started = PadlockProcess(name, f"http://127.0.0.1:{port}", process)
+        scheme = "http" if self.tls is None else "https"
+        started = PadlockProcess(name, f"{scheme}://127.0.0.1:{port}", process)
         self.processes.append(started)
         return started
 
@@ -138,3 +144,23 @@ def batch_get_count(padlock: PadlockProcess) -> int:
             if line.startswith("padlock_http_requests_total{") and 'route="/v1/keys/batch-get"' in line:
                 total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+def make_pki(directory: Path) -> dict[str, str]:
+    """Test certificates from the repository's one helper (scripts/testing/certs.mjs, openssl CLI):
+    a CA, a server certificate for 127.0.0.1, an unrelated CA, and a client certificate with the URI
+    SAN spiffe://test/app issued by a clients' CA. Returns file paths."""
+    script = f"""
+import {{ makeTestPki, makeCa, issue }} from {json.dumps(str(ROOT / "scripts" / "testing" / "certs.mjs"))};
+const dir = {json.dumps(str(directory))};
+const pki = makeTestPki(dir);
+const clientsCa = makeCa(dir, 'clients');
+const app = issue(dir, clientsCa, 'app', {{ client: true, sans: ['URI:spiffe://test/app'] }});
+console.log(JSON.stringify({{ ca: pki.ca.cert, serverCert: pki.server.cert, serverKey: pki.server.key,
+  otherCa: pki.otherCa.cert, clientsCa: clientsCa.cert, appCert: app.cert, appKey: app.key }}));
+"""
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    files: dict[str, str] = json.loads(done.stdout)
+    return files

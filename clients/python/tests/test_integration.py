@@ -32,9 +32,7 @@ from .padlock_processes import Deployment, PadlockProcess, batch_get_count
 USERS = [f"user-{i:04d}" for i in range(600)]
 
 
-def make(
-    deployment: Deployment, *urls: str, service: str = "app", **options: object
-) -> PadlockClient:
+def make(deployment: Deployment, *urls: str, service: str = "app", **options: object) -> PadlockClient:
     groups = tuple(EndpointGroup(f"group-{i}", (url,)) for i, url in enumerate(urls))
     settings: dict[str, object] = {"timeout_ms": 10_000, "deadline_ms": 20_000}
     settings.update(options)
@@ -55,7 +53,9 @@ def app(deployment: Deployment, primary: PadlockProcess, mirror: PadlockProcess)
         yield client
 
 
-def test_round_trip_and_across_groups(deployment: Deployment, primary: PadlockProcess, mirror: PadlockProcess, users: list[str]) -> None:
+def test_round_trip_and_across_groups(
+    deployment: Deployment, primary: PadlockProcess, mirror: PadlockProcess, users: list[str]
+) -> None:
     with make(deployment, primary.url) as via_primary, make(deployment, mirror.url) as via_mirror:
         sealed = via_primary.encrypt(users[1], "payments", "4111 1111 1111 1111")
         assert read_envelope_header(sealed) is not None
@@ -75,7 +75,9 @@ def test_a_flipped_byte_fails_and_so_does_another_users_envelope(app: PadlockCli
         app.decrypt(users[3], sealed)
 
 
-def test_concurrent_lookups_of_one_user_cost_one_batch_get(deployment: Deployment, primary: PadlockProcess, users: list[str]) -> None:
+def test_concurrent_lookups_of_one_user_cost_one_batch_get(
+    deployment: Deployment, primary: PadlockProcess, users: list[str]
+) -> None:
     with make(deployment, primary.url) as client:
         before = batch_get_count(primary)
         start = threading.Barrier(32)
@@ -91,7 +93,9 @@ def test_concurrent_lookups_of_one_user_cost_one_batch_get(deployment: Deploymen
         assert client.decrypt_text(users[10], sealed[31]) == "record 31"
 
 
-def test_many_threads_many_users_are_coalesced(deployment: Deployment, primary: PadlockProcess, users: list[str]) -> None:
+def test_many_threads_many_users_are_coalesced(
+    deployment: Deployment, primary: PadlockProcess, users: list[str]
+) -> None:
     with make(deployment, primary.url, batch=BatchOptions(max_in_flight=1)) as client:
         before = batch_get_count(primary)
         with ThreadPoolExecutor(16) as pool:
@@ -102,7 +106,9 @@ def test_many_threads_many_users_are_coalesced(deployment: Deployment, primary: 
         assert client.stats()["batches"] == batches
 
 
-def test_decrypt_many_is_one_batch_get_per_chunk_of_users(deployment: Deployment, primary: PadlockProcess, users: list[str]) -> None:
+def test_decrypt_many_is_one_batch_get_per_chunk_of_users(
+    deployment: Deployment, primary: PadlockProcess, users: list[str]
+) -> None:
     with make(deployment, primary.url) as writer:
         records = [(u, writer.encrypt(u, "profile", f"row of {u}")) for u in users]
     with make(deployment, primary.url, cache=None) as reader:
@@ -133,7 +139,9 @@ def test_decrypt_many_reports_each_record_alone(deployment: Deployment, app: Pad
         app.decrypt_many([("bad user!", good)])
 
 
-def test_shredded_is_not_not_found(deployment: Deployment, primary: PadlockProcess, mirror: PadlockProcess, app: PadlockClient) -> None:
+def test_shredded_is_not_not_found(
+    deployment: Deployment, primary: PadlockProcess, mirror: PadlockProcess, app: PadlockClient
+) -> None:
     user = "shred-me"
     app.create_keychain(user)
     sealed = app.encrypt(user, "profile", "alice's data")
@@ -211,7 +219,9 @@ def test_refusals(deployment: Deployment, primary: PadlockProcess, users: list[s
         # Another service's keys for the same user and category are unrelated.
         with pytest.raises(DecryptionFailed):
             app.decrypt(users[5], reader.encrypt(users[5], "profile", "mine"))
-    wrong = PadlockClient(PadlockClientOptions(groups=(EndpointGroup("p", (primary.url,)),), credential="app.not-a-real.credential"))
+    wrong = PadlockClient(
+        PadlockClientOptions(groups=(EndpointGroup("p", (primary.url,)),), credential="app.not-a-real.credential")
+    )
     with wrong, pytest.raises(PermissionDenied) as raised:
         wrong.encrypt(users[5], "profile", "x")
     assert raised.value.server_code == "UNAUTHENTICATED"
@@ -224,7 +234,9 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_failover_to_the_second_group_when_the_first_is_down(deployment: Deployment, mirror: PadlockProcess, users: list[str]) -> None:
+def test_failover_to_the_second_group_when_the_first_is_down(
+    deployment: Deployment, mirror: PadlockProcess, users: list[str]
+) -> None:
     doomed = deployment.start("doomed")
     with make(deployment, doomed.url, mirror.url, cache=None, down_ms=60_000) as client:
         sealed = client.encrypt(users[30], "profile", "via the first group")
@@ -240,7 +252,9 @@ def test_failover_to_the_second_group_when_the_first_is_down(deployment: Deploym
     assert raised.value.attempts and raised.value.attempts[0].reason == "CONNECTION_REFUSED"
 
 
-def test_timeout_on_a_server_that_does_not_answer(deployment: Deployment, mirror: PadlockProcess, users: list[str]) -> None:
+def test_timeout_on_a_server_that_does_not_answer(
+    deployment: Deployment, mirror: PadlockProcess, users: list[str]
+) -> None:
     # A listening socket that never accepts: connections complete in the backlog, no answer ever comes.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -277,7 +291,9 @@ def test_cache_respects_its_cap(deployment: Deployment, primary: PadlockProcess,
         assert client.stats()["batches"] == 3
 
 
-def test_closed_client_and_bad_input(app: PadlockClient, deployment: Deployment, primary: PadlockProcess, users: list[str]) -> None:
+def test_closed_client_and_bad_input(
+    app: PadlockClient, deployment: Deployment, primary: PadlockProcess, users: list[str]
+) -> None:
     for bad in ("", "-starts-with-dash", "a" * 129, "user\n", "ünïcode"):
         with pytest.raises(InvalidInput):
             app.encrypt(bad, "profile", "x")
@@ -291,3 +307,58 @@ def test_closed_client_and_bad_input(app: PadlockClient, deployment: Deployment,
     with pytest.raises(Unavailable):
         client.decrypt(users[0], sealed)
     assert deployment.credentials["app"] not in repr(client)
+
+
+def test_a_malformed_answer_fails_over_and_is_never_no_key(
+    deployment: Deployment, mirror: PadlockProcess, users: list[str]
+) -> None:
+    import http.server
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            self.rfile.read(int(self.headers["content-length"]))
+            body = b'{"results": "not a list"}'
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with make(deployment, url, mirror.url) as client:
+            assert client.decrypt_text(users[50], client.encrypt(users[50], "profile", "ok")) == "ok"
+            assert client.stats()["failovers"] == 1
+        with make(deployment, url) as client, pytest.raises(Unavailable) as raised:
+            client.encrypt(users[50], "profile", "x")
+        assert [a.reason for a in raised.value.attempts] == ["HTTP_200 BAD_RESPONSE"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_with_a_lower_batch_limit_gets_halved_batches() -> None:
+    small = Deployment(max_batch=50)
+    try:
+        server = small.start("small")
+        with make(small, server.url, cache=None) as client, ThreadPoolExecutor(8) as pool:
+            ids = [f"small-{i}" for i in range(80)]
+            list(pool.map(client.create_keychain, ids))
+            records = [(u, client.encrypt(u, "profile", u)) for u in ids[:3]]
+            before = batch_get_count(server)
+            results = client.decrypt_many(records + [(u, records[0][1]) for u in ids[3:]])
+            assert [r.plaintext for r in results[:3]] == [u.encode() for u in ids[:3]]
+            assert [r.error.code if r.error else None for r in results[3:]] == ["DECRYPTION_FAILED"] * 77
+            # The server counts refused requests too: 80 users in one batch (refused, BATCH_TOO_LARGE),
+            # then 40 + 40 answered. Later calls use the lowered limit at once: 2.
+            assert batch_get_count(server) - before == 3
+            before = batch_get_count(server)
+            client.decrypt_many(records + [(u, records[0][1]) for u in ids[3:]])
+            assert batch_get_count(server) - before == 2
+    finally:
+        small.close()

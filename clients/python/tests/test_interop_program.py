@@ -67,7 +67,10 @@ def test_interop_contract(deployment: Deployment, primary: PadlockProcess, mirro
         assert program.ask({"op": "create", "user": "interop-b"}) == {"ok": True}
         sealed = program.ask({"op": "encrypt", "user": "interop-a", "category": "profile", "data": b64(b"hello")})
         assert sealed["ok"] is True
-        assert program.ask({"op": "decrypt", "user": "interop-a", "data": sealed["data"]}) == {"ok": True, "data": b64(b"hello")}
+        assert program.ask({"op": "decrypt", "user": "interop-a", "data": sealed["data"]}) == {
+            "ok": True,
+            "data": b64(b"hello"),
+        }
         flipped = bytearray(base64.b64decode(sealed["data"]))
         flipped[-1] ^= 1
         answer = program.ask({"op": "decrypt", "user": "interop-a", "data": b64(bytes(flipped))})
@@ -85,17 +88,32 @@ def test_interop_contract(deployment: Deployment, primary: PadlockProcess, mirro
         )
         assert bulk == {
             "ok": True,
-            "results": [{"ok": True, "data": b64(b"hello")}, {"ok": True, "data": b64(b"card")}, {"ok": False, "code": "DECRYPTION_FAILED"}],
+            "results": [
+                {"ok": True, "data": b64(b"hello")},
+                {"ok": True, "data": b64(b"card")},
+                {"ok": False, "code": "DECRYPTION_FAILED"},
+            ],
         }
         shred = program.ask({"op": "shredCategory", "user": "interop-b", "category": "payments"})
         assert shred["ok"] is True and shred["receipt"].count(".") == 2
         assert program.ask({"op": "decrypt", "user": "interop-b", "data": other["data"]})["code"] == "KEYCHAIN_SHREDDED"
         assert program.ask({"op": "forget", "user": "interop-a"}) == {"ok": True}
         assert program.ask({"op": "shred", "user": "interop-a"})["ok"] is True
-        assert program.ask({"op": "decrypt", "user": "interop-a", "data": sealed["data"]})["code"] == "KEYCHAIN_SHREDDED"
-        assert program.ask({"op": "encrypt", "user": "nobody-interop", "category": "profile", "data": ""})["code"] == "KEYCHAIN_NOT_FOUND"
+        assert (
+            program.ask({"op": "decrypt", "user": "interop-a", "data": sealed["data"]})["code"] == "KEYCHAIN_SHREDDED"
+        )
+        assert (
+            program.ask({"op": "encrypt", "user": "nobody-interop", "category": "profile", "data": ""})["code"]
+            == "KEYCHAIN_NOT_FOUND"
+        )
         # Malformed requests: an answer each, and the program goes on.
-        for bad in ("not json", "[1]", '{"op":"nope"}', '{"op":"decrypt","user":"interop-a","data":"***"}', '{"op":"encrypt","user":"bad user","category":"profile","data":""}'):
+        for bad in (
+            "not json",
+            "[1]",
+            '{"op":"nope"}',
+            '{"op":"decrypt","user":"interop-a","data":"***"}',
+            '{"op":"encrypt","user":"bad user","category":"profile","data":""}',
+        ):
             answer = program.ask(bad)
             assert answer["ok"] is False and answer["code"] == "INVALID_INPUT" and answer["message"], bad
         assert program.ask({"op": "create", "user": "interop-c"}) == {"ok": True}

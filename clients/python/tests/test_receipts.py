@@ -55,7 +55,9 @@ def test_receipt_vector(case: dict[str, Any]) -> None:
 def test_signing_the_canonical_payload_with_the_seed_gives_the_vector_byte_for_byte(case: dict[str, Any]) -> None:
     key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(RECEIPTS["seed"]))
     kid = JWKS["keys"][0]["kid"]
-    signing_input = f"{b64url(canonical({'alg': 'EdDSA', 'kid': kid, 'typ': case['typ']}))}.{b64url(canonical(case['payload']))}"
+    signing_input = (
+        f"{b64url(canonical({'alg': 'EdDSA', 'kid': kid, 'typ': case['typ']}))}.{b64url(canonical(case['payload']))}"
+    )
     assert f"{signing_input}.{b64url(key.sign(signing_input.encode()))}" == case["jws"]
 
 
@@ -90,7 +92,11 @@ def test_refusals_name_the_check() -> None:
         "no keys": (jws, {}, "keys array"),
         "alg none": (signed({"alg": "none", "kid": kid, "typ": "padlock-receipt+jwt"}), JWKS, "EdDSA"),
         "wrong typ": (signed({"alg": "EdDSA", "kid": kid, "typ": "JWT"}), JWKS, "typ"),
-        "crit header": (signed({"alg": "EdDSA", "crit": ["x"], "kid": kid, "typ": "padlock-receipt+jwt"}), JWKS, "parameters"),
+        "crit header": (
+            signed({"alg": "EdDSA", "crit": ["x"], "kid": kid, "typ": "padlock-receipt+jwt"}),
+            JWKS,
+            "parameters",
+        ),
         "another key's signature": (
             f"{header}.{payload}.{b64url(Ed25519PrivateKey.generate().sign(f'{header}.{payload}'.encode()))}",
             JWKS,

@@ -61,7 +61,16 @@ def main() -> int:
         bulk = bulk_users / (time.perf_counter() - start)
     finally:
         padlock.close()
-    print(json.dumps({"client": "python", "encrypt_1k_per_s": round(encrypt), "decrypt_1k_per_s": round(decrypt), "bulk_users_per_s": round(bulk)}))
+    print(
+        json.dumps(
+            {
+                "client": "python",
+                "encrypt_1k_per_s": round(encrypt),
+                "decrypt_1k_per_s": round(decrypt),
+                "bulk_users_per_s": round(bulk),
+            }
+        )
+    )
     return 0
 
 

@@ -63,7 +63,12 @@ def _encode(data: bytes) -> str:
 def handle(padlock: PadlockClient, request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
     if op == "encrypt":
-        return {"ok": True, "data": _encode(padlock.encrypt(_text(request, "user"), _text(request, "category"), _b64(request.get("data"))))}
+        return {
+            "ok": True,
+            "data": _encode(
+                padlock.encrypt(_text(request, "user"), _text(request, "category"), _b64(request.get("data")))
+            ),
+        }
     if op == "decrypt":
         return {"ok": True, "data": _encode(padlock.decrypt(_text(request, "user"), _b64(request.get("data"))))}
     if op == "create":
@@ -85,7 +90,8 @@ def handle(padlock: PadlockClient, request: dict[str, Any]) -> dict[str, Any]:
         return {
             "ok": True,
             "results": [
-                {"ok": True, "data": _encode(r.plaintext)} if r.plaintext is not None
+                {"ok": True, "data": _encode(r.plaintext)}
+                if r.plaintext is not None
                 else {"ok": False, "code": r.error.code if r.error is not None else "UNAVAILABLE"}
                 for r in results
             ],

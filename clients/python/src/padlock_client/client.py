@@ -164,8 +164,12 @@ class PadlockClient:
             raise InvalidInput("options must be a PadlockClientOptions")
         self._options = options
         self._endpoints = Endpoints(options)
-        base = {"userIds": []} if options.categories is None else {"userIds": [], "categories": list(options.categories)}
-        self._lookups = KeyLookups(self._fetch_batch, options.batch, options.cache, len(json.dumps(base, separators=(",", ":"))))
+        base = (
+            {"userIds": []} if options.categories is None else {"userIds": [], "categories": list(options.categories)}
+        )
+        self._lookups = KeyLookups(
+            self._fetch_batch, options.batch, options.cache, len(json.dumps(base, separators=(",", ":")))
+        )
         self._jwks: object = None
         self._jwks_lock = threading.Lock()
         self._closed = False
@@ -217,8 +221,9 @@ class PadlockClient:
         return self._open(user_id, bytes(envelope), self._keys_of(user_id))
 
     def decrypt_text(self, user_id: str, envelope: bytes) -> str:
-        """decrypt, then UTF-8 decoding."""
-        return self.decrypt(user_id, envelope).decode("utf-8")
+        """decrypt, then UTF-8 decoding (invalid sequences become U+FFFD, as in the TypeScript SDK:
+        a UnicodeDecodeError would carry plaintext bytes in its message)."""
+        return self.decrypt(user_id, envelope).decode("utf-8", errors="replace")
 
     def decrypt_many(self, records: Iterable[tuple[str, bytes]]) -> list[BulkResult]:
         """Decrypts many records of many users, for pipelines: one batch-get per chunk of users
@@ -299,7 +304,9 @@ class PadlockClient:
                 raise BadResponse("version is not an integer")
             return version
 
-        version = self._call("POST", f"/v1/keychains/{quote(user_id, safe='')}/categories/{category}/rotate", None, parse)
+        version = self._call(
+            "POST", f"/v1/keychains/{quote(user_id, safe='')}/categories/{category}/rotate", None, parse
+        )
         self._lookups.invalidate(user_id)
         return version
 
@@ -480,9 +487,9 @@ class PadlockClient:
         return open_envelope(
             user_id,
             envelope,
-            lambda category, version: entry.versions.get(version)
-            if entry is not None and category == header.category
-            else None,
+            lambda category, version: (
+                entry.versions.get(version) if entry is not None and category == header.category else None
+            ),
         )
 
     def _schedule_call(self, method: str, user_id: str, schedule_id: str) -> ScheduledShred:
@@ -503,7 +510,11 @@ class PadlockClient:
             shredded, receipt = value.get("shredded"), value.get("receipt")
             if type(shredded) is not int:
                 raise BadResponse("shredded is not a number")
-            if not isinstance(receipt, dict) or not isinstance(receipt.get("id"), str) or not isinstance(receipt.get("jws"), str):
+            if (
+                not isinstance(receipt, dict)
+                or not isinstance(receipt.get("id"), str)
+                or not isinstance(receipt.get("jws"), str)
+            ):
                 raise BadResponse("the shred answer has no receipt")
             return ShredOutcome(shredded, receipt["id"], receipt["jws"])
 

@@ -25,7 +25,7 @@ def _lp(text: str) -> bytes:
 
 
 def derive_info(service_id: str, category: str, version: int, user_id: str) -> bytes:
-    """"padlock/v1/derive" || lp(serviceId) || lp(category) || u32(version) || lp(userId)."""
+    """ "padlock/v1/derive" || lp(serviceId) || lp(category) || u32(version) || lp(userId)."""
     if not is_service_id(service_id):
         raise InvalidInput("service_id does not match the service id grammar")
     if not is_category(category):

@@ -1,8 +1,8 @@
 """The envelope: a self-describing AES-256-GCM ciphertext (docs/spec.md section 6). Pure: no I/O.
 
-    header   = u8(0x01) || u8(len(category)) || category || u32(version)
-    envelope = header || nonce(12) || ciphertext || tag(16)
-    AAD      = header || lp(userId)
+header   = u8(0x01) || u8(len(category)) || category || u32(version)
+envelope = header || nonce(12) || ciphertext || tag(16)
+AAD      = header || lp(userId)
 """
 
 from __future__ import annotations

@@ -81,9 +81,7 @@ class KeychainNotFound(PadlockClientError):
     def __init__(self, category: str | None = None) -> None:
         super().__init__(
             "KEYCHAIN_NOT_FOUND",
-            "the user has no keychain"
-            if category is None
-            else f'the user has no key in category "{category}"',
+            "the user has no keychain" if category is None else f'the user has no key in category "{category}"',
         )
         self.category = category
 

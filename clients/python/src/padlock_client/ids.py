@@ -9,12 +9,8 @@ CATEGORY = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SERVICE_ID = re.compile(r"[a-z][a-z0-9-]{1,63}")
 MAX_VERSION = 2**31 - 1
 
-USER_ID_MESSAGE = (
-    "user_id must be 1-128 characters of letters, digits and ._:@+=-, starting with a letter or digit"
-)
-CATEGORY_MESSAGE = (
-    "category must be 1-32 characters of lower-case letters, digits, _ and -, starting with a letter"
-)
+USER_ID_MESSAGE = "user_id must be 1-128 characters of letters, digits and ._:@+=-, starting with a letter or digit"
+CATEGORY_MESSAGE = "category must be 1-32 characters of lower-case letters, digits, _ and -, starting with a letter"
 
 
 def is_user_id(value: object) -> bool:
