@@ -8,7 +8,7 @@ if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
 fi
 "$here/setup.sh"
 cd "$here"
-.venv/bin/ruff format --check . ../../examples/python
-.venv/bin/ruff check . ../../examples/python
-.venv/bin/mypy --strict
-.venv/bin/pytest -q
+dist/venv/bin/ruff format --check . ../../examples/python
+dist/venv/bin/ruff check . ../../examples/python
+dist/venv/bin/mypy --strict
+dist/venv/bin/pytest -q

@@ -1,7 +1,7 @@
 """Crypto-shredding end to end with the Python client, in one command (after `npm run build` at
 the repository root and `clients/python/setup.sh`):
 
-    clients/python/.venv/bin/python examples/python/shred_demo.py
+    clients/python/dist/venv/bin/python examples/python/shred_demo.py
 
 Starts a real Padlock (`padlock serve`, SQLite store) in a temp directory, registers this demo as
 a service, keeps alice's and bob's records as envelopes in its own JSON file, shreds alice's

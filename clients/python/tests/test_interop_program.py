@@ -22,7 +22,7 @@ def b64(data: bytes) -> str:
 
 class Program:
     def __init__(self, env: dict[str, str]) -> None:
-        # The tools run with this interpreter, as the script would with .venv/bin/python.
+        # The tools run with this interpreter, as the script would with dist/venv/bin/python.
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / "tools" / "interop.py")],
             stdin=subprocess.PIPE,
@@ -50,7 +50,7 @@ def test_the_script_is_executable_and_names_the_venv() -> None:
     for name in ("interop", "bench"):
         script = HERE / name
         assert os.access(script, os.X_OK)
-        assert ".venv/bin/python" in script.read_text()
+        assert "dist/venv/bin/python" in script.read_text()
 
 
 def test_interop_contract(deployment: Deployment, primary: PadlockProcess, mirror: PadlockProcess) -> None:

@@ -148,9 +148,9 @@ class Endpoints:
             if remaining <= 0:
                 failures.append(FailedAttempt("-", "-", "DEADLINE"))
                 break
-            if i > 0:
-                self.failovers += 1
-            self.requests += 1
+            with self._lock:
+                self.failovers += i > 0
+                self.requests += 1
             try:
                 return self._attempt(url, method, path, body, parse, min(self._options.timeout_ms / 1000, remaining))
             except _Failed as failed:
