@@ -22,22 +22,28 @@ from padlock_client import (
 
 
 def client_from_env() -> PadlockClient:
-    groups = [EndpointGroup("padlock", tuple(os.environ["PADLOCK_INTEROP_URLS"].split(",")))]
-    mirror = os.environ.get("PADLOCK_INTEROP_MIRROR_URLS", "")
-    if mirror:
-        groups.append(EndpointGroup("padlock-mirror", tuple(mirror.split(","))))
-    ca = os.environ.get("PADLOCK_INTEROP_CA") or None
-    cache_ms = os.environ.get("PADLOCK_INTEROP_CACHE_MS")
-    return PadlockClient(
-        PadlockClientOptions(
-            groups=tuple(groups),
-            credential=os.environ["PADLOCK_INTEROP_CREDENTIAL"],
-            timeout_ms=5000,
-            deadline_ms=10000,
-            cache=CacheOptions() if not cache_ms else CacheOptions(max_ttl_ms=int(cache_ms)),
-            tls=None if ca is None else TlsOptions(ca_file=ca),
+    """The client the INTEROP.md variables describe; exits 1 with a clear message when they are wrong."""
+    try:
+        groups = [EndpointGroup("padlock", tuple(os.environ["PADLOCK_INTEROP_URLS"].split(",")))]
+        mirror = os.environ.get("PADLOCK_INTEROP_MIRROR_URLS", "")
+        if mirror:
+            groups.append(EndpointGroup("padlock-mirror", tuple(mirror.split(","))))
+        ca = os.environ.get("PADLOCK_INTEROP_CA") or None
+        cache_ms = int(os.environ.get("PADLOCK_INTEROP_CACHE_MS") or "60000")
+        return PadlockClient(
+            PadlockClientOptions(
+                groups=tuple(groups),
+                credential=os.environ["PADLOCK_INTEROP_CREDENTIAL"],
+                timeout_ms=5000,
+                deadline_ms=10000,
+                cache=None if cache_ms == 0 else CacheOptions(max_ttl_ms=cache_ms),
+                tls=None if ca is None else TlsOptions(ca_file=ca),
+            )
         )
-    )
+    except KeyError as missing:
+        sys.exit(f"interop: {missing.args[0]} is not set")
+    except (ValueError, PadlockClientError) as error:
+        sys.exit(f"interop: bad configuration: {error}")
 
 
 def _b64(value: object) -> bytes:
