@@ -121,8 +121,15 @@ def test_secret_key_never_prints_its_bytes() -> None:
         assert raw.hex() not in text and "69f26a" not in text
         assert "redacted" in text
     assert key == SecretKey(raw) and key != SecretKey(bytes(32))
+    envelope = seal_envelope(key, "user-1", EnvelopeHeader("profile", 1), b"x")  # makes and keeps its AESGCM
     key.wipe()
     assert key.expose() == bytes(32)
+    # The kept AESGCM went with the bytes: the wiped key now seals under zeros, not under the old key.
+    zeros = SecretKey(bytes(32))
+    resealed = seal_envelope(key, "user-1", EnvelopeHeader("profile", 1), b"x")
+    assert open_envelope("user-1", resealed, lambda c, n: zeros) == b"x"
+    with pytest.raises(DecryptionFailed):
+        open_envelope("user-1", envelope, lambda c, n: key)
 
 
 @pytest.mark.parametrize("v", DERIVE["vectors"], ids=lambda v: v["name"])

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from ._endpoints import Endpoints, Refusal
 from ._lookups import KeyLookups
 from ._user_keys import BadResponse, UserKeys, parse_batch, parse_user_keys
-from .envelope import EnvelopeHeader, open_envelope, read_envelope_header, seal_envelope
+from .envelope import EnvelopeHeader, ParsedEnvelope, open_parsed, parse_envelope, seal_envelope
 from .errors import (
     DecryptionFailed,
     InvalidInput,
@@ -216,9 +216,11 @@ class PadlockClient:
         if not isinstance(envelope, (bytes, bytearray, memoryview)):
             raise InvalidInput("envelope must be bytes")
         # A malformed envelope fails before any lookup: the header is public, so this tells nothing new.
-        if read_envelope_header(envelope) is None:
+        data = bytes(envelope)
+        parsed = parse_envelope(data)
+        if parsed is None:
             raise DecryptionFailed()
-        return self._open(user_id, bytes(envelope), self._keys_of(user_id))
+        return self._open(user_id, data, parsed, self._keys_of(user_id))
 
     def decrypt_text(self, user_id: str, envelope: bytes) -> str:
         """decrypt, then UTF-8 decoding (invalid sequences become U+FFFD, as in the TypeScript SDK:
@@ -242,19 +244,20 @@ class PadlockClient:
                 raise InvalidInput("each envelope must be bytes")
             listed.append((user_id, bytes(envelope)))
         self._check_open()
-        wanted = [u for u, e in listed if read_envelope_header(e) is not None]
+        parsed = [parse_envelope(e) for _, e in listed]
+        wanted = [u for (u, _), p in zip(listed, parsed, strict=True) if p is not None]
         found = self._lookups.get_many(wanted)
         results: list[BulkResult] = []
-        for user_id, envelope in listed:
+        for (user_id, envelope), header in zip(listed, parsed, strict=True):
             try:
-                if read_envelope_header(envelope) is None:
+                if header is None:
                     raise DecryptionFailed()
                 keys = found[user_id]
                 if isinstance(keys, PadlockClientError):
                     raise keys
                 if isinstance(keys, BaseException):
                     raise Unavailable(f"the batch-get failed: {type(keys).__name__}")
-                results.append(BulkResult(self._open(user_id, envelope, self._usable(keys)), None))
+                results.append(BulkResult(self._open(user_id, envelope, header, self._usable(keys)), None))
             except PadlockClientError as error:
                 results.append(BulkResult(None, error))
         return results
@@ -477,20 +480,14 @@ class PadlockClient:
         return keys
 
     @staticmethod
-    def _open(user_id: str, envelope: bytes, keys: UserKeys) -> bytes:
-        header = read_envelope_header(envelope)
-        if header is None:
-            raise DecryptionFailed()
+    def _open(user_id: str, envelope: bytes, parsed: ParsedEnvelope, keys: UserKeys) -> bytes:
+        header = parsed.header
         entry = keys.categories.get(header.category)
-        if entry is not None and entry.status == "shredded":
+        if entry is None:
+            raise DecryptionFailed()
+        if entry.status == "shredded":
             raise KeychainShredded(header.category)
-        return open_envelope(
-            user_id,
-            envelope,
-            lambda category, version: (
-                entry.versions.get(version) if entry is not None and category == header.category else None
-            ),
-        )
+        return open_parsed(user_id, envelope, parsed, entry.versions.get(header.version))
 
     def _schedule_call(self, method: str, user_id: str, schedule_id: str) -> ScheduledShred:
         _check_user_id(user_id)

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import DecryptionFailed, InvalidInput
 from .ids import CATEGORY, is_category, is_user_id, is_version
@@ -39,7 +38,15 @@ def envelope_overhead(category: str) -> int:
     return 2 + len(category) + 4 + NONCE_LENGTH + TAG_LENGTH
 
 
-def _parse(envelope: bytes) -> tuple[EnvelopeHeader, int] | None:
+@dataclass(frozen=True)
+class ParsedEnvelope:
+    header: EnvelopeHeader
+    #: Bytes of the header: the first half of the AAD.
+    header_length: int
+
+
+def parse_envelope(envelope: bytes) -> ParsedEnvelope | None:
+    """The header of a well-formed envelope and its length; None otherwise. Nothing is authenticated."""
     if len(envelope) < 2 or envelope[0] != ENVELOPE_FORMAT:
         return None
     category_length = envelope[1]
@@ -55,7 +62,7 @@ def _parse(envelope: bytes) -> tuple[EnvelopeHeader, int] | None:
     (version,) = struct.unpack_from(">I", envelope, 2 + category_length)
     if not is_version(version):
         return None
-    return EnvelopeHeader(raw.decode("ascii"), version), header_length
+    return ParsedEnvelope(EnvelopeHeader(raw.decode("ascii"), version), header_length)
 
 
 def read_envelope_header(envelope: bytes) -> EnvelopeHeader | None:
@@ -69,8 +76,8 @@ def read_envelope_header(envelope: bytes) -> EnvelopeHeader | None:
     """
     if not isinstance(envelope, (bytes, bytearray, memoryview)):
         return None
-    parsed = _parse(bytes(envelope))
-    return None if parsed is None else parsed[0]
+    parsed = parse_envelope(bytes(envelope))
+    return None if parsed is None else parsed.header
 
 
 def envelope_header(category: str, version: int) -> bytes:
@@ -108,7 +115,7 @@ def seal_envelope_with_nonce(
     if len(nonce) != NONCE_LENGTH:
         raise InvalidInput("nonce must be 12 bytes")
     head = envelope_header(header.category, header.version)
-    sealed = AESGCM(key.expose()).encrypt(nonce, bytes(plaintext), envelope_aad(head, user_id))
+    sealed = key.aead().encrypt(nonce, bytes(plaintext), envelope_aad(head, user_id))
     return head + nonce + sealed
 
 
@@ -127,17 +134,18 @@ def open_envelope(
     if not isinstance(envelope, (bytes, bytearray, memoryview)):
         raise DecryptionFailed()
     data = bytes(envelope)
-    parsed = _parse(data)
+    parsed = parse_envelope(data)
     if parsed is None:
         raise DecryptionFailed()
-    header, header_length = parsed
-    key = key_for(header.category, header.version)
+    return open_parsed(user_id, data, parsed, key_for(parsed.header.category, parsed.header.version))
+
+
+def open_parsed(user_id: str, data: bytes, parsed: ParsedEnvelope, key: SecretKey | None) -> bytes:
+    """open_envelope once the envelope is parsed and its key looked up (the client's hot path)."""
     if key is None or len(key) != KEY_LENGTH:
         raise DecryptionFailed()
-    nonce = data[header_length : header_length + NONCE_LENGTH]
+    n = parsed.header_length
     try:
-        return AESGCM(key.expose()).decrypt(
-            nonce, data[header_length + NONCE_LENGTH :], envelope_aad(data[:header_length], user_id)
-        )
+        return key.aead().decrypt(data[n : n + NONCE_LENGTH], data[n + NONCE_LENGTH :], envelope_aad(data[:n], user_id))
     except InvalidTag:
         raise DecryptionFailed() from None
