@@ -369,3 +369,16 @@ def test_a_server_with_a_lower_batch_limit_gets_halved_batches() -> None:
             assert batch_get_count(server) - before == 2
     finally:
         small.close()
+
+
+def test_user_ids_with_every_allowed_punctuation_reach_the_right_keychain(app: PadlockClient) -> None:
+    user = "a.b_c:d@e+f=g-h"  # each character the grammar allows beyond letters and digits, in a URL path
+    assert app.create_keychain(user) is True
+    sealed = app.encrypt(user, "profile", "odd id")
+    hold = app.place_hold(user, "odd id hold")
+    assert app.lifecycle_status(user).holds[0].hold_id == hold.hold_id
+    app.release_hold(user, hold.hold_id)
+    assert app.shred_category(user, "profile").shredded == 1
+    with pytest.raises(KeychainShredded):
+        app.decrypt(user, sealed)
+    assert app.verify_receipt(app.shred_keychain(user).receipt_jws).sub == user
