@@ -382,3 +382,20 @@ def test_user_ids_with_every_allowed_punctuation_reach_the_right_keychain(app: P
     with pytest.raises(KeychainShredded):
         app.decrypt(user, sealed)
     assert app.verify_receipt(app.shred_keychain(user).receipt_jws).sub == user
+
+
+def test_get_keys_hands_out_copies_that_open_the_envelopes(app: PadlockClient) -> None:
+    from padlock_client.envelope import open_envelope
+
+    user = "keys-view"
+    app.create_keychain(user)
+    sealed = app.encrypt(user, "payments", "card")
+    app.shred_category(user, "advertising")
+    views = {v.category: v for v in app.get_keys(user)}
+    assert views["advertising"].status == "shredded" and views["advertising"].current is None
+    payments = views["payments"]
+    assert payments.current == 1 and list(payments.keys) == [1]
+    assert open_envelope(user, sealed, lambda c, n: payments.keys.get(n)) == b"card"
+    payments.keys[1].wipe()  # the caller's copy: the client's own key is untouched
+    assert app.decrypt_text(user, sealed) == "card"
+    assert "redacted" in repr(views)

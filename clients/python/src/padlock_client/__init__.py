@@ -3,6 +3,7 @@ with the TypeScript SDK (@padlock/client)."""
 
 from .client import (
     BulkResult,
+    CategoryKeysView,
     LegalHoldRecord,
     LifecycleStatus,
     PadlockClient,
@@ -25,11 +26,13 @@ from .errors import (
 )
 from .options import BatchOptions, CacheOptions, EndpointGroup, PadlockClientOptions, TlsOptions
 from .receipts import ReceiptClaims, verify_receipt
+from .secret import SecretKey
 
 __all__ = [
     "BatchOptions",
     "BulkResult",
     "CacheOptions",
+    "CategoryKeysView",
     "DecryptionFailed",
     "EndpointGroup",
     "EnvelopeHeader",
@@ -48,6 +51,7 @@ __all__ = [
     "ReceiptClaims",
     "ReceiptInvalid",
     "ScheduledShred",
+    "SecretKey",
     "ShredOutcome",
     "TlsOptions",
     "Unavailable",

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ._endpoints import Endpoints, Refusal
 from ._lookups import KeyLookups
-from ._user_keys import BadResponse, UserKeys, parse_batch, parse_user_keys
+from ._user_keys import BadResponse, KeyStatus, UserKeys, parse_batch, parse_user_keys
 from .envelope import EnvelopeHeader, ParsedEnvelope, open_parsed, parse_envelope, seal_envelope
 from .errors import (
     DecryptionFailed,
@@ -31,6 +31,7 @@ from .errors import (
 from .ids import CATEGORY_MESSAGE, USER_ID_MESSAGE, is_category, is_user_id
 from .options import PadlockClientOptions
 from .receipts import ReceiptClaims, kid_of, verify_receipt
+from .secret import SecretKey
 
 T = TypeVar("T")
 _SCHEDULE_ID = re.compile(r"sched-[0-9a-f-]{36}")
@@ -83,6 +84,18 @@ class LifecycleStatus:
     user_id: str
     schedules: tuple[ScheduledShred, ...]
     holds: tuple[LegalHoldRecord, ...]
+
+
+@dataclass(frozen=True)
+class CategoryKeysView:
+    """One category of a user's keys, as get_keys returns it."""
+
+    category: str
+    status: KeyStatus
+    #: The version new data is encrypted with; None when the category has no live key.
+    current: int | None
+    #: Copies the caller owns (and may wipe), by version, oldest first.
+    keys: dict[int, SecretKey]
 
 
 @dataclass(frozen=True)
@@ -261,6 +274,21 @@ class PadlockClient:
             except PadlockClientError as error:
                 results.append(BulkResult(None, error))
         return results
+
+    def get_keys(self, user_id: str) -> list[CategoryKeysView]:
+        """The user's derived keys, for code that must encrypt itself (another format, a stream).
+        Copies: wipe them when done. Prefer encrypt/decrypt."""
+        _check_user_id(user_id)
+        keys = self._keys_of(user_id)
+        return [
+            CategoryKeysView(
+                category,
+                entry.status,
+                entry.current if entry.status == "ok" else None,
+                {version: SecretKey(key.expose()) for version, key in sorted(entry.versions.items())},
+            )
+            for category, entry in keys.categories.items()
+        ]
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -552,6 +580,7 @@ class PadlockClient:
 
 __all__: Sequence[str] = (
     "BulkResult",
+    "CategoryKeysView",
     "LegalHoldRecord",
     "LifecycleStatus",
     "PadlockClient",
