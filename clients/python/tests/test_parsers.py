@@ -208,3 +208,28 @@ def test_chunks_respect_users_and_body_bytes() -> None:
     long_ids = ["x" * 120 + str(i) for i in range(20)]
     KeyLookups(fetch, BatchOptions(max_body_bytes=1024), None, 13).get_many(long_ids)
     assert all(13 + sum(len(u) + 3 for u in chunk) <= 1024 for chunk in sent) and sum(map(len, sent)) == 20
+
+
+def test_lifecycle_records_ignore_new_fields_and_refuse_missing_ones() -> None:
+    import re
+
+    from padlock_client.client import LegalHoldRecord, _record
+
+    hold = {
+        "holdId": "hold-2b0f8d4e-6c1a-4f0e-9d55-1b7d6a3c9e01",
+        "userId": "u-1",
+        "category": None,
+        "reason": "case",
+        "placedBy": "app",
+        "placedAt": "2026-12-01T09:12:44.019Z",
+        "releasedAt": None,
+        "releasedBy": None,
+        "state": "in_force",
+        "verified": True,
+    }
+    pattern = re.compile(r"hold-[0-9a-f-]{36}")
+    assert _record({**hold, "addedLater": 1}, LegalHoldRecord, "holdId", pattern).placed_by == "app"
+    with pytest.raises(BadResponse, match="lacks"):
+        _record({k: v for k, v in hold.items() if k != "state"}, LegalHoldRecord, "holdId", pattern)
+    with pytest.raises(BadResponse):
+        _record({**hold, "holdId": "nope"}, LegalHoldRecord, "holdId", pattern)

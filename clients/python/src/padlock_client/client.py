@@ -8,9 +8,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import quote
 
 from ._endpoints import Endpoints, Refusal
@@ -120,11 +120,12 @@ def _record(json_value: object, cls: type[T], id_field: str, pattern: re.Pattern
     ident = json_value.get(id_field)
     if not isinstance(ident, str) or pattern.fullmatch(ident) is None:
         raise BadResponse(f"{id_field} is missing")
-    fields = cast(dict[str, object], json_value)
-    try:
-        return cls(**{_snake(k): v for k, v in fields.items()})
-    except TypeError:
-        raise BadResponse(f"{id_field} record has unexpected fields") from None
+    # Fields a later server adds are ignored (forward compatible); a missing one is a malformed answer.
+    known = {f.name for f in fields(cast(Any, cls))}
+    given = {_snake(k): v for k, v in cast(dict[str, object], json_value).items()}
+    if not known <= given.keys():
+        raise BadResponse(f"{id_field} record lacks {sorted(known - given.keys())}")
+    return cls(**{name: given[name] for name in known})
 
 
 def _refusal_error(refusal: Refusal) -> PadlockClientError:
