@@ -399,3 +399,42 @@ def test_get_keys_hands_out_copies_that_open_the_envelopes(app: PadlockClient) -
     payments.keys[1].wipe()  # the caller's copy: the client's own key is untouched
     assert app.decrypt_text(user, sealed) == "card"
     assert "redacted" in repr(views)
+
+
+def test_threads_sharing_one_client_while_users_are_shredded(deployment: Deployment, primary: PadlockProcess) -> None:
+    import random
+
+    people = [f"stress-{i}" for i in range(40)]
+    doomed = set(people[::4])
+    with make(deployment, primary.url, batch=BatchOptions(max_in_flight=2)) as client:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(client.create_keychain, people))
+        sealed = {u: client.encrypt(u, "profile", f"data of {u}") for u in people}
+        wrong: list[str] = []
+
+        def worker(seed: int) -> int:
+            rng = random.Random(seed)
+            done = 0
+            for _ in range(150):
+                user = rng.choice(people)
+                if rng.random() < 0.2:
+                    client.forget(user)
+                try:
+                    if client.decrypt_text(user, sealed[user]) != f"data of {user}":
+                        wrong.append(user)
+                    done += 1
+                except KeychainShredded:
+                    if user not in doomed:
+                        wrong.append(f"{user} reported shredded")
+            return done
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(worker, seed) for seed in range(8)]
+            for user in sorted(doomed):
+                client.shred_keychain(user)
+            assert sum(f.result() for f in futures) > 0
+        assert wrong == []
+        # This client shredded them: it answers shredded at once, whatever its threads had cached.
+        for user in doomed:
+            with pytest.raises(KeychainShredded):
+                client.decrypt(user, sealed[user])
