@@ -438,3 +438,69 @@ def test_threads_sharing_one_client_while_users_are_shredded(deployment: Deploym
         for user in doomed:
             with pytest.raises(KeychainShredded):
                 client.decrypt(user, sealed[user])
+
+
+def _dripping_server(interval: float) -> tuple[socket.socket, threading.Event]:
+    """Accepts connections and sends an HTTP answer's head one byte per `interval`, forever."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                for byte in b"HTTP/1.1 200 OK\r\nx-slow: " + b"a" * 10_000:
+                    if stop.wait(interval):
+                        return
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, stop
+
+
+def test_a_server_dripping_bytes_is_cut_off_at_the_timeout(deployment: Deployment, users: list[str]) -> None:
+    # Each byte comes well within the 300 ms per-read timeout; the attempt as a whole must still end.
+    listener, stop = _dripping_server(0.05)
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with make(deployment, url, timeout_ms=300, deadline_ms=300) as client:
+            started = time.monotonic()
+            with pytest.raises(Unavailable) as raised:
+                client.encrypt(users[60], "profile", "x")
+            assert time.monotonic() - started < 1.5
+            assert [a.reason for a in raised.value.attempts] == ["TIMEOUT"]
+    finally:
+        stop.set()
+        listener.close()
+
+
+def test_close_cuts_off_calls_in_flight(deployment: Deployment, users: list[str]) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        client = make(deployment, f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_ms=20_000, deadline_ms=20_000)
+        outcome: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                client.encrypt(users[61], "profile", "x")
+            except BaseException as error:  # noqa: BLE001 (recorded for the assertion)
+                outcome.append(error)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        client.close()
+        caller.join(5)
+        assert not caller.is_alive() and time.monotonic() - started < 2
+        assert isinstance(outcome[0], Unavailable)
+        assert "CANCELLED" in str(outcome[0])

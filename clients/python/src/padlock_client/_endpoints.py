@@ -25,6 +25,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from ._watchdog import Watchdog, pool_classes
 from .errors import FailedAttempt, Unavailable
 from .options import PadlockClientOptions
 
@@ -102,6 +103,8 @@ class Endpoints:
             retries=False,
             ssl_context=context,
         )
+        self._watchdog = Watchdog()
+        self._pool.pool_classes_by_scheme = pool_classes(self._watchdog)
         self._lock = threading.Lock()
         self._down_until: dict[str, float] = {}
         self._cursor: dict[str, int] = {}
@@ -176,6 +179,7 @@ class Endpoints:
         headers = dict(self._headers)
         if body is not None:
             headers["content-type"] = "application/json"
+        attempt = self._watchdog.begin(time.monotonic() + timeout)
         try:
             response = self._pool.request(
                 method,
@@ -191,9 +195,14 @@ class Endpoints:
             finally:
                 response.release_conn()
         except HTTPError as error:
-            raise _Failed(_reason(error)) from None
+            raise _Failed(attempt.why or _reason(error)) from None
         except OSError as error:
-            raise _Failed(type(error).__name__.upper()) from None
+            raise _Failed(attempt.why or type(error).__name__.upper()) from None
+        finally:
+            self._watchdog.end(attempt)
+        if attempt.why is not None:
+            # Shut down while reading: what was read may be cut short, so it is not an answer.
+            raise _Failed(attempt.why)
         if len(data) > MAX_RESPONSE_BYTES:
             raise _Failed("RESPONSE_TOO_LARGE")
         status = response.status
@@ -208,5 +217,7 @@ class Endpoints:
         raise _Failed(f"HTTP_{status}" + ("" if refused is None else f" {refused[0]}"))
 
     def close(self) -> None:
+        """Stops sending; attempts in flight are cut off and their calls fail with Unavailable."""
         self._closed = True
+        self._watchdog.close()
         self._pool.clear()
