@@ -504,3 +504,23 @@ def test_close_cuts_off_calls_in_flight(deployment: Deployment, users: list[str]
         assert not caller.is_alive() and time.monotonic() - started < 2
         assert isinstance(outcome[0], Unavailable)
         assert "CANCELLED" in str(outcome[0])
+
+
+def test_retries_are_opt_in_and_paid_from_a_budget(deployment: Deployment, users: list[str]) -> None:
+    from padlock_client import RetryOptions
+
+    nowhere = f"http://127.0.0.1:{_closed_port()}"
+    with make(deployment, nowhere) as client, pytest.raises(Unavailable) as raised:
+        client.encrypt(users[70], "profile", "x")
+    assert len(raised.value.attempts) == 1 and client.stats()["retries"] == 0
+    retry = RetryOptions(max_retries=2, base_delay_ms=10, max_delay_ms=20)
+    with make(deployment, nowhere, retry=retry) as client, pytest.raises(Unavailable) as raised:
+        client.encrypt(users[70], "profile", "x")
+    assert len(raised.value.attempts) == 3 and client.stats()["retries"] == 2
+    # A budget of one token: the first call retries once, the next (0.1 token earned) not at all.
+    thrifty = RetryOptions(max_retries=2, budget_max=1, base_delay_ms=1, max_delay_ms=1)
+    with make(deployment, nowhere, retry=thrifty) as client:
+        for expected in (2, 1):
+            with pytest.raises(Unavailable) as raised:
+                client.encrypt(users[70], "profile", "x")
+            assert len(raised.value.attempts) == expected

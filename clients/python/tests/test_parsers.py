@@ -14,6 +14,7 @@ from padlock_client import (
     EndpointGroup,
     InvalidInput,
     PadlockClientOptions,
+    RetryOptions,
 )
 from padlock_client._lookups import KeyCache, KeyLookups
 from padlock_client._user_keys import BadResponse, UserKeys, parse_batch, parse_user_keys
@@ -119,6 +120,7 @@ BAD_OPTIONS: dict[str, tuple[dict[str, Any], str]] = {
     "bad category": ({"categories": ("Profile",)}, "lower-case"),
     "repeated category": ({"categories": ("profile", "profile")}, "twice"),
     "batch not BatchOptions": ({"batch": {"max_users": 5}}, "BatchOptions"),
+    "retry not RetryOptions": ({"retry": {"max_retries": 5}}, "RetryOptions"),
 }
 
 
@@ -142,6 +144,9 @@ def test_bad_urls_are_refused(url: Any) -> None:
 
 def test_limits_of_sections() -> None:
     for make in (
+        lambda: RetryOptions(max_retries=11),
+        lambda: RetryOptions(budget_ratio=1.5),
+        lambda: RetryOptions(base_delay_ms=100, max_delay_ms=50),
         lambda: BatchOptions(max_users=0),
         lambda: BatchOptions(max_body_bytes=10),
         lambda: CacheOptions(max_entries=0),

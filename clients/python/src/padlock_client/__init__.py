@@ -24,7 +24,7 @@ from .errors import (
     ReceiptInvalid,
     Unavailable,
 )
-from .options import BatchOptions, CacheOptions, EndpointGroup, PadlockClientOptions, TlsOptions
+from .options import BatchOptions, CacheOptions, EndpointGroup, PadlockClientOptions, RetryOptions, TlsOptions
 from .receipts import ReceiptClaims, verify_receipt
 from .secret import SecretKey
 
@@ -50,6 +50,7 @@ __all__ = [
     "PermissionDenied",
     "ReceiptClaims",
     "ReceiptInvalid",
+    "RetryOptions",
     "ScheduledShred",
     "SecretKey",
     "ShredOutcome",

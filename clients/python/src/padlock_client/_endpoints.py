@@ -8,6 +8,7 @@ fails fast, so there are no retries: the caller decides.
 from __future__ import annotations
 
 import json
+import random
 import ssl
 import threading
 import time
@@ -111,6 +112,9 @@ class Endpoints:
         self._closed = False
         self.requests = 0
         self.failovers = 0
+        self.retries = 0
+        self._budget = 0.0 if options.retry is None else float(options.retry.budget_max)
+        self._random = random.random
 
     def _plan(self) -> list[tuple[str, str]]:
         """(group, url) per group, groups with a healthy URL first."""
@@ -144,13 +148,49 @@ class Endpoints:
         rejects counts as that group failing); a 4xx with Padlock's error body is a refusal."""
         if self._closed:
             raise Unavailable("the client is closed")
+        retry = self._options.retry
         deadline = time.monotonic() + self._options.deadline_ms / 1000
         failures: list[FailedAttempt] = []
+        if retry is not None:
+            with self._lock:
+                self._budget = min(retry.budget_max, self._budget + retry.budget_ratio)
+        for round_ in range(1 + (0 if retry is None else retry.max_retries)):
+            if round_ > 0:
+                assert retry is not None
+                # Full jitter (a random wait up to the capped exponential), paid from the budget, so that
+                # retries cannot multiply the load on a group that is down.
+                delay = self._random() * min(retry.max_delay_ms, retry.base_delay_ms * 2 ** (round_ - 1)) / 1000
+                with self._lock:
+                    if self._budget < 1 or time.monotonic() + delay >= deadline:
+                        break
+                    self._budget -= 1
+                    self.retries += 1
+                time.sleep(delay)
+            outcome = self._round(method, path, body, parse, deadline, failures)
+            if outcome is not None:
+                return outcome
+            if self._closed:
+                break
+        raise Unavailable(
+            "the client is closed" if self._closed else "no Padlock endpoint group answered",
+            tuple(failures[-16:]),
+        )
+
+    def _round(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        parse: Callable[[object], T],
+        deadline: float,
+        failures: list[FailedAttempt],
+    ) -> Outcome[T] | None:
+        """One pass over the groups, in order of preference; None when every one failed."""
         for i, (group, url) in enumerate(self._plan()):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 failures.append(FailedAttempt("-", "-", "DEADLINE"))
-                break
+                return None
             with self._lock:
                 self.failovers += i > 0
                 self.requests += 1
@@ -161,11 +201,8 @@ class Endpoints:
                 with self._lock:
                     self._down_until[url] = time.monotonic() + self._options.down_ms / 1000
             if self._closed:
-                break
-        raise Unavailable(
-            "the client is closed" if self._closed else "no Padlock endpoint group answered",
-            tuple(failures[-16:]),
-        )
+                return None
+        return None
 
     def _attempt(
         self,

@@ -468,6 +468,7 @@ class PadlockClient:
             "batches": lookups.batches,
             "requests": self._endpoints.requests,
             "failovers": self._endpoints.failovers,
+            "retries": self._endpoints.retries,
             "cache_entries": lookups.cache_entries,
         }
 

@@ -81,6 +81,32 @@ class BatchOptions:
 
 
 @dataclass(frozen=True)
+class RetryOptions:
+    """Opt-in retries: after every group failed, wait (full jitter) and go round the groups again.
+    Padlock fails fast by default; callers decide."""
+
+    #: Extra rounds over the groups per call.
+    max_retries: int = 2
+    #: Tokens a call that is not a retry adds to the budget; a retry spends 1 (at most 10 % extra load).
+    budget_ratio: float = 0.1
+    #: The budget's size, and its content at start.
+    budget_max: int = 10
+    #: The n-th retry waits a random time up to min(max_delay_ms, base_delay_ms * 2^(n-1)).
+    base_delay_ms: int = 20
+    max_delay_ms: int = 200
+
+    def __post_init__(self) -> None:
+        _integer(self.max_retries, "retry.max_retries", 0, 10)
+        if type(self.budget_ratio) not in (int, float) or not 0 <= self.budget_ratio <= 1:
+            raise InvalidInput("retry.budget_ratio must be a number from 0 to 1")
+        _integer(self.budget_max, "retry.budget_max", 0, 1_000_000)
+        _integer(self.base_delay_ms, "retry.base_delay_ms", 0, 60_000)
+        _integer(self.max_delay_ms, "retry.max_delay_ms", 0, 60_000)
+        if self.max_delay_ms < self.base_delay_ms:
+            raise InvalidInput("retry.max_delay_ms must be at least retry.base_delay_ms")
+
+
+@dataclass(frozen=True)
 class TlsOptions:
     """TLS for https: URLs. The server's name is always verified against its certificate."""
 
@@ -130,6 +156,8 @@ class PadlockClientOptions:
     batch: BatchOptions = BatchOptions()
     #: None fetches keys for every operation (still coalesced).
     cache: CacheOptions | None = CacheOptions()
+    #: None (the default): no retries, Padlock fails fast.
+    retry: RetryOptions | None = None
     tls: TlsOptions | None = None
 
     def __post_init__(self) -> None:
@@ -164,6 +192,8 @@ class PadlockClientOptions:
             raise InvalidInput("batch must be a BatchOptions")
         if self.cache is not None and not isinstance(self.cache, CacheOptions):
             raise InvalidInput("cache must be a CacheOptions or None")
+        if self.retry is not None and not isinstance(self.retry, RetryOptions):
+            raise InvalidInput("retry must be a RetryOptions or None")
         if self.tls is not None:
             if not isinstance(self.tls, TlsOptions):
                 raise InvalidInput("tls must be a TlsOptions")
