@@ -3,7 +3,9 @@
 # servers, one Cassandra node and, beside it, the secure node (127.0.0.4: TLS
 # and password login, scripts/cassandra/start-secure.sh) and runs every test
 # file; phase 2 stops both nodes, starts the three-node, two-datacenter cluster
-# and runs the *.cluster.test files. Servers that were already running are reused and left
+# and runs the *.cluster.test files; phase 3 (no filter given) runs the JVM and Python clients' own
+# tests, the three-SDK interop test, the Prometheus rule tests, the console in Chromium and the
+# deployment files' checks. Servers that were already running are reused and left
 # running; servers this script started are stopped at the end.
 #   PADLOCK_TEST_SERVICES=none   run without starting servers; their tests skip (not allowed in CI)
 #   arguments                    filter test files by substring (see run-tests.mjs)
@@ -90,4 +92,20 @@ started+=(cluster)
 bash scripts/cassandra/start-cluster.sh
 export PADLOCK_TEST_CLUSTER=127.0.0.1:9042,127.0.0.2:9042,127.0.0.3:9042
 node scripts/run-tests.mjs --cluster "$@" || status=$?
+
+# Phase 3, the whole suite only: what is not Node's test runner. The cluster stops first (its nodes
+# would take CPU from these). The JVM and Python clients build and test themselves (Maven Central,
+# PyPI), then the three SDKs run the interop test against real servers; the Prometheus rules under
+# promtool (built from its Go module once, cached in .padlock/promtool); the console in headless
+# Chromium (Debian's package); the deployment files (Go test, podman). PADLOCK_TEST_EXTRAS=none skips it.
+if [ $# -eq 0 ] && [ "${PADLOCK_TEST_EXTRAS:-all}" != none ]; then
+  bash scripts/cassandra/stop.sh --wipe 1 2 3
+  started=("${started[@]/cluster/}")
+  for step in "bash clients/java/ci.sh" "bash clients/python/ci.sh" "node --test clients/interop/interop.test.mjs" \
+    "bash scripts/rules-test.sh" "bash scripts/console-test.sh" "bash scripts/deploy-test.sh"; do
+    began=$(date +%s)
+    $step || { status=$?; echo "test.sh: FAILED: $step" >&2; }
+    echo "test.sh: $step took $(($(date +%s) - began)) s"
+  done
+fi
 exit "$status"
