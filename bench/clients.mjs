@@ -4,7 +4,7 @@ import { cpus } from 'node:os';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { createDeployment } from '../packages/client/dist/testing/padlock-processes.js';
-import { ClientProgram, interopEnv, PROGRAMS, selectedClients } from '../clients/interop/programs.mjs';
+import { BENCH_PROGRAMS, ClientProgram, interopEnv, selectedClients } from '../clients/interop/programs.mjs';
 
 /*
  * The three SDKs side by side against one real `padlock serve` (SQLite store), in one run:
@@ -27,8 +27,8 @@ const names = selectedClients();
 const prefix = 'bench-user-';
 
 function runBench(name, env) {
-  const [command, ...args] = PROGRAMS[name];
-  const argv = [...args, 'bench', '--users', String(users), '--user-prefix', prefix, '--category', 'profile'];
+  const [command, ...args] = BENCH_PROGRAMS[name];
+  const argv = [...args, '--users', String(users), '--user-prefix', prefix, '--category', 'profile'];
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...argv, '--seconds', String(seconds)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -41,7 +41,7 @@ function runBench(name, env) {
       try {
         resolve(JSON.parse(line));
       } catch {
-        reject(new Error(`${name} bench printed no JSON line: ${out.slice(-500)}`));
+        reject(new Error(`${name} bench printed no JSON line: ${out.slice(-500)} ${err}`));
       }
     });
   });

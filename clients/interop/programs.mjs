@@ -21,6 +21,13 @@ export const PROGRAMS = {
   python: [`${pythonDir}/interop`],
 };
 
+/** The command of each SDK's bench program (its arguments follow). */
+export const BENCH_PROGRAMS = {
+  typescript: [...PROGRAMS.typescript, 'bench'],
+  java: [`${javaDir}/bench`],
+  python: [`${pythonDir}/bench`],
+};
+
 /** The SDKs to drive: PADLOCK_INTEROP_CLIENTS (comma-separated) or all three. */
 export function selectedClients() {
   const names = (process.env.PADLOCK_INTEROP_CLIENTS ?? Object.keys(PROGRAMS).join(','))

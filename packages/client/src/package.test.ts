@@ -18,6 +18,7 @@ const CLIENT_DIR = fileURLToPath(new URL('..', import.meta.url));
 const CORE_DIR = resolve(CLIENT_DIR, '../core');
 
 interface PackageJson {
+  version?: string;
   dependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
@@ -69,24 +70,25 @@ void describe('the client package without the server', { timeout: 120_000 }, () 
     rmSync(work, { recursive: true, force: true });
   });
 
-  void it('depends on @padlock/core and jose only, which depend on nothing', () => {
+  void it('depends on @padlock/core, jose and the OpenTelemetry API only, which depend on nothing', () => {
     const client = readPackage(CLIENT_DIR);
-    assert.deepEqual(Object.keys(client.dependencies ?? {}), ['@padlock/core', 'jose']);
+    assert.deepEqual(Object.keys(client.dependencies ?? {}), ['@opentelemetry/api', '@padlock/core', 'jose']);
     assert.equal(client.dependencies?.['@padlock/core'], '0.1.0');
-    const jose = readPackage(resolve(CLIENT_DIR, '../../node_modules/jose'));
-    assert.deepEqual(jose.dependencies ?? {}, {});
+    for (const name of ['jose', '@opentelemetry/api']) {
+      assert.deepEqual(readPackage(resolve(CLIENT_DIR, `../../node_modules/${name}`)).dependencies ?? {}, {}, name);
+    }
     assert.equal(client.peerDependencies, undefined);
     assert.equal(client.optionalDependencies, undefined);
     const core = readPackage(CORE_DIR);
     assert.deepEqual(core.dependencies ?? {}, {});
   });
 
-  void it('has an import graph reaching only node: built-ins, @padlock/core and jose', () => {
+  void it('has an import graph reaching only node: built-ins, @padlock/core, jose and the OpenTelemetry API', () => {
     const client = importGraph(join(CLIENT_DIR, 'dist/index.js'));
     assert.ok(client.files.size > 5);
     for (const file of client.files) assert.ok(!file.includes('/testing/'), `${file} is test-only`);
     const external = [...client.packages].filter((p) => !p.startsWith('node:'));
-    assert.deepEqual(external.sort(), ['@padlock/core', 'jose']);
+    assert.deepEqual(external.sort(), ['@opentelemetry/api', '@padlock/core', 'jose']);
     const core = importGraph(join(CORE_DIR, 'dist/index.js'));
     assert.deepEqual(
       [...core.packages].filter((p) => !p.startsWith('node:')),
@@ -109,8 +111,21 @@ void describe('the client package without the server', { timeout: 120_000 }, () 
     );
     npm(['pack', '--pack-destination', work], CORE_DIR);
     writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'probe', private: true, type: 'module' }));
+    // The dependencies at the versions this checkout installed: --offline picks the newest version in npm's
+    // cached metadata for a range, whose tarball may never have been fetched.
+    const installed = ['jose', '@opentelemetry/api'].map(
+      (name) => `${name}@${readPackage(resolve(CLIENT_DIR, `../../node_modules/${name}`)).version ?? ''}`,
+    );
     npm(
-      ['install', '--offline', '--no-audit', '--no-fund', './padlock-core-0.1.0.tgz', `./${packed[0]!.filename}`],
+      [
+        'install',
+        '--offline',
+        '--no-audit',
+        '--no-fund',
+        './padlock-core-0.1.0.tgz',
+        `./${packed[0]!.filename}`,
+        ...installed,
+      ],
       work,
     );
     const probe = `

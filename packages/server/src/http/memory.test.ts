@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { metricValue } from '../testing/harness.js';
 
 /*
- * Memory per unfinished request, with bounds (not a benchmark): 50 connections without a
+ * Memory per unfinished request, with bounds (not a benchmark): 100 connections without a
  * credential each hold a 390 kB body sent as one-byte chunks (`1\r\na\r\n`, 2.3 MB on the wire,
  * the last chunk withheld) against a real `padlock serve` process, so that its RSS is its own.
  * Its RSS must grow by at most twice the body bytes held, and it must answer other clients
@@ -21,7 +21,11 @@ import { metricValue } from '../testing/harness.js';
  */
 
 const CLI = fileURLToPath(new URL('../../../cli/dist/main.js', import.meta.url));
-const CONNECTIONS = 50;
+// 100, not 50: RSS growth is about the bytes held plus 14-18 MB of V8 heap headroom that does not grow with
+// them (measured 2026-12-04: 50 connections +36-40 MB for 19.5 MB held, 100 connections +52-55 MB for 39 MB, so
+// +16 MB for the second 19.5 MB). Since @opentelemetry/api joined the server's module graph that fixed part
+// put 50 connections at 1.9-2.1x; the bound is about bytes per byte, so the test holds enough for it to show.
+const CONNECTIONS = 100;
 const BODY_BYTES = 390_000;
 const HELD = CONNECTIONS * BODY_BYTES;
 const CHUNKS_PER_WRITE = 39_000;
@@ -81,9 +85,11 @@ describe('memory per unfinished request (padlock serve as a child process)', () 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('grows RSS by at most 2x the body bytes 50 unauthenticated one-byte-chunk requests hold, and answers others throughout', async (t) => {
+  it(`grows RSS by at most 2x the body bytes ${CONNECTIONS} unauthenticated one-byte-chunk requests hold, and answers others throughout`, async (t) => {
     // Warm up: the code paths the test uses run before the baseline is taken.
     for (let i = 0; i < 200; i++) assert.equal((await probe(port, '/healthz')).status, 200);
+    // The test scrapes /metrics below: its first scrapes read /proc and grow the heap to what a scrape needs.
+    for (let i = 0; i < 50; i++) assert.equal((await probe(port, '/metrics')).status, 200);
     await sleep(500);
     const pid = child.pid!;
     const baseline = Math.max(rssBytes(pid), rssBytes(pid));
