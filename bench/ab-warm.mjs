@@ -5,14 +5,17 @@ import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startNode, stop } from './lib/processes.mjs';
+import { cpuSeconds, startNode, stop } from './lib/processes.mjs';
 
 /*
  * A/B of the plaintext warm path between two builds of this repository (two checkouts, each
  * built with `npm run build`): `padlock serve` from each on its own SQLite store, then rounds of
  * warm `GET /v1/keys/{userId}` (L1 hit) at maximum throughput, alternating which build goes first,
  * so that whatever else the machine does weighs on both alike. A closed loop of raw keep-alive
- * connections counts answers of the first answer's length; it reports each round and the medians.
+ * connections counts answers of the first answer's length; it reports each round and the medians
+ * of two figures: answers per second, and the server process's CPU time (user + system, from
+ * /proc) per answer. The client shares the machine, so throughput moves with everything else that
+ * runs; the server's CPU per answer is what a change to the server's request path changes.
  *
  *   node bench/ab-warm.mjs <checkout A> <checkout B> [rounds=6] [seconds=4] [connections=32]
  *
@@ -79,8 +82,11 @@ async function start(name, root) {
   return { name, port, authorization, dir, server };
 }
 
-/** Answers per second over `durationS`, after one second of warm-up on the same connections. */
-function measure({ port, authorization }, durationS) {
+/**
+ * Answers per second and the server's CPU microseconds per answer over `durationS`, after one
+ * second of warm-up on the same connections.
+ */
+function measure({ port, authorization, server }, durationS) {
   const request = Buffer.from(`GET /v1/keys/u1 HTTP/1.1\r\nHost: bench\r\nAuthorization: ${authorization}\r\n\r\n`);
   return new Promise((done) => {
     let answerLength = 0;
@@ -116,10 +122,13 @@ function measure({ port, authorization }, durationS) {
     setTimeout(() => {
       counting = true;
       const started = performance.now();
+      const cpuBefore = cpuSeconds(server.pid);
       setTimeout(() => {
         const rate = answers / ((performance.now() - started) / 1000);
+        const cpu = cpuSeconds(server.pid);
+        const cpuMicros = cpu === null || cpuBefore === null ? NaN : ((cpu - cpuBefore) * 1e6) / answers;
         for (const socket of sockets) socket.destroy();
-        done(rate);
+        done({ rate, cpuMicros });
       }, durationS * 1000);
     }, 1000);
   });
@@ -130,14 +139,22 @@ const servers = [await start('A', rootA), await start('B', rootB)];
 try {
   for (const server of servers) await measure(server, 2);
   const rates = { A: [], B: [] };
+  const cpu = { A: [], B: [] };
   for (let round = 0; round < Number(rounds); round++) {
     for (const server of round % 2 === 0 ? servers : [...servers].reverse()) {
-      rates[server.name].push(await measure(server, Number(seconds)));
+      const { rate, cpuMicros } = await measure(server, Number(seconds));
+      rates[server.name].push(rate);
+      cpu[server.name].push(cpuMicros);
     }
-    console.log(`round ${round + 1}: A ${rates.A.at(-1).toFixed(0)} B ${rates.B.at(-1).toFixed(0)} req/s`);
+    console.log(
+      `round ${round + 1}: A ${rates.A.at(-1).toFixed(0)} B ${rates.B.at(-1).toFixed(0)} req/s, ` +
+        `server CPU A ${cpu.A.at(-1).toFixed(2)} B ${cpu.B.at(-1).toFixed(2)} us/answer`,
+    );
   }
   const [a, b] = [median(rates.A), median(rates.B)];
+  const [ca, cb] = [median(cpu.A), median(cpu.B)];
   console.log(`median A ${a.toFixed(0)} B ${b.toFixed(0)} req/s: B/A ${(b / a).toFixed(3)}`);
+  console.log(`median server CPU A ${ca.toFixed(2)} B ${cb.toFixed(2)} us/answer: B/A ${(cb / ca).toFixed(3)}`);
 } finally {
   for (const server of servers) {
     await stop(server.server);

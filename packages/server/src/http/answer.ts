@@ -1,3 +1,4 @@
+import { requestIdLength, writeRequestId, type RequestId } from './request-id.js';
 /*
  * An answer as bytes: its head and body written into one buffer (answerBytes), the connection's
  * only write per answer. The connection (wire.ts) decides when to send it and whether it closes.
@@ -18,7 +19,7 @@ export interface WireReply {
   /** More header fields (Retry-After, WWW-Authenticate, Allow): names and values without CR or LF. */
   readonly headers?: Readonly<Record<string, string>> | undefined;
   /** Sent as X-Request-Id: printable ASCII without spaces (request-id.ts makes sure). */
-  readonly requestId?: string | undefined;
+  readonly requestId?: RequestId | undefined;
 }
 
 const REASONS: Readonly<Record<number, string>> = {
@@ -119,7 +120,7 @@ export function answerBytes(reply: WireReply, headOnly: boolean, fields: Buffer)
   const date = httpDate();
   const extra = reply.headers === undefined ? undefined : extraFields(reply.headers);
   const id = reply.requestId;
-  const idLength = id === undefined ? 0 : REQUEST_ID.length + id.length + CRLF.length;
+  const idLength = id === undefined ? 0 : REQUEST_ID.length + requestIdLength(id) + CRLF.length;
   const headLength =
     start.length +
     digits +
@@ -141,8 +142,7 @@ export function answerBytes(reply: WireReply, headOnly: boolean, fields: Buffer)
   at += CRLF.length;
   if (id !== undefined) {
     out.set(REQUEST_ID, at);
-    at += REQUEST_ID.length;
-    at += out.write(id, at, 'latin1');
+    at = writeRequestId(out, at + REQUEST_ID.length, id);
     out.set(CRLF, at);
     at += CRLF.length;
   }

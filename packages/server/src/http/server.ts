@@ -9,7 +9,7 @@ import { BodyWriter } from './answer.js';
 import { clientCertificateOf, TlsListener, type ClientCertificate } from './tls.js';
 import type { Span } from '@opentelemetry/api';
 import { endRequestSpan, startRequestSpan, tracingOn, withContext } from '../tracing.js';
-import { requestId } from './request-id.js';
+import { requestId, requestIdText, type RequestId } from './request-id.js';
 import { WireServer, type WireError, type WireRequest } from './wire.js';
 
 /*
@@ -96,7 +96,7 @@ const BEHIND_FOR_BUSY_LIMITS = 2.5;
 interface Pending {
   readonly request: WireRequest;
   /** X-Request-Id of the answer and the log lines (request-id.ts). */
-  readonly id: string;
+  readonly id: RequestId;
   /** The request's server span, while tracing is on. */
   span: Span | undefined;
   readonly started: number;
@@ -441,14 +441,14 @@ export class PadlockHttpServer {
   #failed(error: unknown, pending: Pending): Reply {
     if (!(error instanceof PadlockError)) {
       this.log.error('request failed', {
-        requestId: pending.id,
+        requestId: requestIdText(pending.id),
         route: pending.label,
         error: error instanceof Error ? error.name : 'unknown',
         detail: error instanceof Error ? error.message : undefined,
       });
     } else if (error.status >= 500 && error.cause !== undefined) {
       this.log.warn('request failed in a backend', {
-        requestId: pending.id,
+        requestId: requestIdText(pending.id),
         route: pending.label,
         code: error.code,
         cause: error.cause instanceof Error ? `${error.cause.name}: ${error.cause.message}` : 'unknown',
@@ -619,10 +619,11 @@ export class PadlockHttpServer {
       this.app.metrics.requests.incKey(key);
       this.app.metrics.requestDuration.observeKey(compiled.latencyKey, seconds);
     }
-    if (pending.span !== undefined) endRequestSpan(pending.span, method, label, reply.status, pending.id);
+    if (pending.span !== undefined)
+      endRequestSpan(pending.span, method, label, reply.status, requestIdText(pending.id));
     if (this.options.logRequests) {
       this.log.info('request', {
-        requestId: pending.id,
+        requestId: requestIdText(pending.id),
         method,
         route: label,
         status: reply.status,
