@@ -105,7 +105,9 @@ writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
 const server = await startNode([cli, 'serve', '-c', configPath], {
   ready: (line) => (line.includes('"msg":"padlock listening"') ? JSON.parse(line).port : undefined),
 });
-log(`server on ${server.value} (pid ${server.pid}), ${users} users, ${population.bytes} bytes`);
+log(
+  `server on ${server.value} (pid ${server.pid}), ${users} users${population.bytes === undefined ? '' : `, ${population.bytes} bytes`}`,
+);
 
 async function window(name) {
   const machine0 = machineCpu();

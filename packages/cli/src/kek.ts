@@ -256,6 +256,10 @@ export async function rewrapCommand(
       batch: options.batch,
       checkpointFile: options.checkpointFile,
       onProgress,
+      onRetry: (r) => {
+        if (tty) process.stderr.write('\n');
+        process.stderr.write(`${JSON.stringify({ msg: 'rewrap page retried', ...r })}\n`);
+      },
     });
   } finally {
     await new Promise((resolve) => (listener === undefined ? resolve(undefined) : listener.close(resolve)));
