@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { padlockConfig, sqlitePopulation } from './lib/fixtures.mjs';
+import { CassandraKeyStore } from '../packages/server/dist/index.js';
+import { cassandraPopulation, padlockConfig, sqlitePopulation } from './lib/fixtures.mjs';
 import { atExit, cpuSeconds, machineCpu, runLoad, startNode, stop } from './lib/processes.mjs';
 
 /*
@@ -16,7 +17,10 @@ import { atExit, cpuSeconds, machineCpu, runLoad, startNode, stop } from './lib/
  * runs in its own process, in the same run. Reports p50/p99 of both windows, and the re-wrap's
  * rows/s over the loaded window and over its whole run (the JSON progress lines it prints).
  * Writes bench/results/<time>-rewrap.json and .md.
+ * With --cassandra HOST:PORT the store is a keyspace of its own on that node (loaded with LWT
+ * inserts, dropped at the end; the shred journal in a keyspace beside it), paged by token range.
  * Usage: npm run build && node bench/rewrap-bench.mjs [--users N] [--rate R] [--load RPS] [--seconds S]
+ *        [--rounds N] [--cassandra HOST:PORT]
  */
 
 const { values: opts } = parseArgs({
@@ -26,6 +30,7 @@ const { values: opts } = parseArgs({
     load: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
+    cassandra: { type: 'string' },
   },
 });
 const users = Number(opts.users);
@@ -46,19 +51,53 @@ mkdirSync(cacheDir, { recursive: true });
 const log = (line) => process.stderr.write(`[rewrap-bench] ${line}\n`);
 atExit(() => rmSync(join(runDir, 'padlock.db'), { force: true }));
 
-const population = await sqlitePopulation(root, cacheDir, users, 0, log);
-const dbPath = join(runDir, 'padlock.db');
-copyFileSync(population.dbPath, dbPath);
+// Cassandra: a keyspace of this run's own (a re-wrap changes every row, so no population is reused).
+const cassandra =
+  opts.cassandra === undefined
+    ? undefined
+    : {
+        contactPoints: [opts.cassandra],
+        localDataCenter: 'dc1',
+        keyspace: `padlock_rwb_${stamp.replace(/[^0-9]/g, '').slice(2, 14)}`,
+        replication: { dc1: 1 },
+        connectTimeoutMs: 5000,
+        readTimeoutMs: 2000,
+      };
+let population;
+let store;
+let journal;
+let dropKeyspaces = async () => {};
+if (cassandra === undefined) {
+  population = await sqlitePopulation(root, cacheDir, users, 0, log);
+  const dbPath = join(runDir, 'padlock.db');
+  copyFileSync(population.dbPath, dbPath);
+  store = { kind: 'sqlite', sqlite: { path: dbPath, busyTimeoutMs: 5000 } };
+  journal = { file: { path: join(runDir, 'journal', 'shreds.journal') } };
+} else {
+  dropKeyspaces = async () => {
+    const s = await CassandraKeyStore.open({ ...cassandra, readTimeoutMs: 60000, createSchema: false });
+    try {
+      for (const ks of [cassandra.keyspace, `${cassandra.keyspace}_journal`]) {
+        await s.driver.execute(`DROP KEYSPACE IF EXISTS ${ks}`, [], { readTimeout: 120000 });
+      }
+    } finally {
+      await s.close();
+    }
+  };
+  atExit(() =>
+    log(`if the run was cut short: DROP KEYSPACE ${cassandra.keyspace} (and ${cassandra.keyspace}_journal)`),
+  );
+  population = await cassandraPopulation(join(runDir, 'population'), cassandra, users, 0, log);
+  log(`loaded: ${JSON.stringify(population.built)}`);
+  store = { kind: 'cassandra', cassandra: { ...cassandra, createSchema: false } };
+  journal = { kind: 'cassandra', cassandra: { keyspace: `${cassandra.keyspace}_journal` } };
+}
 const newKek = { kid: 'bench-kek-2', path: join(runDir, 'kek-2.bin') };
 writeFileSync(newKek.path, randomBytes(32), { mode: 0o600 });
 const config = {
-  ...padlockConfig({
-    kek: population.kek,
-    store: { kind: 'sqlite', sqlite: { path: dbPath, busyTimeoutMs: 5000 } },
-    l1: false,
-  }),
+  ...padlockConfig({ kek: population.kek, store, l1: false }),
   keks: { active: newKek.kid, files: [population.kek, newKek] },
-  journal: { file: { path: join(runDir, 'journal', 'shreds.journal') } },
+  journal,
 };
 const configPath = join(runDir, 'padlock.json');
 writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
@@ -66,7 +105,9 @@ writeFileSync(configPath, JSON.stringify(config, null, 2), { mode: 0o600 });
 const server = await startNode([cli, 'serve', '-c', configPath], {
   ready: (line) => (line.includes('"msg":"padlock listening"') ? JSON.parse(line).port : undefined),
 });
-log(`server on ${server.value} (pid ${server.pid}), ${users} users, ${population.bytes} bytes`);
+log(
+  `server on ${server.value} (pid ${server.pid}), ${users} users${population.bytes === undefined ? '' : `, ${population.bytes} bytes`}`,
+);
 
 async function window(name) {
   const machine0 = machineCpu();
@@ -158,13 +199,20 @@ const idle = { p50Ms: median(idleRows, 'p50Ms'), p99Ms: median(idleRows, 'p99Ms'
 const during = { p50Ms: median(duringRows, 'p50Ms'), p99Ms: median(duringRows, 'p99Ms') };
 
 await stop(server);
+await dropKeyspaces();
 const result = {
   at: new Date().toISOString(),
   node: process.version,
   cpus: cpus().length,
   users,
   rows: users * 3,
-  store: 'sqlite (WAL, synchronous=FULL), L1 off, no memcached (every GET reads the store and unwraps)',
+  store:
+    cassandra === undefined
+      ? 'sqlite (WAL, synchronous=FULL), L1 off, no memcached (every GET reads the store and unwraps)'
+      : `cassandra 5.0, one node (${opts.cassandra}), RF 1, L1 off, no memcached (every GET reads the store and unwraps); ` +
+        're-wrap writes are LWTs paged by token range',
+  load: loadavg().map((l) => Math.round(l * 100) / 100),
+  ...(cassandra === undefined ? {} : { preload: population.built }),
   loadReqPerS: load,
   windowSeconds: seconds,
   rewrapRateLimit: rate,
@@ -185,7 +233,8 @@ const result = {
 const md = [
   `# KEK re-wrap under load, ${result.at}`,
   '',
-  `\`node bench/rewrap-bench.mjs --users ${users} --rate ${rate} --load ${load} --seconds ${seconds} --rounds ${rounds}\`:`,
+  `\`node bench/rewrap-bench.mjs --users ${users} --rate ${rate} --load ${load} --seconds ${seconds} --rounds ${rounds}` +
+    `${cassandra === undefined ? '' : ` --cassandra ${opts.cassandra}`}\`:`,
   `${result.store}; ${users} keychains (${result.rows} rows), open-loop GET at ${load} req/s, Zipf s = 0.01 over`,
   `every user, ${seconds} s per window; idle and re-wrap windows alternate (the re-wrap SIGSTOPped while idle).`,
   '',
@@ -199,6 +248,7 @@ const md = [
   `Median p99 of the rounds: idle ${idle.p99Ms} ms, during the re-wrap ${during.p99Ms} ms: ${result.p99Ratio}x.`,
   `Re-wrap (--rate ${rate}): ${windowRate} rows/s over the re-wrap windows (${result.rewrap.rowsRewrapped} rows re-wrapped by the end;`,
   `${stillRunning ? 'it ran through every window' : 'it finished before the last window ended'}).`,
+  `Load average at the end (1, 5, 15 min): ${result.load.join(', ')}.`,
   '',
 ];
 writeFileSync(join(resultsDir, `${stamp}-rewrap.json`), `${JSON.stringify(result, null, 2)}\n`);

@@ -163,7 +163,7 @@ export function statusCommand(config: PadlockConfig): Promise<Record<string, unk
     let lastAt: number | null = null;
     for await (const entry of journal.entriesAfter(0)) {
       entries++;
-      lastAt = entry.at;
+      if (entry.rekey === undefined) lastAt = entry.at;
     }
     const head = (await journal.head()).position;
     const applied = await store.journalApplied();

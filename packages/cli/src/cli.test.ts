@@ -101,6 +101,7 @@ const COMMANDS = [
   'kek add',
   'kek activate',
   'kek rewrap',
+  'kek rekey-journal',
   'kek status',
   'kek retire',
 ];

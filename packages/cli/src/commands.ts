@@ -40,7 +40,16 @@ import {
   restoreBackup,
   statusCommand,
 } from './backup.js';
-import { activateKek, addKek, defaultCheckpoint, kekStatus, KekUsageError, retireKek, rewrapCommand } from './kek.js';
+import {
+  activateKek,
+  addKek,
+  defaultCheckpoint,
+  kekStatus,
+  KekUsageError,
+  rekeyJournal,
+  retireKek,
+  rewrapCommand,
+} from './kek.js';
 import { serve } from './serve.js';
 import { DeletionCanary } from './canary.js';
 
@@ -965,6 +974,7 @@ const COMMANDS: readonly Command[] = [
       batch: { type: 'string' },
       checkpoint: { type: 'string' },
       'metrics-file': { type: 'string' },
+      'metrics-listen': { type: 'string' },
     },
     optionHelp: [
       CONFIG_HELP,
@@ -973,6 +983,7 @@ const COMMANDS: readonly Command[] = [
       '--batch N           rows written at once: one SQLite transaction, or LWTs in parallel (default 32)',
       '--checkpoint FILE   where the position is saved (default: kek-rewrap.checkpoint.json beside the config)',
       '--metrics-file FILE progress in Prometheus text format, rewritten after every page',
+      '--metrics-listen H:P serve that progress at http://H:P/metrics while the re-wrap runs',
     ],
     run: async (values, positionals) => {
       one(positionals, []);
@@ -982,6 +993,7 @@ const COMMANDS: readonly Command[] = [
         batch: intOption(values, 'batch', 32, 1, 1000),
         checkpointFile: checkpointFile(values),
         metricsFile: typeof values['metrics-file'] === 'string' ? resolve(values['metrics-file']) : undefined,
+        ...(typeof values['metrics-listen'] === 'string' ? { metricsListen: hostPort(values['metrics-listen']) } : {}),
       };
       return withStore(values, async (store, config) => {
         const { code, result } = await rewrapCommand(
@@ -993,6 +1005,31 @@ const COMMANDS: readonly Command[] = [
         );
         print(result);
         return code;
+      });
+    },
+  },
+  {
+    name: 'kek rekey-journal',
+    args: '',
+    summary:
+      'append a re-key entry to the shred journal under the active KEK, so older KEKs that MACd entries can retire',
+    options: CONFIG_OPTION,
+    optionHelp: [CONFIG_HELP],
+    run: (values, positionals) => {
+      one(positionals, []);
+      return withStore(values, async (store, config) => {
+        const result = await rekeyJournal(config);
+        if (result['rekeyed'] === true) {
+          await (
+            await proofsFor(store, config)
+          ).audit.append(cliActor(), {
+            type: 'kek.rekey-journal',
+            kid: String(result['kid']),
+            rows: Number(result['covered']),
+          });
+        }
+        print(result);
+        return 0;
       });
     },
   },
@@ -1035,6 +1072,16 @@ function seconds(values: Values, name: string, fallback: number): number {
   return n;
 }
 
+/** --metrics-listen's HOST:PORT (port 0: any free port). */
+function hostPort(listen: string): { host: string; port: number } {
+  const colon = listen.lastIndexOf(':');
+  const port = Number(listen.slice(colon + 1));
+  if (colon < 1 || !/^\d+$/.test(listen.slice(colon + 1)) || port > 65535) {
+    throw new UsageError('--metrics-listen must be HOST:PORT');
+  }
+  return { host: listen.slice(0, colon), port };
+}
+
 async function canaryCommand(values: Values): Promise<number> {
   const groups = (Array.isArray(values['group']) ? values['group'] : []).map((spec) => {
     const at = spec.indexOf('=');
@@ -1051,12 +1098,7 @@ async function canaryCommand(values: Values): Promise<number> {
   const file = values['credential-file'];
   if (typeof file !== 'string') throw new UsageError('--credential-file is needed');
   const credential = readFileSync(file, 'utf8').trim();
-  const listen = String(values['metrics-listen'] ?? '127.0.0.1:9464');
-  const colon = listen.lastIndexOf(':');
-  const port = Number(listen.slice(colon + 1));
-  if (colon < 1 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError('--metrics-listen must be HOST:PORT');
-  }
+  const { host, port } = hostPort(String(values['metrics-listen'] ?? '127.0.0.1:9464'));
   const rounds = values['rounds'] === undefined ? Infinity : Number(values['rounds']);
   if (!(rounds === Infinity || (Number.isInteger(rounds) && rounds > 0)))
     throw new UsageError('--rounds must be a positive integer');
@@ -1066,7 +1108,7 @@ async function canaryCommand(values: Values): Promise<number> {
     maxStalenessMs: seconds(values, 'max-staleness', 30) * 1000,
   });
   const intervalMs = seconds(values, 'interval', 60) * 1000;
-  const server = await canary.listen(port, listen.slice(0, colon));
+  const server = await canary.listen(port, host);
   const address = server.address();
   process.stdout.write(
     `${JSON.stringify({ msg: 'canary listening', port: typeof address === 'object' && address !== null ? address.port : port })}\n`,

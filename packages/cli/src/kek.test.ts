@@ -24,6 +24,8 @@ const USERS = 600;
 const SHRED_DURING = 50;
 const CREATE_DURING = 20;
 const CATEGORIES = 3;
+/** Shredded under the first KEK: their journal entries are MAC'd under it. */
+const SHRED_EARLY = 5;
 const FILES = {
   store: { kind: 'sqlite', sqlite: { path: 'padlock.db', busyTimeoutMs: 5000 } },
   journal: { file: { path: 'journal/shreds.journal' }, checkIntervalMs: 200 },
@@ -101,6 +103,7 @@ describe('KEK rotation: add, activate, re-wrap online (killed and resumed), reti
   const shredDuring = users.slice(0, SHRED_DURING);
   const createdDuring = ids('late', CREATE_DURING);
   const sample = users.slice(SHRED_DURING, SHRED_DURING + 40);
+  const shredEarly = ids('early', SHRED_EARLY);
   const before_ = new Map<string, Map<string, string>>();
 
   before(async () => {
@@ -125,6 +128,10 @@ describe('KEK rotation: add, activate, re-wrap online (killed and resumed), reti
     for (const userId of sample) before_.set(userId, await keysOf(h, userId));
     json(await padlock(['keychain', 'hold', users.at(-1)!, '--reason', 'litigation', '-c', configFile]));
     json(await padlock(['keychain', 'schedule-shred', users.at(-2)!, '--grace', '86400', '-c', configFile]));
+    for (const userId of shredEarly) {
+      assert.equal((await h.call('POST', '/v1/keychains', { json: { userId } })).status, 201);
+      assert.equal((await h.call('DELETE', `/v1/keychains/${userId}`)).status, 200);
+    }
   });
 
   it('kek add refuses a file readable by others, a short file, a bad kid and a kid taken; takes a good one', async () => {
@@ -213,8 +220,12 @@ describe('KEK rotation: add, activate, re-wrap online (killed and resumed), reti
       const rows = store.database
         .prepare<[], { user_id: string; wrapped: Buffer | null }>('SELECT user_id, wrapped FROM root_keys')
         .all();
-      assert.equal(rows.length, (USERS + CREATE_DURING) * CATEGORIES, 'one row per user and category, as before');
-      const shredded = new Set(shredDuring);
+      assert.equal(
+        rows.length,
+        (USERS + CREATE_DURING + SHRED_EARLY) * CATEGORIES,
+        'one row per user and category, as before',
+      );
+      const shredded = new Set([...shredDuring, ...shredEarly]);
       for (const row of rows) {
         if (shredded.has(row.user_id)) assert.equal(row.wrapped, null, `${row.user_id} stays shredded`);
         else assert.equal(wrappedKid(row.wrapped!), 'kek-2', `${row.user_id} is under the new kid`);
@@ -225,8 +236,37 @@ describe('KEK rotation: add, activate, re-wrap online (killed and resumed), reti
     const status = json<{ rows: Record<string, Record<string, number>> }>(
       await padlock(['kek', 'status', '-c', configFile]),
     );
-    assert.equal(status.rows['test-kek'], undefined, JSON.stringify(status.rows));
+    // The shreds made under the first KEK are MAC'd under it in the journal, and stay so.
+    assert.deepEqual(status.rows['test-kek'], { journal: SHRED_EARLY }, JSON.stringify(status.rows));
     assert.equal(status.rows['kek-2']?.['root_keys'], (USERS - SHRED_DURING + CREATE_DURING) * CATEGORIES);
+  });
+
+  it('retire refuses while journal entries need the old KEK; kek rekey-journal covers them', async () => {
+    const refused = await padlock(['kek', 'retire', 'test-kek', '-c', configFile]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /"test-kek" is still in use: 5 journal; run padlock kek rekey-journal first/);
+    // Run while the server (both KEKs, kek-2 active) still shreds: the re-key entry takes its place in the chain.
+    const shredding = inParallel(users.slice(SHRED_DURING + 40, SHRED_DURING + 60), 2, async (userId) => {
+      assert.equal((await server.call('DELETE', `/v1/keychains/${userId}`)).status, 200);
+    });
+    const rekeyed = json<{ rekeyed: boolean; kid: string; from: string; position: number; covered: number }>(
+      await padlock(['kek', 'rekey-journal', '-c', configFile]),
+    );
+    await shredding;
+    assert.equal(rekeyed.rekeyed, true);
+    assert.equal(rekeyed.kid, 'kek-2');
+    assert.equal(rekeyed.from, 'test-kek');
+    assert.equal(rekeyed.covered, rekeyed.position - 1);
+    assert.ok(rekeyed.covered >= SHRED_EARLY + SHRED_DURING);
+    const again = json<{ rekeyed: boolean }>(await padlock(['kek', 'rekey-journal', '-c', configFile]));
+    assert.equal(again.rekeyed, false);
+    const status = json<{
+      rows: Record<string, Record<string, number>>;
+      journal: { entries: number; lastRekey: number; coveredByRekey: number };
+    }>(await padlock(['kek', 'status', '-c', configFile]));
+    assert.equal(status.rows['test-kek'], undefined, JSON.stringify(status.rows));
+    assert.equal(status.journal.lastRekey, rekeyed.position);
+    assert.equal(status.journal.entries, SHRED_EARLY + SHRED_DURING + 20 + 1);
   });
 
   it('retires the old KEK; a server with only the new one serves the same keys, and the audit log has each step', async () => {
@@ -237,7 +277,10 @@ describe('KEK rotation: add, activate, re-wrap online (killed and resumed), reti
     await server.close();
     server = await h.peer({ config: { ...FILES, keks: config.keks } });
     for (const userId of sample) assert.deepEqual(await keysOf(server, userId), before_.get(userId), userId);
-    for (const userId of shredDuring.slice(0, 10)) {
+    // The server verified the whole journal at start with kek-2 alone; the CLI can too.
+    const journal = json<{ verified: number; state: string }>(await padlock(['journal', 'status', '-c', configFile]));
+    assert.equal(journal.verified, SHRED_EARLY + SHRED_DURING + 20 + 1);
+    for (const userId of [...shredDuring.slice(0, 10), ...shredEarly]) {
       const got = await server.call('GET', `/v1/keys/${userId}`);
       assert.ok([404, 410].includes(got.status), `${userId}: ${got.status}`);
     }
@@ -262,6 +305,12 @@ describe('KEK rotation: add, activate, re-wrap online (killed and resumed), reti
       )
       .filter((e) => e.type.startsWith('kek.'))
       .map((e) => `${e.type} ${e.kid}`);
-    assert.deepEqual(kekEvents, ['kek.add kek-2', 'kek.activate kek-2', 'kek.rewrap kek-2', 'kek.retire test-kek']);
+    assert.deepEqual(kekEvents, [
+      'kek.add kek-2',
+      'kek.activate kek-2',
+      'kek.rewrap kek-2',
+      'kek.rekey-journal kek-2',
+      'kek.retire test-kek',
+    ]);
   });
 });

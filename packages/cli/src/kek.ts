@@ -16,6 +16,7 @@ import {
   type RewrapProgress,
 } from '@padlock/server';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 
 /*
@@ -94,30 +95,80 @@ export function activateKek(configFile: string, kid: string): { active: string; 
   };
 }
 
-/** Rows per kid, journal entries per kid, and the last re-wrap's checkpoint. */
+/**
+ * Rows per kid, journal entries per kid, and the last re-wrap's checkpoint. A journal entry counts
+ * under its kid only until a re-key entry covers it (`padlock kek rekey-journal`): from then on
+ * the re-key entry's digest verifies it, not its own MAC, so its KEK is no longer needed.
+ */
 export async function kekStatus(
   config: PadlockConfig,
   store: KeyStore,
   checkpointFile: string,
-): Promise<{ active: string; loaded: string[]; rows: Record<string, Record<string, number>>; rewrap: unknown }> {
+): Promise<{
+  active: string;
+  loaded: string[];
+  rows: Record<string, Record<string, number>>;
+  journal: { entries: number; lastRekey: number | null; coveredByRekey: number };
+  rewrap: unknown;
+}> {
   const keks = loadKeks(config);
   const rows = await rowsPerKid(store);
   const journal = await openJournal(config, keks, stderrLog(), { write: false });
+  let since = new Map<string, number>();
+  let entries = 0;
+  let lastRekey: number | null = null;
   try {
     for await (const entry of journal.entriesAfter(0)) {
-      const tables = (rows[entry.kid] ??= {});
-      tables['journal'] = (tables['journal'] ?? 0) + 1;
+      entries++;
+      if (entry.rekey !== undefined) {
+        since = new Map();
+        lastRekey = entry.position;
+      }
+      since.set(entry.kid, (since.get(entry.kid) ?? 0) + 1);
     }
   } finally {
     await journal.close();
   }
+  for (const [kid, n] of since) (rows[kid] ??= {})['journal'] = n;
   const checkpoint = readCheckpoint(checkpointFile);
   return {
     active: config.keks.active,
     loaded: config.keks.files.map((f) => f.kid),
     rows,
+    journal: { entries, lastRekey, coveredByRekey: lastRekey === null ? 0 : lastRekey - 1 },
     rewrap: checkpoint === undefined ? null : checkpointJson(checkpoint),
   };
+}
+
+/**
+ * Appends a re-key entry to the shred journal under the active KEK, so the KEKs that MAC'd the
+ * entries before it can be retired (journal/entry.ts). Safe while servers append: the entry takes
+ * the next position like a shred. Entries appended after it by a server still on an old KEK keep
+ * that KEK in use (kek status shows them): restart that server and run this again.
+ */
+export async function rekeyJournal(config: PadlockConfig): Promise<Record<string, unknown>> {
+  const keks = loadKeks(config);
+  const journal = await openJournal(config, keks, stderrLog(), { write: true });
+  try {
+    const entry = await journal.rekey();
+    if (entry === null) {
+      return {
+        rekeyed: false,
+        kid: keks.active.kid,
+        why: 'every journal entry since the last re-key is under the active KEK',
+      };
+    }
+    return {
+      rekeyed: true,
+      position: entry.position,
+      kid: entry.kid,
+      from: entry.rekey?.fromKid,
+      covered: entry.position - 1,
+      next: 'padlock kek status; then padlock kek retire KID for each KEK no row uses',
+    };
+  } finally {
+    await journal.close();
+  }
 }
 
 function checkpointJson(c: RewrapCheckpoint): Record<string, unknown> {
@@ -151,7 +202,11 @@ export async function retireKek(
     const what = Object.entries(using)
       .map(([table, n]) => `${n} ${table}`)
       .join(', ');
-    throw new PadlockError('KEK_IN_USE', `"${kid}" is still in use: ${what}; run padlock kek rewrap first`);
+    const next =
+      using['journal'] !== undefined && Object.keys(using).length === 1
+        ? 'padlock kek rekey-journal'
+        : 'padlock kek rewrap, then padlock kek rekey-journal';
+    throw new PadlockError('KEK_IN_USE', `"${kid}" is still in use: ${what}; run ${next} first`);
   }
   const raw = readRaw(configFile);
   const file = raw.keks.files.find((f) => f.kid === kid);
@@ -170,6 +225,8 @@ export interface RewrapCommandOptions {
   readonly batch: number;
   readonly checkpointFile: string;
   readonly metricsFile: string | undefined;
+  /** Serve the progress at http://host:port/metrics while the re-wrap runs (port 0: any free port). */
+  readonly metricsListen?: { readonly host: string; readonly port: number };
 }
 
 /** Runs the re-wrap with a progress bar on a terminal, JSON progress lines on stdout otherwise. */
@@ -182,18 +239,31 @@ export async function rewrapCommand(
 ): Promise<{ code: number; result: Record<string, unknown> }> {
   const keks = loadKeks(config);
   const tty = process.stderr.isTTY;
+  let latest = rewrapMetricsText(undefined, Date.now());
+  const listener =
+    options.metricsListen === undefined ? undefined : await serveMetrics(options.metricsListen, () => latest);
   const onProgress = (p: RewrapProgress): void => {
-    if (options.metricsFile !== undefined) writeMetrics(options.metricsFile, p);
+    latest = rewrapMetricsText(p, Date.now());
+    if (options.metricsFile !== undefined) writeMetrics(options.metricsFile, latest);
     if (tty) process.stderr.write(`\r${bar(p)}`);
     else process.stdout.write(`${JSON.stringify({ progress: p })}\n`);
   };
-  const result = await rewrapAll(store, keks, {
-    rate: options.rate,
-    pageSize: options.pageSize,
-    batch: options.batch,
-    checkpointFile: options.checkpointFile,
-    onProgress,
-  });
+  let result;
+  try {
+    result = await rewrapAll(store, keks, {
+      rate: options.rate,
+      pageSize: options.pageSize,
+      batch: options.batch,
+      checkpointFile: options.checkpointFile,
+      onProgress,
+      onRetry: (r) => {
+        if (tty) process.stderr.write('\n');
+        process.stderr.write(`${JSON.stringify({ msg: 'rewrap page retried', ...r })}\n`);
+      },
+    });
+  } finally {
+    await new Promise((resolve) => (listener === undefined ? resolve(undefined) : listener.close(resolve)));
+  }
   if (tty) process.stderr.write('\n');
   const summary = { kid: result.kid, ...result.counts, resumed: result.resumed, elapsedMs: result.elapsedMs };
   if (result.counts.failed > 0) {
@@ -218,9 +288,19 @@ function bar(p: RewrapProgress): string {
   );
 }
 
-/** Prometheus text format, for node_exporter's textfile collector (written whole, renamed in). */
-function writeMetrics(file: string, p: RewrapProgress): void {
+/**
+ * The re-wrap's progress in Prometheus text format (docs/metrics.md, "KEK re-wrap"): for the
+ * textfile collector (--metrics-file) and the re-wrap's own listener (--metrics-listen).
+ * Before the first page: only the timestamp of the start, so a scrape tells "started" from "absent".
+ */
+export function rewrapMetricsText(p: RewrapProgress | undefined, now: number): string {
   const lines = [
+    '# HELP padlock_kek_rewrap_last_progress_timestamp_seconds When the re-wrap last reported (its start before the first page).',
+    '# TYPE padlock_kek_rewrap_last_progress_timestamp_seconds gauge',
+    `padlock_kek_rewrap_last_progress_timestamp_seconds ${now / 1000}`,
+  ];
+  if (p === undefined) return `${lines.join('\n')}\n`;
+  lines.push(
     '# HELP padlock_kek_rewrap_rows Rows the running KEK re-wrap has handled, by outcome.',
     '# TYPE padlock_kek_rewrap_rows gauge',
     ...Object.entries(p.counts).map(
@@ -235,10 +315,31 @@ function writeMetrics(file: string, p: RewrapProgress): void {
     '# HELP padlock_kek_rewrap_rate Rows re-wrapped per second over the last page.',
     '# TYPE padlock_kek_rewrap_rate gauge',
     `padlock_kek_rewrap_rate{kid="${p.kid}"} ${p.rate}`,
-  ];
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** Written whole and renamed in, for node_exporter's textfile collector. */
+function writeMetrics(file: string, text: string): void {
   const temporary = `${file}.tmp`;
-  writeFileSync(temporary, `${lines.join('\n')}\n`);
+  writeFileSync(temporary, text);
   renameSync(temporary, file);
+}
+
+/** Serves `text()` at /metrics; says where on stderr (stdout carries the progress lines). */
+async function serveMetrics(at: { host: string; port: number }, text: () => string): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(text());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, resolve);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : at.port;
+  process.stderr.write(`${JSON.stringify({ msg: 'rewrap metrics listening', host: at.host, port })}\n`);
+  return server;
 }
 
 /** The checkpoint file's default place: beside the config, one per config. */

@@ -45,7 +45,12 @@ export type AuditEvent =
       admin?: boolean;
     }
   | { type: 'credential.add' | 'credential.revoke'; serviceId: string; credentialId: string }
-  | { type: 'kek.add' | 'kek.activate' | 'kek.rewrap' | 'kek.retire'; kid: string; rows?: number }
+  | {
+      type: 'kek.add' | 'kek.activate' | 'kek.rewrap' | 'kek.retire' | 'kek.rekey-journal';
+      kid: string;
+      /** kek.rewrap: rows re-wrapped; kek.rekey-journal: journal entries the re-key entry covers. */
+      rows?: number;
+    }
   | { type: 'receipt.rotate-key'; kid: string };
 
 export type AuditEventType = AuditEvent['type'];

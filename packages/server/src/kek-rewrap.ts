@@ -1,4 +1,5 @@
 import {
+  PadlockError,
   signingKeyWrapInfo,
   unwrapKey,
   unwrapRootKey,
@@ -86,6 +87,14 @@ export interface RewrapOptions {
   /** Where the position is saved; none: not resumable. */
   readonly checkpointFile?: string;
   readonly onProgress?: (progress: RewrapProgress) => void;
+  /**
+   * A page whose reads or writes failed (a store timeout, a node away) is tried again from its
+   * cursor this many times, waiting retryDelayMs, then 2x, 4x... before the error ends the run
+   * (default 5 times from 1000 ms). Each retry is reported here.
+   */
+  readonly pageAttempts?: number;
+  readonly retryDelayMs?: number;
+  readonly onRetry?: (retry: { readonly phase: RewrapPhase; readonly attempt: number; readonly error: string }) => void;
 }
 
 export interface RewrapResult {
@@ -294,6 +303,22 @@ export async function rewrapAll(store: KeyStore, keks: KekRing, options: RewrapO
     }
   };
 
+  const attempts = options.pageAttempts ?? 5;
+  const delayMs = options.retryDelayMs ?? 1000;
+  /** Store errors a wait can cure; a PadlockError of any other code (bad data, a bug) ends the run at once. */
+  const transient = (error: unknown): boolean => !(error instanceof PadlockError) || error.code === 'STORE_UNAVAILABLE';
+  const withRetries = async <T>(phase: RewrapPhase, work: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (error) {
+        if (attempt > attempts || !transient(error)) throw error;
+        options.onRetry?.({ phase, attempt, error: error instanceof Error ? error.name : 'error' });
+        await new Promise((resolve) => setTimeout(resolve, delayMs * 2 ** (attempt - 1)));
+      }
+    }
+  };
+
   const firstPhase = resume === undefined ? 0 : REWRAP_PHASES.indexOf(resume.phase as RewrapPhase);
   for (let p = firstPhase; p < REWRAP_PHASES.length; p++) {
     const phase = REWRAP_PHASES[p]!;
@@ -312,8 +337,18 @@ export async function rewrapAll(store: KeyStore, keks: KekRing, options: RewrapO
     for (;;) {
       const pageStart = performance.now();
       const before = counts.rewrapped;
-      const scanned = await store.scanSealed(table, cursor, options.pageSize);
-      await page(scanned.records);
+      const scanned = await withRetries(phase, async () => {
+        // A page redone after a failure counts from where it began: rows it wrote count as current.
+        const countsBefore = { ...counts };
+        try {
+          const read = await store.scanSealed(table, cursor, options.pageSize);
+          await page(read.records);
+          return read;
+        } catch (error) {
+          Object.assign(counts, countsBefore);
+          throw error;
+        }
+      });
       seen += scanned.records.length;
       rate = Math.round(((counts.rewrapped - before) * 1000) / Math.max(1, performance.now() - pageStart));
       cursor = scanned.next;

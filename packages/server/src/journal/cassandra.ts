@@ -2,7 +2,14 @@ import { PadlockError } from '@padlock/core';
 import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config.js';
 import { connectFailure, connectionSecurity } from '../store/cassandra-security.js';
-import { GENESIS_MAC, type JournalEntry, type JournalKeys, type ShredRequest } from './entry.js';
+import {
+  ChainVerifier,
+  GENESIS_MAC,
+  rekeyFrom,
+  type JournalEntry,
+  type JournalKeys,
+  type ShredRequest,
+} from './entry.js';
 import type { JournalHead, ShredJournal } from './types.js';
 
 const { consistencies } = cassandra.types;
@@ -31,13 +38,29 @@ export function journalSchema(keyspace: string, replication: Readonly<Record<str
       stream int, position bigint, user_id text, category text, at bigint, kid text, mac blob,
       PRIMARY KEY ((stream), position)
     ) WITH CLUSTERING ORDER BY (position ASC)`,
+    // Re-key entries (journal/entry.ts); added to journals created before them.
+    `ALTER TABLE ${keyspace}.shreds ADD IF NOT EXISTS (rekey_from_kid text, rekey_from_mac blob, rekey_digest blob)`,
   ];
 }
 
 type Row = cassandra.types.Row;
 
+const COLUMNS = 'position, user_id, category, at, kid, mac, rekey_from_kid, rekey_from_mac, rekey_digest';
+
 function toEntry(row: Row): JournalEntry {
+  const fromKid = row['rekey_from_kid'] as string | null;
+  const rekey =
+    fromKid === null
+      ? {}
+      : {
+          rekey: {
+            fromKid,
+            fromMac: (row['rekey_from_mac'] as Buffer | null) ?? Buffer.alloc(0),
+            digest: (row['rekey_digest'] as Buffer | null) ?? Buffer.alloc(0),
+          },
+        };
   return {
+    ...rekey,
     position: (row['position'] as cassandra.types.Long).toNumber(),
     userId: row['user_id'] as string,
     category: (row['category'] as string | null) ?? null,
@@ -121,20 +144,67 @@ export class CassandraJournal implements ShredJournal {
       const head = await this.#last(consistencies.localSerial);
       const unsigned = { ...shred, position: head.position + 1, kid: this.keys.activeKid };
       const entry: JournalEntry = { ...unsigned, mac: this.keys.mac(unsigned, head.mac) };
-      const result = await this.#exec(
-        'INSERT INTO {ks}.shreds (stream, position, user_id, category, at, kid, mac) VALUES (0, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
-        [
-          Long.fromNumber(entry.position),
-          entry.userId,
-          entry.category,
-          Long.fromNumber(entry.at),
-          entry.kid,
-          Buffer.from(entry.mac),
-        ],
-      );
-      if (result.wasApplied()) return entry;
+      if (await this.#insert(entry)) return entry;
     }
     throw new PadlockError('JOURNAL_UNAVAILABLE', `the shred journal append lost ${APPEND_ATTEMPTS} races in a row`);
+  }
+
+  /**
+   * The re-key entry needs the digest of the whole chain: it is read and verified from position 1
+   * once, then only what other servers appended while the conditional insert lost its race.
+   */
+  async rekey(): Promise<JournalEntry | null> {
+    const chain = new ChainVerifier(this.keys, false);
+    for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+      for await (const row of this.#rows(chain.head.position, consistencies.localSerial)) chain.accept(toEntry(row));
+      chain.finish();
+      const fromKid = rekeyFrom(chain, this.keys.activeKid);
+      if (fromKid === undefined) return null;
+      const head = chain.head;
+      const entry = this.keys.rekeyEntry(
+        { position: head.position + 1, at: Date.now(), kid: this.keys.activeKid, fromKid, digest: chain.digest },
+        head.mac,
+      );
+      if (await this.#insert(entry)) return entry;
+    }
+    throw new PadlockError('JOURNAL_UNAVAILABLE', `the shred journal re-key lost ${APPEND_ATTEMPTS} races in a row`);
+  }
+
+  async #insert(entry: JournalEntry): Promise<boolean> {
+    const result = await this.#exec(
+      'INSERT INTO {ks}.shreds (stream, position, user_id, category, at, kid, mac, rekey_from_kid, rekey_from_mac, rekey_digest) ' +
+        'VALUES (0, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
+      [
+        Long.fromNumber(entry.position),
+        entry.userId,
+        entry.category,
+        Long.fromNumber(entry.at),
+        entry.kid,
+        Buffer.from(entry.mac),
+        entry.rekey?.fromKid ?? null,
+        entry.rekey === undefined ? null : Buffer.from(entry.rekey.fromMac),
+        entry.rekey === undefined ? null : Buffer.from(entry.rekey.digest),
+      ],
+    );
+    return result.wasApplied();
+  }
+
+  /** Rows after `position`, oldest first, a page at a time. */
+  async *#rows(position: number, consistency?: number): AsyncIterable<Row> {
+    let pageState: string | undefined;
+    do {
+      const page = await this.#exec(
+        `SELECT ${COLUMNS} FROM {ks}.shreds WHERE stream = 0 AND position > ?`,
+        [Long.fromNumber(position)],
+        {
+          fetchSize: PAGE,
+          ...(consistency === undefined ? {} : { consistency }),
+          ...(pageState === undefined ? {} : { pageState }),
+        },
+      );
+      yield* page.rows;
+      pageState = page.pageState ?? undefined;
+    } while (pageState !== undefined);
   }
 
   head(): Promise<JournalHead> {
@@ -144,7 +214,7 @@ export class CassandraJournal implements ShredJournal {
   /** The last entry, verified against the one before it. */
   async #last(consistency: number): Promise<JournalHead> {
     const result = await this.#exec(
-      'SELECT position, user_id, category, at, kid, mac FROM {ks}.shreds WHERE stream = 0 ORDER BY position DESC LIMIT 2',
+      `SELECT ${COLUMNS} FROM {ks}.shreds WHERE stream = 0 ORDER BY position DESC LIMIT 2`,
       [],
       { consistency },
     );
@@ -155,36 +225,13 @@ export class CassandraJournal implements ShredJournal {
   }
 
   async *entriesAfter(position: number): AsyncIterable<JournalEntry> {
-    let previous: { position: number; mac: Uint8Array } = { position: 0, mac: GENESIS_MAC };
-    if (position > 0) {
-      const anchor = await this.#exec(
-        'SELECT position, user_id, category, at, kid, mac FROM {ks}.shreds WHERE stream = 0 AND position = ?',
-        [Long.fromNumber(position)],
-      );
-      const row = anchor.first();
-      if (row === null) {
-        const head = await this.head();
-        if (head.position < position) return; // Nothing after it; the caller compares positions.
-        throw new PadlockError('JOURNAL_CORRUPT', `the shred journal has no entry at position ${position}`);
-      }
-      const entry = toEntry(row);
-      previous = { position: entry.position, mac: entry.mac };
+    // From position 1 whatever `position` is: an entry under a retired KEK is verified only by the
+    // digest in the re-key entry after it, which covers the chain from its start.
+    const chain = new ChainVerifier(this.keys, true);
+    for await (const row of this.#rows(0)) {
+      for (const entry of chain.accept(toEntry(row))) if (entry.position > position) yield entry;
     }
-    let pageState: string | undefined;
-    do {
-      const page = await this.#exec(
-        'SELECT position, user_id, category, at, kid, mac FROM {ks}.shreds WHERE stream = 0 AND position > ?',
-        [Long.fromNumber(position)],
-        { fetchSize: PAGE, ...(pageState === undefined ? {} : { pageState }) },
-      );
-      for (const row of page.rows) {
-        const entry = toEntry(row);
-        this.keys.verify(entry, previous);
-        previous = entry;
-        yield entry;
-      }
-      pageState = page.pageState ?? undefined;
-    } while (pageState !== undefined);
+    chain.finish();
   }
 
   async close(): Promise<void> {

@@ -17,9 +17,10 @@ import {
 import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
+  ChainVerifier,
   decodeLine,
+  rekeyFrom,
   encodeLine,
-  GENESIS_MAC,
   MAX_LINE_BYTES,
   type JournalEntry,
   type JournalKeys,
@@ -48,8 +49,8 @@ const CHUNK = 64 * 1024;
 const LOCK_WAIT_MS = 5000;
 
 interface Known {
-  readonly position: number;
-  readonly mac: Uint8Array;
+  /** The chain through the last complete line (its head, digest, and what it holds back). */
+  readonly chain: ChainVerifier;
   /** Bytes of complete, verified lines. */
   readonly offset: number;
 }
@@ -80,8 +81,8 @@ export class FileJournal implements ShredJournal {
 
   /** Opens for reading only: head() follows what writers append. */
   static async reader(path: string, keys: JournalKeys): Promise<FileJournal> {
-    const { head, validBytes } = await scan(path, keys);
-    return new FileJournal(path, keys, false, { ...head, offset: validBytes });
+    const { chain, validBytes } = await scan(path, keys);
+    return new FileJournal(path, keys, false, { chain, offset: validBytes });
   }
 
   /** Opens for appending: verifies the whole chain and marks this process as a writer. */
@@ -92,8 +93,8 @@ export class FileJournal implements ShredJournal {
       return shared.journal;
     }
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const { head, validBytes } = await scan(path, keys);
-    const journal = new FileJournal(path, keys, true, { ...head, offset: validBytes });
+    const { chain, validBytes } = await scan(path, keys);
+    const journal = new FileJournal(path, keys, true, { chain, offset: validBytes });
     writeFileSync(writerMarker(path, process.pid), `${process.pid}\n`, { mode: 0o600 });
     writers.set(path, { journal, refs: 1 });
     return journal;
@@ -129,7 +130,23 @@ export class FileJournal implements ShredJournal {
     return run;
   }
 
-  async #append(shred: ShredRequest): Promise<JournalEntry> {
+  /**
+   * Appends a re-key entry (journal/entry.ts) when any entry since the last one is under a KEK
+   * other than the active one; null when there is none. Appended under the lock like a shred, so
+   * appends racing it land before it (covered by its digest) or after it (under the active KEK).
+   */
+  rekey(): Promise<JournalEntry | null> {
+    if (!this.#writer) {
+      return Promise.reject(new PadlockError('JOURNAL_UNAVAILABLE', 'the journal is open for reading only'));
+    }
+    const run = this.#queue.then(() => this.#append(null));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #append(shred: ShredRequest): Promise<JournalEntry>;
+  async #append(shred: null): Promise<JournalEntry | null>;
+  async #append(shred: ShredRequest | null): Promise<JournalEntry | null> {
     let fd: number | undefined;
     try {
       // Waiting for the lock yields to the event loop; once held, the write and fsync are
@@ -138,8 +155,25 @@ export class FileJournal implements ShredJournal {
       try {
         fd = openSync(this.location, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o600);
         const known = this.#catchUp(fd, true);
-        const unsigned = { ...shred, position: known.position + 1, kid: this.keys.activeKid };
-        const entry: JournalEntry = { ...unsigned, mac: this.keys.mac(unsigned, known.mac) };
+        const head = known.chain.head;
+        let entry: JournalEntry;
+        if (shred === null) {
+          const fromKid = rekeyFrom(known.chain, this.keys.activeKid);
+          if (fromKid === undefined) return null;
+          entry = this.keys.rekeyEntry(
+            {
+              position: head.position + 1,
+              at: Date.now(),
+              kid: this.keys.activeKid,
+              fromKid,
+              digest: known.chain.digest,
+            },
+            head.mac,
+          );
+        } else {
+          const unsigned = { ...shred, position: head.position + 1, kid: this.keys.activeKid };
+          entry = { ...unsigned, mac: this.keys.mac(unsigned, head.mac) };
+        }
         const line = Buffer.from(encodeLine(entry), 'utf8');
         if (line.length > MAX_LINE_BYTES)
           throw new PadlockError('INVALID_REQUEST', 'the shred does not fit a journal line');
@@ -148,7 +182,9 @@ export class FileJournal implements ShredJournal {
         fsyncSync(fd);
         // The first entry created the file: its name must survive a crash too.
         if (known.offset === 0) syncDirectory(this.location);
-        this.#known = { position: entry.position, mac: entry.mac, offset: known.offset + line.length };
+        const chain = known.chain.copy();
+        chain.accept(entry);
+        this.#known = { chain, offset: known.offset + line.length };
         return entry;
       } finally {
         if (fd !== undefined) closeSync(fd);
@@ -168,7 +204,7 @@ export class FileJournal implements ShredJournal {
     try {
       fd = openSync(this.location, 'r');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve(this.#known);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve(this.#known.chain.head);
       return Promise.reject(
         new PadlockError(
           'JOURNAL_UNAVAILABLE',
@@ -178,7 +214,7 @@ export class FileJournal implements ShredJournal {
     }
     try {
       const known = this.#catchUp(fd, false);
-      return Promise.resolve({ position: known.position, mac: known.mac });
+      return Promise.resolve(known.chain.head);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     } finally {
@@ -194,6 +230,7 @@ export class FileJournal implements ShredJournal {
   #catchUp(fd: number, cutTorn: boolean): Known {
     const base = this.#known.offset;
     let known = this.#known;
+    const chain = known.chain.copy();
     const size = fstatSync(fd).size;
     if (size < known.offset) {
       throw new PadlockError(
@@ -212,16 +249,17 @@ export class FileJournal implements ShredJournal {
     let at = 0;
     let newline: number;
     while ((newline = tail.indexOf(0x0a, at)) !== -1) {
-      const where = `shred journal ${this.location}, entry after position ${known.position}`;
+      const where = `shred journal ${this.location}, entry after position ${chain.head.position}`;
       const entry = decodeLine(tail.subarray(at, newline).toString('utf8'), where);
       try {
-        this.keys.verify(entry, known);
+        chain.accept(entry);
       } catch (error) {
         throw new PadlockError('JOURNAL_CORRUPT', `${where}: ${(error as Error).message}`);
       }
       at = newline + 1;
-      known = { position: entry.position, mac: entry.mac, offset: base + at };
+      known = { chain, offset: base + at };
     }
+    chain.finish();
     if (at < tail.length && tail.length - at > MAX_LINE_BYTES) {
       throw new PadlockError(
         'JOURNAL_CORRUPT',
@@ -257,11 +295,15 @@ function writerMarker(path: string, pid: number): string {
   return `${path}.writer-${pid}`;
 }
 
-/** Every complete line's entry, verified from position 1; `validBytes` ends the last complete line. */
+/**
+ * Reads every complete line into `chain` from position 1; yields after each line the entries it
+ * verified (none while entries under a retired KEK wait for their re-key entry) and where it ends.
+ */
 async function* readEntriesWithOffsets(
   path: string,
-  keys: JournalKeys,
-): AsyncGenerator<{ entry: JournalEntry; end: number }> {
+  chain: ChainVerifier,
+): AsyncGenerator<{ released: JournalEntry[]; end: number }> {
+  const released: JournalEntry[] = [];
   let handle;
   try {
     handle = await open(path, 'r');
@@ -273,7 +315,6 @@ async function* readEntriesWithOffsets(
     );
   }
   try {
-    let previous = { position: 0, mac: GENESIS_MAC };
     let pending = Buffer.alloc(0);
     let offset = 0;
     let lineNumber = 0;
@@ -288,14 +329,13 @@ async function* readEntriesWithOffsets(
         const where = `shred journal ${path}, line ${lineNumber}`;
         const entry = decodeLine(pending.subarray(0, newline).toString('utf8'), where);
         try {
-          keys.verify(entry, previous);
+          chain.accept(entry).forEach((verified) => released.push(verified));
         } catch (error) {
           throw new PadlockError('JOURNAL_CORRUPT', `${where}: ${(error as Error).message}`);
         }
-        previous = entry;
         offset += newline + 1;
         pending = pending.subarray(newline + 1);
-        yield { entry, end: offset };
+        yield { released: released.splice(0), end: offset };
       }
       if (pending.length > MAX_LINE_BYTES) {
         throw new PadlockError(
@@ -310,17 +350,17 @@ async function* readEntriesWithOffsets(
 }
 
 async function* readEntries(path: string, keys: JournalKeys): AsyncGenerator<JournalEntry> {
-  for await (const { entry } of readEntriesWithOffsets(path, keys)) yield entry;
+  const chain = new ChainVerifier(keys, true);
+  for await (const { released } of readEntriesWithOffsets(path, chain)) yield* released;
+  chain.finish();
 }
 
-async function scan(path: string, keys: JournalKeys): Promise<{ head: JournalHead; validBytes: number }> {
-  let head: JournalHead = { position: 0, mac: GENESIS_MAC };
+async function scan(path: string, keys: JournalKeys): Promise<{ chain: ChainVerifier; validBytes: number }> {
+  const chain = new ChainVerifier(keys, false);
   let validBytes = 0;
-  for await (const { entry, end } of readEntriesWithOffsets(path, keys)) {
-    head = { position: entry.position, mac: entry.mac };
-    validBytes = end;
-  }
-  return { head, validBytes };
+  for await (const { end } of readEntriesWithOffsets(path, chain)) validBytes = end;
+  chain.finish();
+  return { chain, validBytes };
 }
 
 function lockPath(path: string): string {

@@ -45,8 +45,11 @@ export async function replayJournal(
   for await (const entry of journal.entriesAfter(from)) {
     // Entries appended while this runs are the live path's: it applies them itself.
     if (entry.position > head) break;
-    shredded += await store.shred(entry.userId, entry.category ?? undefined, entry.at);
-    await options.onEntry?.(entry.userId);
+    // A re-key entry holds a position and shreds nothing.
+    if (entry.rekey === undefined) {
+      shredded += await store.shred(entry.userId, entry.category ?? undefined, entry.at);
+      await options.onEntry?.(entry.userId);
+    }
     entries++;
     if (entries % every === 0) {
       applied = await raiseApplied(store, entry.position);

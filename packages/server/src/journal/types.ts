@@ -25,13 +25,20 @@ export interface ShredJournal {
    */
   append(shred: ShredRequest): Promise<JournalEntry>;
 
+  /**
+   * Appends a re-key entry under the active KEK (journal/entry.ts) when any entry since the last
+   * re-key is under another KEK, so that KEK can be retired; null when there is nothing to re-key.
+   */
+  rekey(): Promise<JournalEntry | null>;
+
   /** The last entry, read fresh and verified against its predecessor. */
   head(): Promise<JournalHead>;
 
   /**
-   * Every entry after `position`, oldest first, each verified against the one
-   * before (the entry at `position` anchors the chain; the whole chain from
-   * position 1 when `position` is 0). Throws JOURNAL_CORRUPT at the first bad one.
+   * Every entry after `position`, oldest first. The whole chain is verified
+   * from position 1 (an entry under a retired KEK only by the re-key entry
+   * after it); throws JOURNAL_CORRUPT at the first bad one.
+   * Re-key entries are yielded too (they hold a position; they shred nothing).
    */
   entriesAfter(position: number): AsyncIterable<JournalEntry>;
 

@@ -8,6 +8,7 @@
  */
 import {
   kekRing,
+  PadlockError,
   SecretBytes,
   signingKeyWrapInfo,
   unwrapKey,
@@ -290,6 +291,64 @@ export function rewrapConformance(target: () => Target): void {
     assert.ok(result.counts.raced >= 1, 'the row whose write lost to the shred counts as raced');
   });
 
+  it('a page whose read or write times out is tried again from its cursor; the run completes', async () => {
+    const { old, next, nextOnly } = keks();
+    const users = await Promise.all(Array.from({ length: 4 }, () => newUser(store, old)));
+    // The first scan of root_keys and the second batch of writes each fail once, as a driver timeout does.
+    let scans = 0;
+    let writes = 0;
+    const flaky = new Proxy(store, {
+      get(inner, name, receiver) {
+        if (name === 'scanSealed') {
+          return (table: string, ...rest: unknown[]): Promise<unknown> => {
+            if (table === 'root_keys' && scans++ === 0) return Promise.reject(timeout());
+            return (inner.scanSealed as (...args: unknown[]) => Promise<unknown>).call(inner, table, ...rest);
+          };
+        }
+        if (name === 'replaceSealedAll') {
+          return async (changes: readonly SealedChange[]) => {
+            if (writes++ === 1) throw timeout();
+            return inner.replaceSealedAll(changes);
+          };
+        }
+        const value: unknown = Reflect.get(inner, name, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(inner) : value;
+      },
+    });
+    const retries: string[] = [];
+    const result = await rewrapAll(flaky, next, {
+      ...fast,
+      batch: 2,
+      retryDelayMs: 1,
+      onRetry: (r) => retries.push(`${r.phase} ${r.attempt} ${r.error}`),
+    });
+    assert.ok(retries.length >= 2, retries.join('; '));
+    assert.ok(
+      retries.every((r) => r.endsWith(' 1 OperationTimedOutError')),
+      retries.join('; '),
+    );
+    assert.ok(result.counts.rewrapped + result.counts.current >= users.length * CATEGORIES.length);
+    for (const user of users) {
+      assert.deepEqual(await openKeys(store, nextOnly, user.userId), user.keys, 'opens under the new KEK alone');
+    }
+    // A store error that waiting cannot cure ends the run at once.
+    const broken = new Proxy(store, {
+      get(inner, name, receiver) {
+        if (name === 'scanSealed') {
+          return () => Promise.reject(new PadlockError('INVALID_REQUEST', 'not a store outage'));
+        }
+        const value: unknown = Reflect.get(inner, name, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(inner) : value;
+      },
+    });
+    let called = 0;
+    await assert.rejects(
+      rewrapAll(broken, next, { ...fast, retryDelayMs: 1, onRetry: () => called++ }),
+      /not a store outage/,
+    );
+    assert.equal(called, 0);
+  });
+
   it('two re-wraps at once (two connections): every row written once, by one of them', async () => {
     const { old, next, nextOnly } = keks();
     const users = await Promise.all(Array.from({ length: 10 }, () => newUser(store, old)));
@@ -309,4 +368,10 @@ export function rewrapConformance(target: () => Target): void {
     assert.deepEqual(await store.getKeychain(alien.userId, { fresh: true }), before);
     assert.deepEqual(await openKeys(store, next, user.userId), user.keys);
   });
+}
+
+function timeout(): Error {
+  const error = new Error('The host did not reply before timeout 2000 ms');
+  error.name = 'OperationTimedOutError';
+  return error;
 }
