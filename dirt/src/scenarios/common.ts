@@ -6,13 +6,14 @@ import { OpenLoopLoad, type OpRecord } from '../lib/load.js';
 import { MemcachedServer } from '../lib/memcached.js';
 import { KeyOracle, servedKeys, type KeysJson } from '../lib/oracle.js';
 import { CATEGORIES, PadlockProcess, writeKek, type PadlockSpec, type StoreSpec } from '../lib/padlock.js';
+import { netHost } from '../lib/net.js';
 import type { Context, Timing } from '../lib/scenario.js';
 import { KeyWorkload, type Mix } from '../lib/workload.js';
 
 /* Building blocks the scenarios share. */
 
-/** Padlock processes listen here (all of 127.0.0.0/8 is loopback). */
-export const PADLOCK_HOST = '127.0.1.10';
+/** Padlock processes listen here (all of 127.0.0.0/8 is loopback): host .10 of DIRT_NET. */
+export const PADLOCK_HOST = netHost(10);
 export const ALL_RIGHTS = { read: [...CATEGORIES], create: true, rotate: true, shred: true, hold: true };
 /** The deletion bound the suite configures (the default). */
 export const MAX_STALENESS_S = 30;
