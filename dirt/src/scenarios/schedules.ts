@@ -10,6 +10,7 @@ import {
   keyWorkload,
   openLoad,
   padlock,
+  sharedJournal,
   signUp,
   userIds,
   warm,
@@ -43,6 +44,7 @@ export const schedulesUnderFailure: Scenario = {
     const cluster = ctx.cluster!;
     const common = {
       store: cassandraStore(ctx),
+      cassandraJournal: sharedJournal(ctx),
       l1: { enabled: true, maxEntries: 100 },
       scheduler: { leaseMs: LEASE_MS },
     };
