@@ -4,7 +4,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CassandraCluster } from './lib/cassandra.js';
 import { cleanupAll, installExitHandlers, runCommand, useRegistry } from './lib/children.js';
-import { MEMCACHED_BASE_PORT } from './lib/memcached.js';
+import { DIRT_NET, MEMCACHED_BASE_PORT, PORT_BASE, ephemeralPort, netHost } from './lib/net.js';
 import { lifecycleOutcome, LifecycleRegistry } from './lib/lifecycle.js';
 import { REPO } from './lib/padlock.js';
 import { writeReport, type RunReport } from './lib/report.js';
@@ -108,7 +108,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const run = new RunState();
   const witness = new StallMonitor(runDir);
   witness.start();
-  let nextPort = 18700;
+  let nextPort = PORT_BASE;
   let nextMemcached = MEMCACHED_BASE_PORT;
   const reports: ScenarioReport[] = [];
 
@@ -123,7 +123,7 @@ async function main(argv: readonly string[]): Promise<number> {
       timing,
       cluster,
       run,
-      port: () => nextPort++,
+      port: () => (PORT_BASE === 0 ? ephemeralPort(netHost(10)) : nextPort++),
       memcachedPort: () => nextMemcached++,
       log: (message) => log(scenario.name, message),
       defer: (work) => deferred.push(work),
@@ -212,7 +212,7 @@ async function main(argv: readonly string[]): Promise<number> {
       if (stage !== 'none') {
         cluster = new CassandraCluster(stage, REPO, join(runDir, `cassandra-${stage}.log`));
         const t0 = Date.now();
-        log('run', `starting the ${stage} Cassandra cluster on 127.0.1.1-3`);
+        log('run', `starting the ${stage} Cassandra cluster on ${DIRT_NET}.1-3`);
         try {
           await cluster.start();
         } catch (error) {

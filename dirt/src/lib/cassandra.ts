@@ -1,12 +1,14 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { captureCommand, onCleanup, runCommand } from './children.js';
+import { JMX_PORT_BASE, netHost } from './net.js';
 
 /*
  * The suite's own three Cassandra nodes, through the repository's scripts, on
- * 127.0.1.1-3 (other work on this machine uses 127.0.0.1-3): node dirs
- * .cassandra/dirt1..3, JMX ports 7519/7529/7539, cluster name padlock-dirt-*,
- * seeds 127.0.1.1 and 127.0.1.3. Two layouts, because a keyspace with
+ * 127.0.1.1-3 (other work on this machine uses 127.0.0.1-3), or hosts .1-.3 of
+ * DIRT_NET (net.ts): node dirs .cassandra/dirt1..3 of this checkout, JMX ports
+ * 7519/7529/7539 (DIRT_JMX_PORT_BASE + 10 N), cluster name padlock-dirt-*,
+ * seeds hosts .1 and .3. Two layouts, because a keyspace with
  * replication factor 3 in one datacenter needs three nodes there, and a
  * datacenter cut needs two datacenters:
  *   rf3    dirt1, dirt2, dirt3 in dc1            keyspaces {'dc1': 3}
@@ -25,7 +27,7 @@ export interface CassandraNode {
   readonly dc: string;
 }
 
-const SEEDS = '127.0.1.1,127.0.1.3';
+const SEEDS = `${netHost(1)},${netHost(3)}`;
 /** A started node runs at nice 10 for this long after it answers, then at nice 0. */
 const RENICE_AFTER_MS = 60000;
 const KEEP = process.env['DIRT_KEEP_CLUSTER'] === '1';
@@ -34,8 +36,8 @@ export function layoutNodes(layout: Layout): CassandraNode[] {
   return ([1, 2, 3] as const).map((index) => ({
     index,
     name: `dirt${index}`,
-    address: `127.0.1.${index}`,
-    jmxPort: 7509 + 10 * index,
+    address: netHost(index),
+    jmxPort: JMX_PORT_BASE + 10 * index,
     dc: layout === 'twodc' && index === 3 ? 'dc2' : 'dc1',
   }));
 }

@@ -3,13 +3,11 @@ import { join } from 'node:path';
 import { signalChild, spawnChild, stopChild, type Child } from './children.js';
 
 /*
- * memcached servers of the suite's own, on 127.0.0.1 ports from 11400 (other
- * work on this machine uses 11311/11312). Each runs in the foreground as a
+ * memcached servers of the suite's own, on 127.0.0.1 ports from 11400, or
+ * DIRT_MEMCACHED_PORT (net.ts; other work on this machine uses 11311/11312). Each runs in the foreground as a
  * child of the suite, so the suite holds its pid: kill, pause (SIGSTOP),
  * resume and restart act on that process only.
  */
-
-export const MEMCACHED_BASE_PORT = 11400;
 
 export class MemcachedServer {
   #child: Child | undefined;

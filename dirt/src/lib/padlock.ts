@@ -56,6 +56,12 @@ export interface PadlockSpec {
   readonly maxStalenessSeconds: number;
   /** The shred journal file; default: shred-journal/padlock-shreds.journal beside the config. */
   readonly journalPath?: string;
+  /**
+   * The Cassandra shred journal (journal.kind "cassandra") in a keyspace of its own on the store's
+   * cluster, instead of the file: what deployment groups sharing one store need (each group's file
+   * would be a journal of its own, and one file shared by two groups is not a deployment).
+   */
+  readonly cassandraJournal?: { readonly keyspace: string; readonly replication: Readonly<Record<string, number>> };
   readonly drainTimeoutMs?: number;
   readonly logRequests?: boolean;
   /** Scheduled shreds: how long a claim lasts before another node may take it over (default 30 s). */
@@ -102,7 +108,11 @@ export function configJson(spec: PadlockSpec): Record<string, unknown> {
     },
     limits: spec.limits ?? {},
     services: { refreshSeconds: 5 },
-    ...(spec.journalPath === undefined ? {} : { journal: { file: { path: spec.journalPath } } }),
+    ...(spec.cassandraJournal !== undefined
+      ? { journal: { kind: 'cassandra', cassandra: spec.cassandraJournal } }
+      : spec.journalPath === undefined
+        ? {}
+        : { journal: { file: { path: spec.journalPath } } }),
     ...(spec.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: spec.drainTimeoutMs }),
     ...(spec.scheduler === undefined ? {} : { scheduler: spec.scheduler }),
     log: { level: 'info', requests: spec.logRequests ?? false },

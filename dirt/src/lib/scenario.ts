@@ -106,9 +106,9 @@ export interface Context {
   readonly timing: Timing;
   readonly cluster: CassandraCluster | undefined;
   readonly run: RunState;
-  /** A fresh TCP port for a listener of this scenario. */
+  /** A fresh TCP port for a listener of this scenario (from DIRT_PORT_BASE, or one the kernel picks: net.ts). */
   port(): number;
-  /** A fresh memcached port (11400 and up). */
+  /** A fresh memcached port (DIRT_MEMCACHED_PORT, default 11400, and up). */
   memcachedPort(): number;
   log(message: string): void;
   /** Work to run when the scenario ends, however it ends (newest first). */

@@ -63,7 +63,7 @@ export const cassandraNodeKill: Scenario = {
       minAvailability: 99.95,
       notes: [
         storeErrors,
-        `dirt2 (127.0.1.2) was killed, then restarted with start-node.sh, which took ${Math.round(result.clearMs / 1000)} s (part of "during")`,
+        `dirt2 (${cluster.node(2).address}) was killed, then restarted with start-node.sh, which took ${Math.round(result.clearMs / 1000)} s (part of "during")`,
         ...workloadNotes(oracle, workload),
       ],
       details: { users: USERS, servedAfterShredAck: workload.servedAfterAck },

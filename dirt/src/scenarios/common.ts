@@ -6,13 +6,14 @@ import { OpenLoopLoad, type OpRecord } from '../lib/load.js';
 import { MemcachedServer } from '../lib/memcached.js';
 import { KeyOracle, servedKeys, type KeysJson } from '../lib/oracle.js';
 import { CATEGORIES, PadlockProcess, writeKek, type PadlockSpec, type StoreSpec } from '../lib/padlock.js';
+import { netHost } from '../lib/net.js';
 import type { Context, Timing } from '../lib/scenario.js';
 import { KeyWorkload, type Mix } from '../lib/workload.js';
 
 /* Building blocks the scenarios share. */
 
-/** Padlock processes listen here (all of 127.0.0.0/8 is loopback). */
-export const PADLOCK_HOST = '127.0.1.10';
+/** Padlock processes listen here (all of 127.0.0.0/8 is loopback): host .10 of DIRT_NET. */
+export const PADLOCK_HOST = netHost(10);
 export const ALL_RIGHTS = { read: [...CATEGORIES], create: true, rotate: true, shred: true, hold: true };
 /** The deletion bound the suite configures (the default). */
 export const MAX_STALENESS_S = 30;
@@ -54,6 +55,19 @@ export function cassandraStore(
     replication: cluster.replication,
     readTimeoutMs: options.readTimeoutMs ?? READ_TIMEOUT_MS,
   };
+}
+
+/**
+ * The Cassandra shred journal for deployment groups that share the scenario's keyspace: its own
+ * keyspace beside the store's, with the store's replication (docs/operations.md). Two groups on one
+ * store need one journal they both append to, as a real two-group deployment has; the file journal
+ * is one process's (or one host's), and two groups writing one file made the store look behind
+ * the journal to each other (STORE_BEHIND_JOURNAL 503s in schedules-node-group-kill).
+ */
+export function sharedJournal(ctx: Context): NonNullable<PadlockSpec['cassandraJournal']> {
+  const cluster = ctx.cluster;
+  if (cluster === undefined) throw new Error(`${ctx.name} needs the Cassandra cluster`);
+  return { keyspace: `${keyspaceOf(ctx)}_journal`, replication: cluster.replication };
 }
 
 /** A Padlock process of this scenario, stopped when the scenario ends; its log joins the leak scan. */
@@ -146,9 +160,15 @@ export interface WorkloadSetup {
   readonly timeoutMs?: number;
 }
 
-/** The raw-HTTP key workload, round-robin over `targets`, error bodies kept for the leak scan. */
+/**
+ * The raw-HTTP key workload, round-robin over `targets`, error bodies kept for the leak scan. Each
+ * workload of a scenario creates users under a prefix of its own: two workloads counting `-new-0`,
+ * `-new-1`... both made one user, and a hold one placed on it stopped the other's schedule there
+ * (rightly), which the other's ledger, not knowing the hold, counted as a due schedule not executed.
+ */
 export function keyWorkload(ctx: Context, setup: WorkloadSetup): KeyWorkload {
   let i = 0;
+  const nth = ctx.lifecycle.ledgers.length;
   const agent = setup.agent ?? newAgent(256);
   const workload = new KeyWorkload(
     {
@@ -159,7 +179,7 @@ export function keyWorkload(ctx: Context, setup: WorkloadSetup): KeyWorkload {
       batchSize: setup.batchSize ?? 10,
       timeoutMs: setup.timeoutMs ?? 5000,
       maxStalenessMs: MAX_STALENESS_S * 1000,
-      userPrefix: `${ctx.name}-new-`,
+      userPrefix: nth === 0 ? `${ctx.name}-new-` : `${ctx.name}-w${nth + 1}-new-`,
       oracle: setup.oracle,
       onErrorBody: (text) => ctx.run.addErrorBody(text),
     },

@@ -16,6 +16,7 @@ import {
   memcachedServers,
   openLoad,
   padlock,
+  sharedJournal,
   signUp,
   userIds,
   warm,
@@ -44,7 +45,11 @@ interface Groups {
 
 async function twoGroups(ctx: Context, drainTimeoutMs?: number): Promise<Groups> {
   const [primaryCache, mirrorCache] = (await memcachedServers(ctx, 2)) as [MemcachedServer, MemcachedServer];
-  const common = { store: cassandraStore(ctx), l1: { enabled: true, maxEntries: 200 } };
+  const common = {
+    store: cassandraStore(ctx),
+    cassandraJournal: sharedJournal(ctx),
+    l1: { enabled: true, maxEntries: 200 },
+  };
   const primary = padlock(ctx, {
     name: 'padlock',
     ...common,

@@ -10,6 +10,7 @@ import {
   keyWorkload,
   openLoad,
   padlock,
+  sharedJournal,
   signUp,
   userIds,
   warm,
@@ -43,6 +44,7 @@ export const schedulesUnderFailure: Scenario = {
     const cluster = ctx.cluster!;
     const common = {
       store: cassandraStore(ctx),
+      cassandraJournal: sharedJournal(ctx),
       l1: { enabled: true, maxEntries: 100 },
       scheduler: { leaseMs: LEASE_MS },
     };
@@ -106,7 +108,7 @@ export const schedulesUnderFailure: Scenario = {
         ),
       ],
       notes: [
-        `dirt2 (127.0.1.2) and the padlock group were killed with -9 together; restart took ${Math.round(result.clearMs / 1000)} s`,
+        `dirt2 (${cluster.node(2).address}) and the padlock group were killed with -9 together; restart took ${Math.round(result.clearMs / 1000)} s`,
         `${SCHEDULED} schedules due from ${startMs / 1000} s to ${(startMs + windowMs) / 1000} s after the load began (${Math.ceil(SCHEDULED / 8)} over held keychains); scheduler lease ${LEASE_MS} ms`,
         storeErrors,
         ...workloadNotes(oracle, workload),

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { KeyOracle } from '../lib/oracle.js';
+import { netHost } from '../lib/net.js';
 import { FaultProxy, type ProxyMode } from '../lib/proxy.js';
 import { faultOutcome, figure, invariant, runFault, type Context, type Scenario } from '../lib/scenario.js';
 import { round } from '../lib/stats.js';
@@ -43,11 +44,11 @@ function storeScenario(fault: Fault): Scenario {
       const cluster = ctx.cluster!;
       const dc2 = cluster.node(3);
       const proxy = new FaultProxy({
-        listenHost: '127.0.1.20',
+        listenHost: netHost(20),
         listenPort: ctx.port(),
         targetHost: dc2.address,
         targetPort: 9042,
-        localAddress: '127.0.1.21',
+        localAddress: netHost(21),
         countCql: true,
       });
       await proxy.start();

@@ -121,4 +121,44 @@ describe('journal gate', () => {
     await journal.close();
     await store.close();
   });
+
+  it('a live shred whose position lands while a check reads it is not a position gone down', async () => {
+    const store = new SqliteKeyStore({ path: ':memory:', busyTimeoutMs: 1000 });
+    const keys = new JournalKeys(kekRing([{ kid: 'k1', key: SecretBytes.random(32) }], 'k1'));
+    const journal = await FileJournal.writer(join(dir, 'race.journal'), keys);
+    const gate = new JournalGate(
+      journal,
+      store,
+      createLogger('error', () => undefined),
+      { replay: 'manual', checkIntervalMs: 60_000 },
+    );
+    await gate.start();
+    const shred = async (userId: string): Promise<void> => {
+      const rows = CATEGORIES.map((category) => ({ category, version: 1, wrapped: randomBytes(70), createdAt: 1 }));
+      await store.insertKeys(userId, rows);
+      const entry = await gate.append({ userId, category: null, at: Date.now() });
+      await store.shred(userId, undefined, entry.at);
+      await gate.applied(entry);
+    };
+    await shred('a');
+    // A slow read of the applied position (a Cassandra node down): its value is read at once, returned later.
+    const read = store.journalApplied.bind(store);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    store.journalApplied = async () => {
+      const position = await read();
+      await held;
+      return position;
+    };
+    const checking = gate.check(false);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await shred('b'); // its compare-and-set moves the position from 1 to 2 while the check's read is out
+    assert.equal(await read(), 2);
+    release();
+    await checking;
+    assert.equal(gate.open, true, gate.status());
+    gate.stop();
+    await journal.close();
+    await store.close();
+  });
 });

@@ -130,6 +130,12 @@ export class JournalGate {
     if (this.#checking) return;
     this.#checking = true;
     try {
+      // What this process knew applied BEFORE the read: a live shred's compare-and-set may land while
+      // the read is on its way (hundreds of ms when a node is down), and a read that began before it
+      // rightly returns the position under it. Compared with the position known after the read, that
+      // looked like a store restored under the server, and shut key serving for a replay (DiRT
+      // schedules-node-group-kill: 695 lookups answered 503 STORE_BEHIND_JOURNAL by the surviving group).
+      const knownApplied = this.#lastApplied;
       const applied = await this.store.journalApplied();
       const head = (await this.journal.head()).position;
       const state = this.#state;
@@ -137,12 +143,12 @@ export class JournalGate {
         this.#close({ kind: 'corrupt', message: aheadOfJournal(applied, head).message });
       } else if (atStart && applied < head) {
         this.#close({ kind: 'behind', applied, target: head, why: 'found at start' });
-      } else if (applied < this.#lastApplied) {
+      } else if (applied < knownApplied) {
         this.#close({
           kind: 'behind',
           applied,
           target: head,
-          why: `its applied position went down from ${this.#lastApplied}: restored under a running server?`,
+          why: `its applied position went down from ${knownApplied}: restored under a running server?`,
         });
       } else if (state.kind === 'behind' && applied < state.target) {
         this.#state = { ...state, applied };
@@ -179,8 +185,17 @@ export class JournalGate {
   }
 
   #close(state: State): void {
-    if (this.#state.kind === 'open')
-      this.log.warn('not serving keys: store behind the shred journal', { status: 'closed' });
+    if (this.#state.kind === 'open') {
+      this.log.warn('not serving keys: store behind the shred journal', {
+        status: 'closed',
+        why:
+          state.kind === 'behind'
+            ? `applied ${state.applied} of ${state.target}: ${state.why}`
+            : state.kind === 'corrupt'
+              ? state.message
+              : 'open',
+      });
+    }
     this.#state = state;
   }
 }
