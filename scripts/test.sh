@@ -75,7 +75,7 @@ node scripts/run-tests.mjs "$@" || status=$?
 if [ $# -eq 0 ]; then
   PADLOCK_TEST_BACKEND=cassandra node scripts/run-tests.mjs \
     http/routes http/bad-input http/permissions http/staleness http/restart http/drain http/lifecycle \
-    lifecycle-crash || status=$?
+    lifecycle-crash lifecycle-finish || status=$?
 fi
 
 if [ "$single_was_running" = yes ] && [ "${CI:-}" != true ]; then

@@ -58,6 +58,9 @@ export interface LifecycleStatus {
   readonly holds: readonly (HoldRecord & { readonly verified: boolean })[];
 }
 
+/** Reads of a schedule after its finish failed, 250 and 500 ms apart (see #finishedByUs). */
+const FINISH_READ_BACKS = 3;
+
 export class Lifecycle {
   constructor(
     private readonly store: KeyStore,
@@ -279,16 +282,21 @@ export class Lifecycle {
       finishedAt,
       finishedBy: nodeId,
     });
-    const finished = await timed(
-      this.metrics,
-      'finish_schedule',
-      this.store.finishSchedule(schedule.scheduleId, claim, {
-        state: 'executed',
-        finishedAt,
-        finishedBy: nodeId,
-        mac: executed.mac!,
-      }),
-    );
+    let finished: boolean;
+    try {
+      finished = await timed(
+        this.metrics,
+        'finish_schedule',
+        this.store.finishSchedule(schedule.scheduleId, claim, {
+          state: 'executed',
+          finishedAt,
+          finishedBy: nodeId,
+          mac: executed.mac!,
+        }),
+      );
+    } catch (error) {
+      finished = await this.#finishedByUs(schedule.scheduleId, nodeId, finishedAt, error);
+    }
     // Not finished: our lease ran out and another node took over; it finishes (the shred is idempotent).
     if (!finished) return 'taken';
     await this.events?.append(nodeId, {
@@ -299,6 +307,29 @@ export class Lifecycle {
     });
     this.metrics.scheduleDelay.observe({}, Math.max(0, finishedAt - schedule.executeAt) / 1000);
     return 'executed';
+  }
+
+  /**
+   * Whether a finish that failed (a timeout: on Cassandra a conditional write whose outcome is unknown)
+   * landed after all, as this node's: read back at the store's serial consistency, which also completes
+   * a Paxos round left half-way. Without it a finish that landed but timed out left the schedule
+   * executed with no schedule.execute audit entry: every later pass sees it over and skips it (DiRT
+   * schedules-node-group-kill found one). A finish that did not land rethrows the error: the claim
+   * stays, and the schedule is taken over once the lease runs out. When the read-backs fail too, the
+   * error is rethrown and the entry can still be missing (the schedule's own row says who finished it).
+   */
+  async #finishedByUs(scheduleId: string, nodeId: string, finishedAt: number, error: unknown): Promise<boolean> {
+    for (let attempt = 1; attempt <= FINISH_READ_BACKS; attempt++) {
+      try {
+        const now = await this.store.getSchedule(scheduleId);
+        if (now === undefined || now.state === 'pending') throw error;
+        return now.state === 'executed' && now.finishedBy === nodeId && now.finishedAt === finishedAt;
+      } catch (readError) {
+        if (readError === error || attempt === FINISH_READ_BACKS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+      }
+    }
+    throw error;
   }
 }
 

@@ -653,6 +653,12 @@ export class SlowStore implements KeyStore {
     expected: ScheduleClaim,
     finish: { state: 'executed' | 'cancelled'; finishedAt: number; finishedBy: string; mac: Uint8Array },
   ): Promise<boolean> {
+    if (this.finishLandsThenFails > 0) {
+      this.finishLandsThenFails--;
+      return this.inner.finishSchedule(scheduleId, expected, finish).then(() => {
+        throw Object.assign(new Error('Operation timed out'), { name: 'OperationTimedOutError' });
+      });
+    }
     return this.inner.finishSchedule(scheduleId, expected, finish);
   }
   journalApplied(): Promise<number> {
@@ -704,6 +710,11 @@ export class SlowStore implements KeyStore {
   listSigningKeys(): Promise<SigningKeyRecord[]> {
     return this.inner.listSigningKeys();
   }
+  /**
+   * How many schedule finishes land in the store and then fail as a timed-out write does (Cassandra:
+   * a conditional write whose outcome the client never heard).
+   */
+  finishLandsThenFails = 0;
   /** Set to make audit appends fail as a store that is down would. */
   auditFailing = false;
   appendAudit(row: AuditRow): Promise<boolean> {
