@@ -159,10 +159,14 @@ describe('the scheduler in its own process', () => {
         schedules.push(schedule);
       }
 
-      await until('every schedule executed', async () => {
-        const rows = await Promise.all(schedules.map((s) => store.getSchedule(s.scheduleId)));
-        return rows.every((r) => r?.state === 'executed');
-      });
+      await until(
+        'every schedule executed',
+        async () => {
+          const rows = await Promise.all(schedules.map((s) => store.getSchedule(s.scheduleId)));
+          return rows.every((r) => r?.state === 'executed');
+        },
+        90_000,
+      ); // a bound, not a measurement: the machine may be shared
       const finishedBy = new Map<string, string>();
       for (const s of schedules) {
         const row = (await store.getSchedule(s.scheduleId))!;
@@ -192,6 +196,14 @@ describe('the scheduler in its own process', () => {
       // Those keychains were cached for 600 s; the server dropped them when its scheduler reported them.
       for (const s of byChild) assert.equal(await get(s.userId), 410, s.userId);
 
+      // Both schedulers still run (nothing ends them but a signal or, for the server's, its server going).
+      assert.equal(standalone.child.exitCode, null, 'the standalone scheduler is still running');
+      assert.ok(alive(childPid), 'the server scheduler is still running');
+      assert.equal(
+        server.lines().filter((l) => l['msg'] === 'padlock scheduler running').length,
+        1,
+        'the server scheduler never had to be restarted',
+      );
       // Its scheduler goes with the server: SIGTERM both, then kill -9 a new one and its child follows.
       server.child.kill('SIGTERM');
       assert.equal(await server.exited, 0);

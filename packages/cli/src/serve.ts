@@ -186,11 +186,15 @@ export async function runScheduler(configFile: string): Promise<number> {
       process.exit(1);
     });
   }
+  // Nothing else keeps the process alive (the scheduler's timers are unref'd, SQLite holds no handle, and the
+  // IPC channel only while a listener is on it): this does, until SIGTERM.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
+      clearInterval(keepAlive);
       log.info('scheduler stopping', { signal });
       padlock.close().then(
         () => resolve(0),
