@@ -72,6 +72,7 @@ const COMMANDS = [
   'init',
   'migrate',
   'serve',
+  'scheduler',
   'dev',
   'service create',
   'service list',

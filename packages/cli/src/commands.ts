@@ -50,7 +50,7 @@ import {
   retireKek,
   rewrapCommand,
 } from './kek.js';
-import { serve } from './serve.js';
+import { runScheduler, serve } from './serve.js';
 import { DeletionCanary } from './canary.js';
 
 export class UsageError extends Error {
@@ -368,6 +368,18 @@ const COMMANDS: readonly Command[] = [
       const workers = Number(values['workers'] ?? 1);
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError('--workers must be 1-64');
       return serve(configPath(values), workers);
+    },
+  },
+  {
+    name: 'scheduler',
+    args: '',
+    summary:
+      'run only the scheduler of scheduled shreds (no port); `serve` starts one itself unless scheduler.ownProcess is false',
+    options: { ...CONFIG_OPTION },
+    optionHelp: [CONFIG_HELP],
+    async run(values, positionals) {
+      one(positionals, []);
+      return runScheduler(configPath(values));
     },
   },
   {

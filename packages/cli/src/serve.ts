@@ -1,5 +1,14 @@
-import { createLogger, loadConfig, startPadlock } from '@padlock/server';
+import {
+  createLogger,
+  loadConfig,
+  startPadlock,
+  type Logger,
+  type Padlock,
+  type ScheduleOutcome,
+} from '@padlock/server';
+import { fork, type ChildProcess } from 'node:child_process';
 import cluster from 'node:cluster';
+import { fileURLToPath } from 'node:url';
 
 /*
  * `padlock serve`: one process, or a primary that forks `workers` processes
@@ -7,17 +16,33 @@ import cluster from 'node:cluster';
  * store connection. SIGTERM or SIGINT drains: in-flight requests finish, new
  * ones are refused with 503 and Connection: close, then the process exits. SIGHUP reloads the
  * TLS files (the primary passes it to every worker).
+ *
+ * Unless scheduler.ownProcess is false, each serving process runs its
+ * scheduler in a child process (`padlock scheduler`, below): on SQLite a
+ * scheduled shred is a run of synchronous transactions and fsyncs, and on the
+ * serving loop they hold lookups behind them (docs/performance.md). The child
+ * is one more node as far as the store knows (its own claims, audit chain and
+ * journal appends); it reports each outcome over IPC so the server counts it
+ * in its metrics and drops the shredded keychain from its caches at once.
  */
 export async function serve(configFile: string, workers: number): Promise<number> {
   const config = loadConfig(configFile);
   if (workers > 1 && cluster.isPrimary) return supervise(workers);
   const log = createLogger(config.log.level);
-  const padlock = await startPadlock(config, { log });
+  const apart = config.scheduler.enabled && config.scheduler.ownProcess;
+  const padlock = await startPadlock(
+    apart ? { ...config, scheduler: { ...config.scheduler, enabled: false } } : config,
+    {
+      log,
+    },
+  );
+  const child = apart ? new SchedulerProcess(configFile, padlock, log) : undefined;
   log.info('padlock listening', {
     host: config.listen.host,
     port: padlock.port,
     store: config.store.kind,
     pid: process.pid,
+    scheduler: apart ? 'own process' : config.scheduler.enabled ? 'in process' : 'off',
   });
   return new Promise((resolve) => {
     let stopping = false;
@@ -25,7 +50,7 @@ export async function serve(configFile: string, workers: number): Promise<number
       if (stopping) return;
       stopping = true;
       log.info('draining', { signal, inFlight: padlock.http.inFlight });
-      padlock.close().then(
+      Promise.all([padlock.close(), child?.stop()]).then(
         () => {
           log.info('stopped');
           resolve(0);
@@ -66,5 +91,120 @@ function supervise(workers: number): Promise<number> {
     process.on('SIGHUP', () => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
     });
+  });
+}
+
+/** How long a stopping scheduler child may take to finish its executions before it is killed. */
+const CHILD_STOP_MS = 30_000;
+
+/** The scheduler child of one serving process: started at once, restarted when it dies, stopped with the server. */
+class SchedulerProcess {
+  #child: ChildProcess | undefined;
+  #stopping = false;
+  #restartMs = 1000;
+  #restartTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly configFile: string,
+    private readonly padlock: Padlock,
+    private readonly log: Logger,
+  ) {
+    this.#start();
+  }
+
+  #start(): void {
+    const started = Date.now();
+    const child = fork(fileURLToPath(new URL('./main.js', import.meta.url)), ['scheduler', '-c', this.configFile], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.#child = child;
+    child.on('message', (message: unknown) => this.#outcome(message));
+    child.on('exit', (code, signal) => {
+      this.#child = undefined;
+      if (this.#stopping) return;
+      // A child that ran a while is restarted at once; one that keeps dying at start, less and less often.
+      this.#restartMs = Date.now() - started > 60_000 ? 1000 : Math.min(this.#restartMs * 2, 60_000);
+      this.log.warn('the scheduler process exited; restarting it', { code, signal, inMs: this.#restartMs });
+      this.#restartTimer = setTimeout(() => this.#start(), this.#restartMs);
+    });
+  }
+
+  #outcome(message: unknown): void {
+    const m = message as Partial<ScheduleOutcome> & { type?: unknown };
+    if (m === null || typeof m !== 'object' || m.type !== 'schedule-outcome') return;
+    if (m.outcome !== 'executed' && m.outcome !== 'held' && m.outcome !== 'failed') return;
+    if (m.outcome !== 'failed') this.padlock.metrics.schedulesExecuted.inc({ outcome: m.outcome });
+    if (m.outcome === 'executed') {
+      // Dropped at once; a failure (memcached down) leaves the deletion bound of docs/operations.md.
+      if (typeof m.userId === 'string') this.padlock.invalidate(m.userId).catch(() => undefined);
+      if (typeof m.delaySeconds === 'number') this.padlock.metrics.scheduleDelay.observe({}, m.delaySeconds);
+    }
+  }
+
+  /** SIGTERM: the child finishes the executions it started (up to CHILD_STOP_MS), then exits. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    const child = this.#child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_STOP_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * `padlock scheduler`: runs scheduled shreds and nothing else (no port). Started by `padlock serve`
+ * (scheduler.ownProcess), it reports outcomes to its server and exits when the server is gone (a
+ * server killed with -9 takes its scheduler with it; claims it held expire and are taken over).
+ * Started alone, it is one more node running the scheduler beside any number of servers.
+ */
+export async function runScheduler(configFile: string): Promise<number> {
+  const config = loadConfig(configFile);
+  const log = createLogger(config.log.level);
+  const send = process.send?.bind(process);
+  const padlock = await startPadlock(
+    { ...config, scheduler: { ...config.scheduler, enabled: true } },
+    {
+      log,
+      listen: false,
+      ...(send === undefined
+        ? {}
+        : { onScheduleOutcome: (outcome: ScheduleOutcome) => void send({ type: 'schedule-outcome', ...outcome }) }),
+    },
+  );
+  log.info('padlock scheduler running', {
+    nodeId: padlock.scheduler?.nodeId,
+    store: config.store.kind,
+    pid: process.pid,
+  });
+  if (send !== undefined) {
+    process.once('disconnect', () => {
+      log.warn('the server is gone; the scheduler exits');
+      process.exit(1);
+    });
+  }
+  // Nothing else keeps the process alive (the scheduler's timers are unref'd, SQLite holds no handle, and the
+  // IPC channel only while a listener is on it): this does, until SIGTERM.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(keepAlive);
+      log.info('scheduler stopping', { signal });
+      padlock.close().then(
+        () => resolve(0),
+        (error: unknown) => {
+          log.error('scheduler stop failed', { error: String(error) });
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
   });
 }

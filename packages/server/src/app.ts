@@ -2,7 +2,7 @@ import type { KekRing } from '@padlock/core';
 import { L1Cache } from './cache/l1.js';
 import { MemcachedRows } from './cache/memcached.js';
 import { MemcachedClient } from './cache/memcached-client.js';
-import type { PadlockConfig } from './config.js';
+import { ConfigError, type PadlockConfig } from './config.js';
 import { AuditLog } from './audit.js';
 import type { AppContext, Route } from './http/route.js';
 import { PadlockHttpServer } from './http/server.js';
@@ -13,7 +13,7 @@ import { checkPlaintextListener } from './http/tls.js';
 import { loadKeks } from './kek.js';
 import { StoreRows, Unwrapper, type KeychainSource, type RowSource } from './keychain.js';
 import { KeyService } from './keys.js';
-import { Lifecycle, Scheduler } from './lifecycle.js';
+import { Lifecycle, refreshWithheld, Scheduler, type ScheduleOutcome } from './lifecycle.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -125,8 +125,10 @@ export interface Padlock {
   /** This process's audit chain. */
   readonly audit: AuditLog;
   readonly receipts: ReceiptSigner;
-  /** The port actually bound (useful with port 0). */
+  /** The port actually bound (useful with port 0); 0 when started with listen: false. */
   readonly port: number;
+  /** Drops a user's keychain from this process's caches (a shred made by this server's own scheduler process). */
+  invalidate(userId: string): Promise<void>;
   /** Reads the TLS certificate, key and CA files again (SIGHUP); false when that failed or TLS is off. */
   reloadTls(): boolean;
   /** Graceful drain, then store close. */
@@ -143,6 +145,10 @@ export interface StartOptions {
   readonly journal?: ShredJournal;
   /** Extra readiness checks, by name. */
   readonly checks?: Readonly<Record<string, () => Promise<string>>>;
+  /** false: open no port, run only the scheduler (`padlock scheduler`). Default true. */
+  readonly listen?: boolean;
+  /** Told of each scheduled shred outcome of this process's scheduler. */
+  readonly onScheduleOutcome?: (outcome: ScheduleOutcome) => void;
 }
 
 /** Opens the store, loads KEKs and services, and starts serving. */
@@ -158,6 +164,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
   let journal: ShredJournal | undefined;
   let gate: JournalGate | undefined;
   let proofTimer: NodeJS.Timeout | undefined;
+  let withheldTimer: NodeJS.Timeout | undefined;
   let tracing: Tracing | undefined;
   try {
     metrics.runtime.observeGc();
@@ -229,8 +236,13 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     const journalGate = gate;
     const lifecycle = new Lifecycle(store, keks, keys, metrics, log, audit);
     const scheduler = config.scheduler.enabled
-      ? new Scheduler(store, lifecycle, keys, metrics, log, config.scheduler)
+      ? new Scheduler(store, lifecycle, keys, metrics, log, {
+          ...config.scheduler,
+          ...(options.onScheduleOutcome === undefined ? {} : { onOutcome: options.onScheduleOutcome }),
+        })
       : undefined;
+    const listening = options.listen !== false;
+    if (!listening && scheduler === undefined) throw new ConfigError('nothing to run: no listener and no scheduler');
 
     let http: PadlockHttpServer | undefined = undefined;
     const document = openApiDocument(ROUTES, VERSION);
@@ -301,9 +313,23 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       log,
     );
     const { host, port: wanted, tls } = config.listen;
-    const port = tls === undefined ? await http.listen(wanted, host) : await http.listenTls(wanted, host, tls);
-    if (insecure !== undefined) log.warn(insecure, { host });
+    let port = 0;
+    if (listening) {
+      port = tls === undefined ? await http.listen(wanted, host) : await http.listenTls(wanted, host, tls);
+      if (insecure !== undefined) log.warn(insecure, { host });
+    }
     scheduler?.start();
+    // The scheduler refreshes which keychains are withheld during a grace period after each pass; with
+    // the scheduler elsewhere (its own process, or another node), this server re-reads them itself.
+    if (scheduler === undefined) {
+      withheldTimer = setInterval(() => {
+        refreshWithheld(store, keks, keys, metrics).catch((error: unknown) =>
+          log.warn('withheld keychains refresh failed', { error: error instanceof Error ? error.message : 'unknown' }),
+        );
+      }, config.scheduler.intervalMs);
+      withheldTimer.unref();
+      await refreshWithheld(store, keks, keys, metrics).catch(() => undefined);
+    }
     const server = http;
     return {
       config,
@@ -317,10 +343,12 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       receipts,
       port,
       reloadTls: () => server.reloadTls(),
+      invalidate: (userId) => cached.invalidate(userId),
       async close() {
         // The drain starts in this same turn (callers see draining at once); a scheduler pass finishes meanwhile.
         const stopping = scheduler?.stop();
-        await server.drain();
+        clearInterval(withheldTimer);
+        if (listening) await server.drain();
         await stopping;
         registry.stop();
         journalGate.stop();
@@ -338,6 +366,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     await tracing?.shutdown();
     gate?.stop();
     clearInterval(proofTimer);
+    clearInterval(withheldTimer);
     memcached?.close();
     if (options.journal === undefined) await journal?.close();
     await store.close();

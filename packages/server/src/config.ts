@@ -49,6 +49,10 @@ export interface PadlockConfig {
     /** Schedules claimed per pass, and run at once. */
     readonly batch: number;
     readonly concurrency: number;
+    /** At most this many executions started per second (0: no cap); the loop is yielded between them. */
+    readonly maxPerSecond: number;
+    /** `padlock serve` runs the scheduler in a child process (`padlock scheduler`), not on its serving loop. */
+    readonly ownProcess: boolean;
   };
   readonly journal: JournalConfig;
   /** The audit log: a signed checkpoint of this process's chain head at most this often (docs/operations.md). */
@@ -549,6 +553,20 @@ export const CONFIG_SCHEMA = {
         },
         batch: { ...POSITIVE, maximum: 100000, default: 500, description: 'Schedules claimed per pass.' },
         concurrency: { ...POSITIVE, maximum: 1024, default: 16, description: 'Schedules executed at once.' },
+        maxPerSecond: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 100000,
+          default: 0,
+          description:
+            'At most this many executions started per second by this process, spaced evenly (0: no cap). The event loop is yielded between executions either way.',
+        },
+        ownProcess: {
+          type: 'boolean',
+          default: true,
+          description:
+            '`padlock serve` runs the scheduler in a child process of its own (`padlock scheduler`), so its synchronous store work, fsyncs and signing never hold the serving loop; false runs it on the serving loop. Library callers (startPadlock) always run it in-process.',
+        },
       },
     },
     journal: {

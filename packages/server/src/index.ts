@@ -25,7 +25,14 @@ export {
   type Service,
 } from './services.js';
 export { KeyService, type ShredOptions, type ShredResult, type Proofs } from './keys.js';
-export { Lifecycle, Scheduler, operatorLifecycle, type LifecycleStatus, type ScheduleRequest } from './lifecycle.js';
+export {
+  Lifecycle,
+  Scheduler,
+  operatorLifecycle,
+  type LifecycleStatus,
+  type ScheduleOutcome,
+  type ScheduleRequest,
+} from './lifecycle.js';
 export {
   ServiceWriter,
   ServiceWriteError,

@@ -394,9 +394,45 @@ export interface SchedulerOptions {
   readonly leaseMs: number;
   readonly batch: number;
   readonly concurrency: number;
+  /**
+   * At most this many executions started per second (0: no cap). Executions are spaced evenly
+   * (1000 / maxPerSecond ms apart, over all `concurrency` workers), and the event loop is yielded
+   * between them whatever the cap, so requests queued behind one shred go before the next.
+   */
+  readonly maxPerSecond?: number;
   /** This process's name in claims; unique per process. */
   readonly nodeId?: string;
+  /** Told of each outcome (a scheduler in its own process reports them to the server's metrics). */
+  readonly onOutcome?: (outcome: ScheduleOutcome) => void;
 }
+
+/** What became of one due schedule this node tried, as the scheduler reports it. */
+export interface ScheduleOutcome {
+  readonly outcome: 'executed' | 'held' | 'failed';
+  readonly userId: string;
+  /** Seconds from executeAt to the finish, for 'executed'. */
+  readonly delaySeconds?: number;
+}
+
+/**
+ * Re-reads which keychains are withheld during their grace period (pending schedules with
+ * serveDuringGrace false), keeping only rows that pass their MAC. The scheduler does it after each
+ * pass; a server whose scheduler runs elsewhere does it on a timer of its own.
+ */
+export async function refreshWithheld(
+  store: KeyStore,
+  keks: KekRing,
+  keys: KeyService,
+  metrics: Metrics,
+): Promise<void> {
+  const withholdingNow = await timed(metrics, 'withholding_schedules', store.withholdingSchedules());
+  keys.withheld = withholding(
+    [],
+    withholdingNow.filter((s) => scheduleVerifies(keks, s)),
+  );
+}
+
+const yieldLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Runs on every node: each pass reads the due schedules and executes those it
@@ -408,6 +444,10 @@ export class Scheduler {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #stopped = false;
+  /** The earliest time the next execution may start under maxPerSecond. */
+  #nextSlot = 0;
+  /** Workers waiting for their slot: stop() wakes them. */
+  readonly #sleeps = new Set<{ resolve: () => void; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly store: KeyStore,
@@ -438,6 +478,10 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    for (const sleep of this.#sleeps) {
+      clearTimeout(sleep.timer);
+      sleep.resolve();
+    }
     await this.#running;
   }
 
@@ -449,15 +493,25 @@ export class Scheduler {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < due.length && !this.#stopped) {
+        await this.#pace();
+        if (this.#stopped || next >= due.length) break;
         const schedule = due[next++]!;
         try {
           const outcome = await traced('scheduled shred', { 'padlock.schedule_id': schedule.scheduleId }, () =>
             this.lifecycle.execute(schedule, this.nodeId, this.options.leaseMs),
           );
           if (outcome === 'executed') executed++;
-          if (outcome === 'executed' || outcome === 'held') this.metrics.schedulesExecuted.inc({ outcome });
+          if (outcome === 'executed' || outcome === 'held') {
+            this.metrics.schedulesExecuted.inc({ outcome });
+            this.options.onOutcome?.({
+              outcome,
+              userId: schedule.userId,
+              ...(outcome === 'executed' ? { delaySeconds: Math.max(0, Date.now() - schedule.executeAt) / 1000 } : {}),
+            });
+          }
         } catch (error) {
           this.metrics.schedulesExecuted.inc({ outcome: 'failed' });
+          this.options.onOutcome?.({ outcome: 'failed', userId: schedule.userId });
           this.log.warn('a scheduled shred failed; it is retried', {
             scheduleId: schedule.scheduleId,
             error: error instanceof PadlockError ? error.code : error instanceof Error ? error.message : 'unknown',
@@ -466,11 +520,31 @@ export class Scheduler {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, due.length) }, worker));
-    const withholdingNow = await timed(this.metrics, 'withholding_schedules', this.store.withholdingSchedules());
-    this.keys.withheld = withholding(
-      [],
-      withholdingNow.filter((s) => scheduleVerifies(this.lifecycle.keks, s)),
-    );
+    await refreshWithheld(this.store, this.lifecycle.keks, this.keys, this.metrics);
     return executed;
+  }
+
+  /**
+   * Waits for this execution's slot under maxPerSecond (slots are shared by the workers, one every
+   * 1000 / maxPerSecond ms), and always yields the event loop once: a shred's store calls are
+   * synchronous on SQLite, and without a yield the next would start before queued requests ran.
+   */
+  async #pace(): Promise<void> {
+    const cap = this.options.maxPerSecond ?? 0;
+    if (cap > 0) {
+      const now = performance.now();
+      const slot = Math.max(now, this.#nextSlot);
+      this.#nextSlot = slot + 1000 / cap;
+      if (slot > now) {
+        let sleep: { resolve: () => void; timer: NodeJS.Timeout } | undefined;
+        await new Promise<void>((resolve) => {
+          sleep = { resolve, timer: setTimeout(resolve, slot - now) };
+          this.#sleeps.add(sleep);
+        });
+        this.#sleeps.delete(sleep!);
+        return;
+      }
+    }
+    await yieldLoop();
   }
 }

@@ -42,6 +42,12 @@ if (env.skip === false) {
         for (const peer of peers) await peer.close();
       },
       tamper: (edit: RowEdit) => tamperCassandra(store, keyspace, edit),
+      withholdingIndex: async () =>
+        (
+          await store.driver.execute(`SELECT schedule_id FROM ${keyspace}.schedules_withholding WHERE id = 0`, [], {
+            consistency: cassandra.types.consistencies.localQuorum, // as the store writes it
+          })
+        ).rows.map((r) => r['schedule_id'] as string),
     };
   });
 }

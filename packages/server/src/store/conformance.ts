@@ -25,6 +25,11 @@ export interface ConformanceTarget {
    * state or execute_at. Used to show that edited rows are refused.
    */
   tamper(edit: RowEdit): Promise<void>;
+  /**
+   * The schedule ids in the store's own index of schedules that withhold keys during their grace
+   * period, read behind Padlock's back; only for a store that keeps one (Cassandra's schedules_withholding).
+   */
+  readonly withholdingIndex?: () => Promise<string[]>;
 }
 
 export type RowEdit =

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { before, it } from 'node:test';
 import { sealHold, sealSchedule } from '../lifecycle-rows.js';
-import { operatorLifecycle, Scheduler, type Lifecycle, type LifecycleEvent } from '../lifecycle.js';
+import { operatorLifecycle, refreshWithheld, Scheduler, type Lifecycle, type LifecycleEvent } from '../lifecycle.js';
 import { createLogger } from '../log.js';
 import type { KeyService } from '../keys.js';
 import { Metrics } from '../metrics.js';
@@ -26,6 +26,8 @@ interface Target {
       | { table: 'holds'; userId: string; holdId: string; releasedAt: number }
       | { table: 'schedules'; scheduleId: string; executeAt: number },
   ): Promise<void>;
+  /** The schedule ids in the store's own index of withholding schedules, for a store that keeps one. */
+  readonly withholdingIndex?: () => Promise<string[]>;
 }
 
 /** One Padlock node's view: its own store connection, KeyService and Lifecycle, the KEK shared. */
@@ -334,6 +336,72 @@ export function lifecycleConformance(target: () => Target): void {
     await a.lifecycle.cancel(user, s.scheduleId, 'conformance');
     await b.scheduler('node-b').pass();
     assert.equal(b.keys.isWithheld(user, ['advertising']), false);
+  });
+
+  // The withholding index (Cassandra: schedules_withholding, one partition read by every pass; SQLite: a
+  // query over the schedules table). Node c below is a third node that never made a schedule itself: what
+  // it withholds comes from the store alone, as on a server whose scheduler runs in another process.
+  it('withholding: listed from any connection while pending, consulted by a node that did not make it, dropped on cancel', async () => {
+    const c = await node(await target().openPeer(), keks);
+    const user = await newUser(a.store, keks);
+    const served = await newUser(a.store, keks);
+    const withheld = await a.lifecycle.schedule({
+      userId: user,
+      executeAt: Date.now() + 3_600_000,
+      serveDuringGrace: false,
+      requestedBy: 'conformance',
+    });
+    const notWithheld = await a.lifecycle.schedule({
+      userId: served,
+      executeAt: Date.now() + 3_600_000,
+      serveDuringGrace: true,
+      requestedBy: 'conformance',
+    });
+    const index = target().withholdingIndex;
+    if (index !== undefined) {
+      const ids = await index();
+      assert.ok(ids.includes(withheld.scheduleId), 'the withholding schedule is in the index');
+      assert.ok(!ids.includes(notWithheld.scheduleId), 'a schedule that serves during grace is not');
+    }
+    const listed = (await c.store.withholdingSchedules()).map((s) => s.scheduleId);
+    assert.ok(listed.includes(withheld.scheduleId));
+    assert.ok(!listed.includes(notWithheld.scheduleId));
+    assert.equal(c.keys.isWithheld(user, CATEGORIES), false, 'nothing read yet');
+    await refreshWithheld(c.store, keks, c.keys, new Metrics());
+    for (const category of CATEGORIES) assert.equal(c.keys.isWithheld(user, [category]), true, category);
+    assert.equal(c.keys.isWithheld(served, CATEGORIES), false);
+
+    await b.lifecycle.cancel(user, withheld.scheduleId, 'conformance');
+    assert.ok(!(await c.store.withholdingSchedules()).some((s) => s.scheduleId === withheld.scheduleId));
+    if (index !== undefined) assert.ok(!(await index()).includes(withheld.scheduleId), 'dropped from the index');
+    await refreshWithheld(c.store, keks, c.keys, new Metrics());
+    assert.equal(c.keys.isWithheld(user, CATEGORIES), false, 'served again after the cancel');
+    await a.lifecycle.cancel(served, notWithheld.scheduleId, 'conformance');
+  });
+
+  it('withholding: a category withheld until its schedule executes, then dropped from the index', async () => {
+    const c = await node(await target().openPeer(), keks);
+    const user = await newUser(a.store, keks);
+    const s = await a.lifecycle.schedule({
+      userId: user,
+      category: 'payments',
+      executeAt: Date.now() + 400,
+      serveDuringGrace: false,
+      requestedBy: 'conformance',
+    });
+    await refreshWithheld(c.store, keks, c.keys, new Metrics());
+    assert.equal(c.keys.isWithheld(user, ['payments']), true);
+    assert.equal(c.keys.isWithheld(user, ['profile', 'advertising']), false, 'only the scheduled category');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // b executes it; c learns from the store alone.
+    const due = (await b.store.getSchedule(s.scheduleId))!;
+    assert.equal(await b.lifecycle.execute(due, 'node-b', 5000), 'executed');
+    assert.deepEqual((await liveCategories(a.store, user)).sort(), ['advertising', 'profile']);
+    assert.ok(!(await c.store.withholdingSchedules()).some((w) => w.scheduleId === s.scheduleId));
+    const index = target().withholdingIndex;
+    if (index !== undefined) assert.ok(!(await index()).includes(s.scheduleId), 'dropped from the index');
+    await refreshWithheld(c.store, keks, c.keys, new Metrics());
+    assert.equal(c.keys.isWithheld(user, ['payments']), false);
   });
 
   it('an edited hold or schedule row is refused: the hold still blocks, the schedule never runs', async () => {

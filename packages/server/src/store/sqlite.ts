@@ -149,6 +149,10 @@ CREATE TABLE IF NOT EXISTS schedules (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS schedules_by_user ON schedules (user_id, created_at);
 CREATE INDEX IF NOT EXISTS schedules_pending ON schedules (execute_at) WHERE state = 'pending';
+-- The schedules that withhold keys, read by every server each scheduler.intervalMs (withholdingSchedules):
+-- without it that read scans every pending schedule (37 ms per 100,000, synchronous, on the serving loop).
+CREATE INDEX IF NOT EXISTS schedules_withholding ON schedules (serve_during_grace)
+  WHERE state = 'pending' AND serve_during_grace = 0;
 CREATE TABLE IF NOT EXISTS credentials (
   service_id TEXT NOT NULL,
   credential_id TEXT NOT NULL,
@@ -363,7 +367,10 @@ export class SqliteKeyStore implements KeyStore {
 
   withholdingSchedules(): Promise<ScheduleRecord[]> {
     const rows = this.#db
-      .prepare<[], ScheduleSql>("SELECT * FROM schedules WHERE state = 'pending' AND serve_during_grace = 0")
+      .prepare<[], ScheduleSql>(
+        // INDEXED BY: the planner otherwise takes schedules_pending and reads every pending schedule.
+        "SELECT * FROM schedules INDEXED BY schedules_withholding WHERE state = 'pending' AND serve_during_grace = 0",
+      )
       .all();
     return Promise.resolve(rows.map(toSchedule));
   }
