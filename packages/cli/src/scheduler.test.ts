@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 /*
- * The scheduler in a process of its own (scheduler.ownProcess, the default of
+ * The scheduler in a process of its own (scheduler.ownProcess: true, set here, in
  * `padlock serve`), beside a standalone `padlock scheduler`, on one SQLite
  * store: every due schedule executed exactly once, none by the serving process
  * itself, each execution of the server's own scheduler counted in its metrics
@@ -88,7 +88,7 @@ describe('the scheduler in its own process', () => {
     const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
     // A long staleness bound: a shredded keychain answered 410 at once can only be the scheduler's word.
     config['maxStalenessSeconds'] = 600;
-    config['scheduler'] = { intervalMs: 100, batch: 10, concurrency: 2 };
+    config['scheduler'] = { intervalMs: 100, batch: 10, concurrency: 2, ownProcess: true };
     config['log'] = { level: 'info', requests: false };
     writeFileSync(configFile, JSON.stringify(config));
     const created = spawnSync(

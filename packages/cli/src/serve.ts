@@ -181,10 +181,14 @@ export async function runScheduler(configFile: string): Promise<number> {
     pid: process.pid,
   });
   if (send !== undefined) {
-    process.once('disconnect', () => {
+    const gone = (): never => {
       log.warn('the server is gone; the scheduler exits');
       process.exit(1);
-    });
+    };
+    // A server that died while this process started has disconnected already: the event is gone, the
+    // state is not (a clean-clone CI run hung on a scheduler orphaned that way, its output pipe held open).
+    if (!process.connected) gone();
+    process.once('disconnect', gone);
   }
   // Nothing else keeps the process alive (the scheduler's timers are unref'd, SQLite holds no handle, and the
   // IPC channel only while a listener is on it): this does, until SIGTERM.

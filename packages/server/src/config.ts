@@ -563,9 +563,9 @@ export const CONFIG_SCHEMA = {
         },
         ownProcess: {
           type: 'boolean',
-          default: true,
+          default: false,
           description:
-            '`padlock serve` runs the scheduler in a child process of its own (`padlock scheduler`), so its synchronous store work, fsyncs and signing never hold the serving loop; false runs it on the serving loop. Library callers (startPadlock) always run it in-process.',
+            'True: `padlock serve` runs the scheduler in a child process of its own (`padlock scheduler`), so its synchronous store work, fsyncs and signing never hold the serving loop (recommended for mass deletions on SQLite; not yet the default: DiRT has not run with it). False runs it on the serving loop. Library callers (startPadlock) always run it in-process.',
         },
       },
     },
