@@ -229,11 +229,21 @@ describe('scheduled shreds and legal holds over HTTP, two servers on one store',
       const states = await Promise.all(schedules.map((s, i) => state(b, users[i]!, s.scheduleId)));
       return states.every((s) => s.state === 'executed');
     });
-    const metricsAfter = await Promise.all([a, b].map(async (h) => (await h.call('GET', '/metrics')).text));
-    const executedAfter = metricsAfter.reduce(
-      (sum, text) => sum + metricValue(text, 'padlock_schedules_executed_total', { outcome: 'executed' }),
-      0,
+    // A schedule's row says executed before its server counts it (the audit entry is appended between):
+    // wait for the count to reach every schedule, then check that it did not pass it.
+    const executedNow = async (): Promise<number> => {
+      const texts = await Promise.all([a, b].map(async (h) => (await h.call('GET', '/metrics')).text));
+      return texts.reduce(
+        (sum, text) => sum + metricValue(text, 'padlock_schedules_executed_total', { outcome: 'executed' }),
+        0,
+      );
+    };
+    await until(
+      'every execution to be counted',
+      async () => (await executedNow()) - executedBefore >= schedules.length,
     );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const executedAfter = await executedNow();
     assert.equal(executedAfter - executedBefore, schedules.length, 'each schedule executed by exactly one server');
     let latest = 0;
     for (const [i, s] of schedules.entries()) {
