@@ -47,6 +47,7 @@ import { listServices } from './routes/list-services.js';
 import { revokeCredential } from './routes/revoke-credential.js';
 import { setServiceRights } from './routes/set-service-rights.js';
 import { CassandraKeyStore } from './store/cassandra.js';
+import { SqliteKeyStore } from './store/sqlite.js';
 import { openStore } from './store/open.js';
 import type { KeyStore } from './store/types.js';
 import { startTracing, type Tracing } from './tracing.js';
@@ -176,6 +177,13 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     registry.start(config.services.refreshSeconds);
 
     if (store instanceof CassandraKeyStore) metrics.storeHedgedReads.track(() => store.hedgedReads);
+    if (store instanceof SqliteKeyStore) {
+      metrics.sqliteShredResidue.track(() => {
+        const since = store.shredResidueSince;
+        return since === null ? 0 : (Date.now() - since) / 1000;
+      });
+      metrics.sqliteCheckpointsBlocked.track(() => store.checkpointsBlocked);
+    }
     let rows: RowSource = new StoreRows(store, metrics);
     const extraChecks: Record<string, () => Promise<string>> = { ...options.checks };
     if (config.cache.memcached.servers.length > 0) {

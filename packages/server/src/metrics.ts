@@ -355,6 +355,15 @@ export class Metrics {
     'Cassandra reads that sent a speculative second request (store.cassandra.hedgeAfterMs)',
     'counter',
   );
+  readonly sqliteShredResidue = new Gauge(
+    'padlock_sqlite_shred_residue_seconds',
+    "How long a shred's old rows may have stayed in the SQLite WAL or database file because its checkpoint was held off by a reader (retried until it succeeds); 0 when none",
+  );
+  readonly sqliteCheckpointsBlocked = new Sampled(
+    'padlock_sqlite_checkpoints_blocked_total',
+    'Checkpoints after a shred that a reader held off past the busy timeout (each retried)',
+    'counter',
+  );
   readonly runtime = new RuntimeMetrics();
 
   /** Counts `users` lookups of each category by one service. */
@@ -393,6 +402,8 @@ export class Metrics {
     this.tlsCertificateNotAfter,
     this.servicesFailingIntegrity,
     this.storeHedgedReads,
+    this.sqliteShredResidue,
+    this.sqliteCheckpointsBlocked,
     ...this.runtime.all,
   ];
 

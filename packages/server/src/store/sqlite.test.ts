@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { serviceRow } from '../service-rows.js';
 import { runKeyStoreConformance, type RowEdit } from './conformance.js';
 import { SqliteKeyStore } from './sqlite.js';
+
+const require = createRequire(import.meta.url);
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'padlock-sqlite-'));
@@ -71,6 +78,74 @@ describe('SQLite shred leaves no bytes behind', () => {
       const found = blobs.filter((b) => after.includes(b.subarray(0, 16)));
       assert.equal(found.length, 0, `${found.length} of ${blobs.length} shredded blobs still readable`);
     } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SQLite shred under a concurrent reader', () => {
+  it('retries a checkpoint a reader held off until the shredded blob has left the database file and the WAL', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'padlock.db');
+    const events: string[] = [];
+    const store = new SqliteKeyStore({
+      path,
+      busyTimeoutMs: 20,
+      onCheckpoint: (event) => events.push(event),
+    });
+    // Another process reading the file (the scheduler beside a server, `serve --workers`):
+    // it opens a read transaction on the snapshot before the shred and holds it.
+    const reader = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const Database = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+         const db = new Database(${JSON.stringify(path)});
+         process.stdin.on('data', (d) => {
+           const cmd = d.toString().trim();
+           if (cmd === 'hold') { db.exec('BEGIN'); db.prepare('SELECT count(*) FROM root_keys').get(); }
+           if (cmd === 'release') db.exec('COMMIT');
+           process.stdout.write(cmd + '\\n');
+         });`,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const lines = createInterface({ input: reader.stdout });
+    const tell = async (cmd: string): Promise<void> => {
+      const answered = once(lines, 'line');
+      reader.stdin.write(`${cmd}\n`);
+      const [line] = (await answered) as string[];
+      assert.equal(line, cmd);
+    };
+    try {
+      const wrapped = randomBytes(70);
+      await store.insertKeys('user-1', [{ category: 'profile', version: 1, wrapped, createdAt: Date.now() }]);
+      await store.insertKeys('keeper', [{ category: 'profile', version: 1, wrapped: randomBytes(70), createdAt: 1 }]);
+      await store.shred('nobody', undefined, Date.now()); // no change: no checkpoint
+      const onDisk = (): boolean =>
+        readdirSync(dir).some((f) => readFileSync(join(dir, f)).includes(wrapped.subarray(0, 16)));
+      assert.ok(onDisk(), 'the blob is on disk before the shred (the scan can find it)');
+
+      await tell('hold');
+      assert.equal(await store.shred('user-1', undefined, Date.now()), 1);
+      assert.deepEqual(events, ['blocked'], 'the checkpoint was held off and said so');
+      assert.equal(store.checkpointsBlocked, 1);
+      assert.notEqual(store.shredResidueSince, null);
+      assert.ok(onDisk(), "while the reader's snapshot stands the old page is still in the file");
+      await delay(300);
+      assert.ok(store.checkpointsBlocked >= 2, 'retried while the reader holds on');
+      assert.ok(onDisk());
+
+      await tell('release');
+      const deadline = Date.now() + 5000;
+      while (store.shredResidueSince !== null && Date.now() < deadline) await delay(25);
+      assert.equal(store.shredResidueSince, null, 'a retry completed once the reader let go');
+      assert.equal(events.at(-1), 'settled');
+      assert.equal(onDisk(), false, 'the shredded blob has left the database file and the WAL');
+      assert.deepEqual(await store.getKeychain('keeper').then((rows) => rows.length), 1);
+    } finally {
+      reader.kill();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     }

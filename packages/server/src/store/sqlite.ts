@@ -31,7 +31,19 @@ export interface SqliteStoreOptions {
    * every lookup of a 100,000-user file read pages through system calls.
    */
   readonly cacheMiB?: number;
+  /**
+   * Told when a shred's checkpoint was held off by a reader (it is retried until it
+   * succeeds) and when a retry succeeded. Key bytes are never passed.
+   */
+  readonly onCheckpoint?: (
+    event: 'blocked' | 'settled',
+    fields: { readonly pendingMs: number; readonly error?: string },
+  ) => void;
 }
+
+/** Retries of a blocked post-shred checkpoint: the first after this, doubling up to the cap. */
+const CHECKPOINT_RETRY_FIRST_MS = 50;
+const CHECKPOINT_RETRY_MAX_MS = 2000;
 
 interface KeyRowSql {
   user_id: string;
@@ -222,7 +234,10 @@ export class SqliteKeyStore implements KeyStore {
   /** Rows per table a re-wrap scans, counted once per store (progress only). */
   readonly #sealedTotals = new Map<SealedTable, number>();
 
+  readonly #options: SqliteStoreOptions;
+
   constructor(options: SqliteStoreOptions) {
+    this.#options = options;
     this.#db = new Database(options.path);
     this.#db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs)}`);
     this.#db.pragma('journal_mode = WAL');
@@ -276,8 +291,75 @@ export class SqliteKeyStore implements KeyStore {
   shred(userId: string, category: string | undefined, at: number): Promise<number> {
     const result =
       category === undefined ? this.#shredAll.run(at, userId) : this.#shredCategory.run(at, userId, category);
-    if (result.changes > 0) this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    if (result.changes > 0) this.#checkpoint();
     return Promise.resolve(result.changes);
+  }
+
+  /**
+   * Since when a shred's old page images may still be on disk (in the WAL, or in the
+   * database file while a reader's snapshot pins them), or null when none may be: a
+   * checkpoint held off by readers past the busy timeout returns without error and
+   * without moving the pages, so it is retried until one succeeds.
+   */
+  get shredResidueSince(): number | null {
+    return this.#residueSince;
+  }
+
+  /** Post-shred checkpoints held off by a reader (each is retried). */
+  get checkpointsBlocked(): number {
+    return this.#checkpointsBlocked;
+  }
+
+  #residueSince: number | null = null;
+  #checkpointsBlocked = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryMs = CHECKPOINT_RETRY_FIRST_MS;
+
+  /**
+   * Copies every WAL frame into the database file (overwriting the pages that held the
+   * shredded bytes; secure_delete zeroed them in the new images) and truncates the WAL.
+   * Busy (a reader still on an older snapshot) leaves the old images where they are:
+   * counted, reported, and retried with back-off until a checkpoint completes.
+   */
+  #checkpoint(retry = false): void {
+    if (!this.#db.open) return;
+    // A retry runs from a timer on the serving loop: it does not wait for readers (the
+    // busy handler would block the loop for up to the busy timeout); the next retry will.
+    if (retry) this.#db.pragma('busy_timeout = 0');
+    let result: { busy: number } | undefined;
+    let error: string | undefined;
+    try {
+      [result] = this.#db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    } catch (e) {
+      // The shred itself has committed: a checkpoint that fails (SQLITE_BUSY from another
+      // process checkpointing, an I/O error) is reported and retried like a busy one.
+      error = (e as { code?: string }).code ?? 'error';
+    } finally {
+      if (retry) this.#db.pragma(`busy_timeout = ${Math.trunc(this.#options.busyTimeoutMs)}`);
+    }
+    if (error === undefined && result !== undefined && result.busy === 0) {
+      if (this.#residueSince !== null) {
+        this.#options.onCheckpoint?.('settled', { pendingMs: Date.now() - this.#residueSince });
+      }
+      this.#residueSince = null;
+      this.#retryMs = CHECKPOINT_RETRY_FIRST_MS;
+      if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
+      return;
+    }
+    this.#checkpointsBlocked += 1;
+    if (this.#residueSince === null) {
+      this.#residueSince = Date.now();
+      this.#options.onCheckpoint?.('blocked', { pendingMs: 0, ...(error === undefined ? {} : { error }) });
+    }
+    if (this.#retryTimer === undefined) {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined;
+        this.#checkpoint(true);
+      }, this.#retryMs);
+      this.#retryTimer.unref();
+      this.#retryMs = Math.min(this.#retryMs * 2, CHECKPOINT_RETRY_MAX_MS);
+    }
   }
 
   insertHold(h: HoldRecord): Promise<boolean> {
@@ -660,6 +742,11 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   close(): Promise<void> {
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    // The last connection to close checkpoints and removes the WAL itself; an earlier
+    // one tries here so a blocked checkpoint does not wait for the other processes.
+    if (this.#db.open && this.#residueSince !== null) this.#db.pragma('wal_checkpoint(TRUNCATE)');
     if (this.#db.open) this.#db.close();
     return Promise.resolve();
   }
