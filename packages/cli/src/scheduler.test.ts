@@ -3,6 +3,7 @@ import { loadConfig, loadKeks, sealSchedule, SqliteKeyStore, type ScheduleRecord
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,11 +68,16 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+  everyMs = 100,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -224,5 +230,35 @@ describe('the scheduler in its own process', () => {
       await store.close();
     }
     assert.equal(await standalone.exited, 0);
+  });
+
+  it('a scheduler whose server is killed with -9 while it starts exits too', async () => {
+    // The child appears in /proc as soon as it is forked; the server is killed at several points of its
+    // start-up (loading modules, opening the store, starting the scheduler), each time a new server.
+    for (const afterMs of [0, 40, 120, 300]) {
+      const server = start(['serve', '-c', configFile]);
+      const serverPid = server.child.pid!;
+      let childPid: number | undefined;
+      try {
+        await until(
+          'the scheduler process to be forked',
+          () => {
+            const children = readFileSync(`/proc/${serverPid}/task/${serverPid}/children`, 'utf8').trim();
+            childPid = children === '' ? undefined : Number(children.split(/\s+/)[0]);
+            return childPid !== undefined;
+          },
+          20_000,
+          5,
+        );
+        if (afterMs > 0) await new Promise((r) => setTimeout(r, afterMs));
+        server.child.kill('SIGKILL');
+        // 'exit', not 'close': the scheduler shares the server's stdout, so the pipe closes only when it is gone too.
+        if (server.child.exitCode === null && server.child.signalCode === null) await once(server.child, 'exit');
+        await until(`the scheduler orphaned ${afterMs} ms into its start to exit`, () => !alive(childPid!), 10_000);
+      } finally {
+        server.child.kill('SIGKILL');
+        if (childPid !== undefined && alive(childPid)) process.kill(childPid, 'SIGKILL');
+      }
+    }
   });
 });

@@ -165,6 +165,17 @@ export async function runScheduler(configFile: string): Promise<number> {
   const config = loadConfig(configFile);
   const log = createLogger(config.log.level);
   const send = process.send?.bind(process);
+  if (send !== undefined) {
+    const gone = (): never => {
+      log.warn('the server is gone; the scheduler exits');
+      process.exit(1);
+    };
+    // Watched before anything is awaited, so a server killed while this process starts (or while its store
+    // is unreachable) takes it along. One that died before this line has disconnected already: the event is
+    // gone, the state is not (a clean-clone CI run hung on a scheduler orphaned so, its output pipe held open).
+    if (!process.connected) gone();
+    process.once('disconnect', gone);
+  }
   const padlock = await startPadlock(
     { ...config, scheduler: { ...config.scheduler, enabled: true } },
     {
@@ -180,16 +191,6 @@ export async function runScheduler(configFile: string): Promise<number> {
     store: config.store.kind,
     pid: process.pid,
   });
-  if (send !== undefined) {
-    const gone = (): never => {
-      log.warn('the server is gone; the scheduler exits');
-      process.exit(1);
-    };
-    // A server that died while this process started has disconnected already: the event is gone, the
-    // state is not (a clean-clone CI run hung on a scheduler orphaned that way, its output pipe held open).
-    if (!process.connected) gone();
-    process.once('disconnect', gone);
-  }
   // Nothing else keeps the process alive (the scheduler's timers are unref'd, SQLite holds no handle, and the
   // IPC channel only while a listener is on it): this does, until SIGTERM.
   const keepAlive = setInterval(() => undefined, 1 << 30);
