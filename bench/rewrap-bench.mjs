@@ -20,13 +20,15 @@ import { atExit, cpuSeconds, machineCpu, runLoad, startNode, stop } from './lib/
  * With --cassandra HOST:PORT the store is a keyspace of its own on that node (loaded with LWT
  * inserts, dropped at the end; the shred journal in a keyspace beside it), paged by token range.
  * Usage: npm run build && node bench/rewrap-bench.mjs [--users N] [--rate R] [--load RPS] [--seconds S]
- *        [--rounds N] [--cassandra HOST:PORT]
+ *        [--rounds N] [--cassandra HOST:PORT] [--batch N]
  */
 
 const { values: opts } = parseArgs({
   options: {
     users: { type: 'string', default: '100000' },
     rate: { type: 'string', default: '2000' },
+    // Rows written at once (SQLite: one transaction; Cassandra: LWTs in flight); the CLI's default when absent.
+    batch: { type: 'string' },
     load: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
@@ -153,9 +155,22 @@ async function window(name) {
 // with SIGSTOP for the idle ones): each pair sees the same background load.
 const progress = [];
 const rewrapStarted = performance.now();
-const rewrap = spawn(process.execPath, [cli, 'kek', 'rewrap', '-c', configPath, '--rate', String(rate)], {
-  stdio: ['ignore', 'pipe', 'pipe'],
-});
+const rewrap = spawn(
+  process.execPath,
+  [
+    cli,
+    'kek',
+    'rewrap',
+    '-c',
+    configPath,
+    '--rate',
+    String(rate),
+    ...(opts.batch === undefined ? [] : ['--batch', opts.batch]),
+  ],
+  {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  },
+);
 let pending = '';
 rewrap.stdout.on('data', (chunk) => {
   pending += chunk;
@@ -234,7 +249,7 @@ const md = [
   `# KEK re-wrap under load, ${result.at}`,
   '',
   `\`node bench/rewrap-bench.mjs --users ${users} --rate ${rate} --load ${load} --seconds ${seconds} --rounds ${rounds}` +
-    `${cassandra === undefined ? '' : ` --cassandra ${opts.cassandra}`}\`:`,
+    `${cassandra === undefined ? '' : ` --cassandra ${opts.cassandra}`}${opts.batch === undefined ? '' : ` --batch ${opts.batch}`}\`:`,
   `${result.store}; ${users} keychains (${result.rows} rows), open-loop GET at ${load} req/s, Zipf s = 0.01 over`,
   `every user, ${seconds} s per window; idle and re-wrap windows alternate (the re-wrap SIGSTOPped while idle).`,
   '',

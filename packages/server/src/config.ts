@@ -82,6 +82,8 @@ export interface JournalConfig {
     readonly keyspace: string;
     readonly contactPoints: readonly string[];
     readonly replication: Readonly<Record<string, number>>;
+    /** The appends' Paxos: "SERIAL" orders them across datacenters; "LOCAL_SERIAL" only within one. */
+    readonly serialConsistency: 'SERIAL' | 'LOCAL_SERIAL';
   };
   /** "auto": serve replays the journal itself when its store is behind; "manual": it waits for `padlock journal replay`. */
   readonly replay: 'auto' | 'manual';
@@ -618,6 +620,12 @@ export const CONFIG_SCHEMA = {
               minProperties: 1,
               default: { dc1: 1 },
               description: "Replicas per datacenter, as the store's; give it the same.",
+            },
+            serialConsistency: {
+              enum: ['SERIAL', 'LOCAL_SERIAL'],
+              default: 'SERIAL',
+              description:
+                "The Paxos consistency of appends and of the head read before each. SERIAL orders appends from every datacenter (two DCs at LOCAL_SERIAL can both write one position), at the cost of a cross-DC round trip per shred and of shreds refused (503 JOURNAL_UNAVAILABLE) in a DC cut off from the others' quorum. LOCAL_SERIAL only when a single datacenter ever shreds.",
             },
           },
         },
