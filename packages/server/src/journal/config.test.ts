@@ -16,7 +16,12 @@ describe('config: journal', () => {
     assert.deepEqual(journal, {
       kind: 'file',
       file: { path: '/etc/padlock/shred-journal/padlock-shreds.journal' },
-      cassandra: { keyspace: 'padlock_journal', contactPoints: [], replication: { dc1: 1 } },
+      cassandra: {
+        keyspace: 'padlock_journal',
+        contactPoints: [],
+        replication: { dc1: 1 },
+        serialConsistency: 'SERIAL',
+      },
       replay: 'auto',
       checkIntervalMs: 1000,
     });
