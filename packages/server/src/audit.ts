@@ -1,6 +1,7 @@
 import { PadlockError } from '@padlock/core';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from './log.js';
+import { Serially } from './serially.js';
 import type { AuditRow, KeyStore } from './store/types.js';
 
 /*
@@ -122,7 +123,7 @@ export class AuditLog {
   #chain = newChainId();
   #seq = 0;
   #prev = GENESIS;
-  #tail: Promise<unknown> = Promise.resolve();
+  readonly #serially = new Serially();
   #lastCheckpointAt = Date.now();
   #checkpointedSeq = 0;
 
@@ -144,9 +145,7 @@ export class AuditLog {
    *   await audit.append('billing', { type: 'credential.revoke', serviceId: 'billing', credentialId });
    */
   append(actor: string, event: AuditEvent): Promise<AuditEntry> {
-    const next = this.#tail.then(() => this.#append(actor, event));
-    this.#tail = next.catch(() => undefined);
-    return next;
+    return this.#serially.run(() => this.#append(actor, event));
   }
 
   async #append(actor: string, event: AuditEvent): Promise<AuditEntry> {
@@ -182,13 +181,11 @@ export class AuditLog {
    * the last one: now, or with `onlyIfDue` once checkpointEveryMs has passed.
    */
   checkpoint(onlyIfDue = false): Promise<void> {
-    const next = this.#tail.then(() =>
+    return this.#serially.run(() =>
       onlyIfDue && Date.now() - this.#lastCheckpointAt < this.options.checkpointEveryMs
         ? undefined
         : this.#checkpointNow(),
     );
-    this.#tail = next.catch(() => undefined);
-    return next;
   }
 
   async #checkpointNow(): Promise<void> {

@@ -40,6 +40,15 @@ function connection(contactPoint: string, localDataCenter: string): CassandraCon
   };
 }
 
+function open(contactPoint: string, localDataCenter: string, createSchema: boolean): Promise<CassandraJournal> {
+  return CassandraJournal.open(
+    connection(contactPoint, localDataCenter),
+    { keyspace, replication },
+    keys(),
+    createSchema,
+  );
+}
+
 /**
  * `count` shreds of users `${prefix}-i`, IN_FLIGHT at a time: the entries the journal returned. An append
  * that fails fast (JOURNAL_UNAVAILABLE: a Paxos round that timed out contending with the other DC) is
@@ -74,13 +83,7 @@ describe('Cassandra shred journal written from two datacenters', { skip: env.ski
   const contactPoints = (env.value ?? '').split(',');
   before(async () => {
     // Created once from dc1, then opened in each DC without schema changes (as servers with createSchema off).
-    const first = await CassandraJournal.open(
-      connection(contactPoints[0]!, 'dc1'),
-      { keyspace, replication },
-      keys(),
-      true,
-    );
-    journals.push(first);
+    journals.push(await open(contactPoints[0]!, 'dc1', true));
   });
   after(async () => {
     const admin = new cassandra.Client({ contactPoints: [contactPoints[0]!], localDataCenter: 'dc1' });
@@ -93,12 +96,7 @@ describe('Cassandra shred journal written from two datacenters', { skip: env.ski
 
   it('gives appends racing from dc1 and dc2 distinct positions in one chain that verifies', async () => {
     const dc1 = journals[0]!;
-    const dc2 = await CassandraJournal.open(
-      connection(contactPoints[2]!, 'dc2'),
-      { keyspace, replication },
-      keys(),
-      false,
-    );
+    const dc2 = await open(contactPoints[2]!, 'dc2', false);
     journals.push(dc2);
     const [a, b] = await Promise.all([appendMany(dc1, 'dc1', PER_DC), appendMany(dc2, 'dc2', PER_DC)]);
     const appended = [...a.appended, ...b.appended];

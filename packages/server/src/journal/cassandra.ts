@@ -10,6 +10,7 @@ import {
   type JournalKeys,
   type ShredRequest,
 } from './entry.js';
+import { Serially } from '../serially.js';
 import type { JournalHead, ShredJournal } from './types.js';
 
 const { consistencies } = cassandra.types;
@@ -159,16 +160,10 @@ export class CassandraJournal implements ShredJournal {
    * sleeps a random while before its next round (16 in flight: p99 321 ms against 9 ms one at a
    * time, on one node). Other processes' appends still race these; that is what the retries are for.
    */
-  #tail: Promise<unknown> = Promise.resolve();
-
-  #serially<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.#tail.then(work);
-    this.#tail = next.catch(() => undefined);
-    return next;
-  }
+  readonly #serially = new Serially();
 
   append(shred: ShredRequest): Promise<JournalEntry> {
-    return this.#serially(() => this.#append(shred));
+    return this.#serially.run(() => this.#append(shred));
   }
 
   async #append(shred: ShredRequest): Promise<JournalEntry> {
@@ -186,7 +181,7 @@ export class CassandraJournal implements ShredJournal {
    * once, then only what other servers appended while the conditional insert lost its race.
    */
   rekey(): Promise<JournalEntry | null> {
-    return this.#serially(() => this.#rekey());
+    return this.#serially.run(() => this.#rekey());
   }
 
   async #rekey(): Promise<JournalEntry | null> {

@@ -1,5 +1,6 @@
 import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config.js';
+import { Serially } from '../serially.js';
 import { connectFailure, connectionSecurity } from './cassandra-security.js';
 import { joinCredentialStates, joinIdentities, splitCredentialStates, splitIdentities } from './columns.js';
 import type {
@@ -366,14 +367,12 @@ export class CassandraKeyStore implements KeyStore {
   }
 
   /** This process's journal-position writes, one at a time (one partition: see advanceJournal). */
-  #journalTail: Promise<unknown> = Promise.resolve();
+  readonly #journalWrites = new Serially();
 
   advanceJournal(from: number, to: number): Promise<boolean> {
     // One row every shred moves: sent at once (a scheduler's concurrent shreds) the Paxos rounds
     // contend and the losers sleep before trying again, so this process sends them one at a time.
-    const next = this.#journalTail.then(() => this.#advanceJournal(from, to));
-    this.#journalTail = next.catch(() => undefined);
-    return next;
+    return this.#journalWrites.run(() => this.#advanceJournal(from, to));
   }
 
   async #advanceJournal(from: number, to: number): Promise<boolean> {
