@@ -322,9 +322,11 @@ export function rewrapConformance(target: () => Target): void {
       retryDelayMs: 1,
       onRetry: (r) => retries.push(`${r.phase} ${r.attempt} ${r.error}`),
     });
-    assert.ok(retries.length >= 2, retries.join('; '));
+    // Both faults are retried. They land on one page or on two, as the rows' order falls (Cassandra pages
+    // by token of random user ids): one page's second failure is its attempt 2 (a clean-clone run saw it).
+    assert.equal(retries.length, 2, retries.join('; '));
     assert.ok(
-      retries.every((r) => r.endsWith(' 1 OperationTimedOutError')),
+      retries.every((r) => / [12] OperationTimedOutError$/.test(r)),
       retries.join('; '),
     );
     assert.ok(result.counts.rewrapped + result.counts.current >= users.length * CATEGORIES.length);
