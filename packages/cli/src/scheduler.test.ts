@@ -211,8 +211,16 @@ describe('the scheduler in its own process', () => {
         'the server scheduler never had to be restarted',
       );
       // Its scheduler goes with the server: SIGTERM both, then kill -9 a new one and its child follows.
+      const termAt = Date.now();
       server.child.kill('SIGTERM');
       assert.equal(await server.exited, 0);
+      // The child stopped by itself on the signal, not killed by its server 30 s later (it used to be: the
+      // IPC 'disconnect' listener kept it alive), and not by noticing its server gone.
+      const msgs = server.lines().map((l) => l['msg']);
+      assert.ok(msgs.includes('scheduler stopping'), 'the scheduler process was told to stop');
+      assert.ok(!msgs.includes('the scheduler process did not stop in time; killing it'), 'it stopped in time');
+      assert.ok(!msgs.includes('the server is gone; the scheduler exits'), 'it stopped before its server');
+      assert.ok(Date.now() - termAt < 15_000, `SIGTERM to exit took ${Date.now() - termAt} ms`);
       await until('the server scheduler to exit', () => !alive(childPid), 5000);
       const again = start(['serve', '-c', configFile]);
       try {

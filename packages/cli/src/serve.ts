@@ -149,7 +149,10 @@ class SchedulerProcess {
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_STOP_MS);
+    const timer = setTimeout(() => {
+      this.log.warn('the scheduler process did not stop in time; killing it', { afterMs: CHILD_STOP_MS });
+      child.kill('SIGKILL');
+    }, CHILD_STOP_MS);
     await exited;
     clearTimeout(timer);
   }
@@ -165,11 +168,11 @@ export async function runScheduler(configFile: string): Promise<number> {
   const config = loadConfig(configFile);
   const log = createLogger(config.log.level);
   const send = process.send?.bind(process);
+  const gone = (): never => {
+    log.warn('the server is gone; the scheduler exits');
+    process.exit(1);
+  };
   if (send !== undefined) {
-    const gone = (): never => {
-      log.warn('the server is gone; the scheduler exits');
-      process.exit(1);
-    };
     // Watched before anything is awaited, so a server killed while this process starts (or while its store
     // is unreachable) takes it along. One that died before this line has disconnected already: the event is
     // gone, the state is not (a clean-clone CI run hung on a scheduler orphaned so, its output pipe held open).
@@ -202,7 +205,12 @@ export async function runScheduler(configFile: string): Promise<number> {
       clearInterval(keepAlive);
       log.info('scheduler stopping', { signal });
       padlock.close().then(
-        () => resolve(0),
+        () => {
+          // A 'disconnect' listener holds the IPC channel, and with it this process, open: without this
+          // line a stopped scheduler lived on until its server, waiting for it, killed it 30 s later.
+          process.off('disconnect', gone);
+          resolve(0);
+        },
         (error: unknown) => {
           log.error('scheduler stop failed', { error: String(error) });
           resolve(1);
