@@ -114,9 +114,22 @@ export function configJson(spec: PadlockSpec): Record<string, unknown> {
         ? {}
         : { journal: { file: { path: spec.journalPath } } }),
     ...(spec.drainTimeoutMs === undefined ? {} : { drainTimeoutMs: spec.drainTimeoutMs }),
-    ...(spec.scheduler === undefined ? {} : { scheduler: spec.scheduler }),
+    ...schedulerJson(spec),
     log: { level: 'info', requests: spec.logRequests ?? false },
   };
+}
+
+/**
+ * The scheduler's settings: the scenario's, and DIRT_SCHEDULER_OWN_PROCESS=true|false for
+ * scheduler.ownProcess (unset: the server's default), to compare the two on the same scenarios.
+ */
+function schedulerJson(spec: PadlockSpec): { scheduler?: Record<string, unknown> } {
+  const own = process.env.DIRT_SCHEDULER_OWN_PROCESS;
+  if (own !== undefined && own !== 'true' && own !== 'false') {
+    throw new Error(`DIRT_SCHEDULER_OWN_PROCESS is "${own}": true or false`);
+  }
+  const scheduler = { ...spec.scheduler, ...(own === undefined ? {} : { ownProcess: own === 'true' }) };
+  return Object.keys(scheduler).length === 0 ? {} : { scheduler };
 }
 
 export class PadlockProcess {

@@ -12,6 +12,7 @@ import {
   keyWorkload,
   openLoad,
   padlock,
+  sharedJournal,
   signUp,
   userIds,
   warm,
@@ -81,11 +82,15 @@ export const datacenterCut: Scenario = {
     const dc1 = padlock(ctx, {
       name: 'padlock-dc1',
       store: cassandraStore(ctx, { dc: 'dc1' }),
+      // One shred journal for both datacenters' Padlocks, as a two-DC deployment has (its appends
+      // at SERIAL: dc1's two replicas are a quorum of three, so dc1 keeps shredding while dc2 is cut).
+      cassandraJournal: sharedJournal(ctx),
       l1: { enabled: true, maxEntries: 100 },
     });
     const dc2 = padlock(ctx, {
       name: 'padlock-dc2',
       store: cassandraStore(ctx, { dc: 'dc2' }),
+      cassandraJournal: sharedJournal(ctx),
       l1: { enabled: true, maxEntries: 100 },
       limits: { deadlineMs: 500 },
     });
