@@ -33,7 +33,7 @@ const [count, concurrency, batch, intervalMs, rate] = [100000, 16, 500, 1000, 30
   Number(process.argv[2 + i] ?? d),
 );
 const IDLE_S = Number(process.env.BURST_IDLE_S ?? 20);
-// scheduler.ownProcess (serve runs the scheduler in a child process; the bench's default, not the server's) and scheduler.maxPerSecond.
+// scheduler.ownProcess (serve runs the scheduler in a child process; the default) and scheduler.maxPerSecond.
 const ownProcess = process.env.BURST_OWN_PROCESS !== 'false';
 const maxPerSecond = Number(process.env.BURST_MAX_PER_SECOND ?? 0);
 // BURST_MAX_S: stop measuring this long after the schedules fell due, executed or not (complete: false).

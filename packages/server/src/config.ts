@@ -565,9 +565,9 @@ export const CONFIG_SCHEMA = {
         },
         ownProcess: {
           type: 'boolean',
-          default: false,
+          default: true,
           description:
-            'True: `padlock serve` runs the scheduler in a child process of its own (`padlock scheduler`), so its synchronous store work, fsyncs and signing never hold the serving loop (recommended for mass deletions on SQLite; not yet the default: DiRT has not run with it). False runs it on the serving loop. Library callers (startPadlock) always run it in-process.',
+            'True: `padlock serve` runs the scheduler in a child process of its own (`padlock scheduler`), so its synchronous store work, fsyncs and signing never hold the serving loop (the default). False runs it on the serving loop, yielding between executions. Library callers (startPadlock) always run it in-process.',
         },
       },
     },
