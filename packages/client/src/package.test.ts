@@ -111,11 +111,18 @@ void describe('the client package without the server', { timeout: 120_000 }, () 
     );
     npm(['pack', '--pack-destination', work], CORE_DIR);
     writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'probe', private: true, type: 'module' }));
-    // The dependencies at the versions this checkout installed: --offline picks the newest version in npm's
-    // cached metadata for a range, whose tarball may never have been fetched.
-    const installed = ['jose', '@opentelemetry/api'].map(
-      (name) => `${name}@${readPackage(resolve(CLIENT_DIR, `../../node_modules/${name}`)).version ?? ''}`,
-    );
+    // The dependencies as this checkout installed them, packed from node_modules: a name@version would need
+    // npm's cached registry metadata, which `npm ci` does not fetch (a fresh machine's clean-clone run failed
+    // on ENOTCACHED for @opentelemetry/api), and a range would pick the newest version in that metadata.
+    const installed = ['jose', '@opentelemetry/api'].map((name) => {
+      const [tarball] = JSON.parse(
+        npm(
+          ['pack', '--json', '--ignore-scripts', '--pack-destination', work],
+          resolve(CLIENT_DIR, `../../node_modules/${name}`),
+        ),
+      ) as { filename: string }[];
+      return `./${tarball!.filename}`;
+    });
     npm(
       [
         'install',
