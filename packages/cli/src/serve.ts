@@ -204,18 +204,21 @@ export async function runScheduler(configFile: string): Promise<number> {
       stopping = true;
       clearInterval(keepAlive);
       log.info('scheduler stopping', { signal });
-      padlock.close().then(
-        () => {
+      void padlock
+        .close()
+        .then(
+          () => 0,
+          (error: unknown) => {
+            log.error('scheduler stop failed', { error: String(error) });
+            return 1;
+          },
+        )
+        .then((code) => {
           // A 'disconnect' listener holds the IPC channel, and with it this process, open: without this
           // line a stopped scheduler lived on until its server, waiting for it, killed it 30 s later.
           process.off('disconnect', gone);
-          resolve(0);
-        },
-        (error: unknown) => {
-          log.error('scheduler stop failed', { error: String(error) });
-          resolve(1);
-        },
-      );
+          resolve(code);
+        });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
