@@ -96,7 +96,7 @@ node scripts/run-tests.mjs --cluster "$@" || status=$?
 # Phase 3, the whole suite only: what is not Node's test runner. The cluster stops first (its nodes
 # would take CPU from these). The JVM and Python clients build and test themselves (Maven Central,
 # PyPI), then the three SDKs run the interop test against real servers; the Prometheus rules under
-# promtool (built from its Go module once, cached in .padlock/promtool); the console in headless
+# promtool (Debian's, unpacked into .padlock/promtool); the console in headless
 # Chromium (Debian's package); the deployment files (Go test, podman). PADLOCK_TEST_EXTRAS=none skips it.
 if [ $# -eq 0 ] && [ "${PADLOCK_TEST_EXTRAS:-all}" != none ]; then
   bash scripts/cassandra/stop.sh --wipe 1 2 3
