@@ -18,7 +18,10 @@ import { runLoadGo } from './lib/processes.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'loadgen-go-'));
 const binary = join(dir, 'loadgen-go');
-const DELAY_MS = 30;
+// Far above what a loaded machine adds: with two busy loops on both cores, this server's median answer
+// at 400/s took up to 19 ms; at 2,000/s (and a 30 ms delay) it fell behind, medians reached 700 ms and
+// the test failed 3 runs in 4 (now 0 in 6). u0's ~22 % of 400/s hold ~9 connections on average, of 64.
+const DELAY_MS = 100;
 let server;
 let port;
 const createdIds = [];
@@ -67,11 +70,11 @@ test('its histogram buckets are those of histogram.mjs', () => {
 });
 
 test('open loop: every request in the window answered once, latency from the intended send time', async () => {
-  const job = openJob({ rate: 2000, warmupS: 0.3, durationS: 1, connections: 8, maxConnections: 64 });
+  const job = openJob({ rate: 400, warmupS: 0.3, durationS: 1, connections: 16, maxConnections: 64 });
   job.workload = { kind: 'get', users: 50, credential: 'x' };
   const r = await runLoadGo(binary, job, join(dir, 'get.bin'));
   assert.equal(r.generator, 'go');
-  assert.ok(r.scheduled > 1500 && r.scheduled < 2500, `scheduled ${r.scheduled} at 2,000/s for 1 s`);
+  assert.ok(r.scheduled > 300 && r.scheduled < 500, `scheduled ${r.scheduled} at 400/s for 1 s`);
   assert.equal(r.completed, r.scheduled, JSON.stringify(r.errors));
   assert.equal(r.ok, r.completed);
   assert.deepEqual(r.errors, {});
@@ -80,7 +83,11 @@ test('open loop: every request in the window answered once, latency from the int
   assert.equal(r.byKind.get.count, r.completed);
   // The slow user's answers take at least DELAY_MS, and are among the latencies recorded.
   assert.ok(r.latency.maxUs >= DELAY_MS * 1000, `max ${r.latency.maxUs} us`);
-  assert.ok(r.latency.quantileUs(0.5) < DELAY_MS * 1000, 'most answers are not slow');
+  assert.ok(
+    r.latency.quantileUs(0.5) < DELAY_MS * 1000,
+    `most answers are not slow: p50 ${r.latency.quantileUs(0.5)} us, service p50 ${r.service.quantileUs(0.5)} us, ` +
+      `${r.connectionsOpened} connections`,
+  );
 });
 
 test('writes are sent once each: the mix is not cycled', async () => {
