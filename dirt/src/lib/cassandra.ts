@@ -114,7 +114,8 @@ export class CassandraCluster {
       // a node for over 200 ms, longer than Padlock's store timeout, every minute or so.
       CASS_JVM_EXTRA:
         '-XX:MaxGCPauseMillis=50' +
-        (process.env.DIRT_GC_LOG === undefined ? '' : ` -Xlog:gc:file=${process.env.DIRT_GC_LOG}/cassandra-gc-%p.log`),
+        (process.env.DIRT_GC_LOG === undefined ? '' : ` -Xlog:gc:file=${process.env.DIRT_GC_LOG}/cassandra-gc-%p.log`) +
+        (process.env.DIRT_CASSANDRA_JVM === undefined ? '' : ` ${process.env.DIRT_CASSANDRA_JVM}`),
     };
   }
 
