@@ -182,7 +182,12 @@ function memcachedScenario(fault: Fault): Scenario {
       const hedged =
         metricSum(metricsAfter, 'padlock_store_hedged_reads_total') -
         metricSum(metricsBefore, 'padlock_store_hedged_reads_total');
-      notes.push(`memcached hits over the run: ${hits}; Cassandra reads hedged: ${hedged}`);
+      const overBudget =
+        metricSum(metricsAfter, 'padlock_store_hedges_over_budget_total') -
+        metricSum(metricsBefore, 'padlock_store_hedges_over_budget_total');
+      notes.push(
+        `memcached hits over the run: ${hits}; Cassandra reads hedged: ${hedged}, left unhedged (budget spent): ${overBudget}`,
+      );
       return faultOutcome(result, load, {
         minAvailability: 99.95,
         ...(fault === 'corrupt' ? {} : { p99DuringLimitMs: 15 }),

@@ -176,7 +176,10 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
     await atStart(log, 'service registry', () => registry.refresh());
     registry.start(config.services.refreshSeconds);
 
-    if (store instanceof CassandraKeyStore) metrics.storeHedgedReads.track(() => store.hedgedReads);
+    if (store instanceof CassandraKeyStore) {
+      metrics.storeHedgedReads.track(() => store.hedgedReads);
+      metrics.storeHedgesOverBudget.track(() => store.hedgePolicy?.unarmed ?? 0);
+    }
     if (store instanceof SqliteKeyStore) {
       metrics.sqliteShredResidue.track(() => {
         const since = store.shredResidueSince;

@@ -135,6 +135,11 @@ export interface CassandraConfig {
    * first answer wins (a hedge, not a retry: nothing is sent again after a failure). 0: never.
    */
   readonly hedgeAfterMs: number;
+  /**
+   * The share of keychain reads that may be hedged over time (a token bucket of 100 hedges refilled
+   * by this much per read); default 0.1. A cluster slow everywhere is not asked everything twice.
+   */
+  readonly hedgeShare?: number;
   /** Create the keyspace and tables at start when missing. */
   readonly createSchema: boolean;
   /** Client-to-node TLS; absent: plaintext (docs/operations.md, "Cassandra over TLS"). */
@@ -368,6 +373,14 @@ export const CONFIG_SCHEMA = {
               default: 8,
               description:
                 'A keychain read not answered after this long is sent to a second replica too, and the first answer wins. 0: never.',
+            },
+            hedgeShare: {
+              type: 'number',
+              exclusiveMinimum: 0,
+              maximum: 1,
+              default: 0.1,
+              description:
+                'The share of keychain reads (above 0, at most 1) that may be hedged over time, plus a burst of 100: a cluster that is slow everywhere is not asked everything twice.',
             },
             createSchema: {
               type: 'boolean',

@@ -355,6 +355,11 @@ export class Metrics {
     'Cassandra reads that sent a speculative second request (store.cassandra.hedgeAfterMs)',
     'counter',
   );
+  readonly storeHedgesOverBudget = new Sampled(
+    'padlock_store_hedges_over_budget_total',
+    'Cassandra keychain reads left without a hedge because the hedge budget was spent (store.cassandra.hedgeShare)',
+    'counter',
+  );
   readonly sqliteShredResidue = new Gauge(
     'padlock_sqlite_shred_residue_seconds',
     "How long a shred's old rows may have stayed in the SQLite WAL or database file because its checkpoint was held off by a reader (retried until it succeeds); 0 when none",
@@ -402,6 +407,7 @@ export class Metrics {
     this.tlsCertificateNotAfter,
     this.servicesFailingIntegrity,
     this.storeHedgedReads,
+    this.storeHedgesOverBudget,
     this.sqliteShredResidue,
     this.sqliteCheckpointsBlocked,
     ...this.runtime.all,

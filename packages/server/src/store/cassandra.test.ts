@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { requiredEnv } from '../testing/services-env.js';
 import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
+import { BudgetedHedgePolicy } from './hedge-budget.js';
 import { serviceRow } from '../service-rows.js';
 import { tamperCassandra } from '../testing/tamper.js';
 import { runKeyStoreConformance, type RowEdit } from './conformance.js';
@@ -86,7 +87,7 @@ describe('Cassandra store: driver settings and table', { skip: env.skip }, () =>
     }
   });
 
-  it('never retries, hedges once after hedgeAfterMs, and uses the configured timeouts and local datacenter', async () => {
+  it('never retries, hedges once after hedgeAfterMs (within a budget), and uses the configured timeouts and local datacenter', async () => {
     const ks = `padlock_opts_${randomBytes(4).toString('hex')}`;
     const store = await CassandraKeyStore.open(options(ks));
     const unhedged = await CassandraKeyStore.open({ ...options(ks), hedgeAfterMs: 0 });
@@ -95,9 +96,10 @@ describe('Cassandra store: driver settings and table', { skip: env.skip }, () =>
       assert.ok(o.policies?.retry instanceof cassandra.policies.retry.FallthroughRetryPolicy);
       assert.ok(o.policies?.loadBalancing instanceof cassandra.policies.loadBalancing.DefaultLoadBalancingPolicy);
       const hedge = o.policies?.speculativeExecution;
-      assert.ok(hedge instanceof cassandra.policies.speculativeExecution.ConstantSpeculativeExecutionPolicy);
+      assert.ok(hedge instanceof BudgetedHedgePolicy);
+      assert.equal(hedge, store.hedgePolicy);
       // One hedge, after hedgeAfterMs, then none: a plan answers 8 once, then -1.
-      const plan = hedge.newPlan(ks, 'SELECT') as { nextExecution(): number };
+      const plan = hedge.newPlan();
       assert.deepEqual([plan.nextExecution(), plan.nextExecution()], [8, -1]);
       assert.ok(
         (unhedged.driver as unknown as { options: cassandra.ClientOptions }).options.policies

@@ -2,6 +2,7 @@ import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config.js';
 import { Serially } from '../serially.js';
 import { connectFailure, connectionSecurity } from './cassandra-security.js';
+import { BudgetedHedgePolicy, DEFAULT_HEDGE_SHARE } from './hedge-budget.js';
 import { joinCredentialStates, joinIdentities, splitCredentialStates, splitIdentities } from './columns.js';
 import type {
   AuditCheckpointRow,
@@ -42,8 +43,9 @@ const { consistencies } = cassandra.types;
  *   timeout: Padlock fails fast and callers decide about retries. The one
  *   second execution it makes is a hedge, not a retry: a keychain read at
  *   LOCAL_ONE not answered after hedgeAfterMs (default 8) is sent to the next
- *   replica too, and the first answer wins (ConstantSpeculativeExecutionPolicy,
- *   one extra execution; none when hedgeAfterMs is 0, and never for writes);
+ *   replica too, and the first answer wins (one extra execution; none when
+ *   hedgeAfterMs is 0, and never for writes), within a budget: over time at
+ *   most hedgeShare of the reads (default 0.1) are hedged (BudgetedHedgePolicy);
  * - a replica that came back less than a minute ago is tried last: it may not
  *   have the writes it missed while down (hints take seconds to arrive), and a
  *   LOCAL_ONE read it answered first would serve a shredded key again.
@@ -237,21 +239,34 @@ export class CassandraKeyStore implements KeyStore {
   readonly #ks: string;
   readonly #readTimeout: number;
   /** Keychain reads that were hedged (sent to a second replica); the metrics show it. */
-  hedgedReads = 0;
+  get hedgedReads(): number {
+    return this.hedgePolicy?.hedges ?? 0;
+  }
+  /** The hedge budget, when hedging is on: it counts the reads left unhedged for lack of budget. */
+  readonly hedgePolicy: BudgetedHedgePolicy | null;
   /** The due cursor: no schedule filed below it is pending (undefined: not read yet). */
   #dueFrom: number | undefined;
   #dueFromWrittenAt = 0;
   /** Schedules filed at or above the cursor that this process saw finished, by id: not read again. */
   readonly #finishedDue = new Map<string, number>();
 
-  private constructor(client: cassandra.Client, options: CassandraStoreOptions) {
+  private constructor(
+    client: cassandra.Client,
+    options: CassandraStoreOptions,
+    hedgePolicy: BudgetedHedgePolicy | null,
+  ) {
     this.#client = client;
+    this.hedgePolicy = hedgePolicy;
     this.#ks = options.keyspace;
     this.#readTimeout = options.readTimeoutMs;
   }
 
   /** Connects, and creates the schema when asked to. Fails fast when no contact point answers. */
   static async open(options: CassandraStoreOptions): Promise<CassandraKeyStore> {
+    const hedgePolicy =
+      options.hedgeAfterMs > 0
+        ? new BudgetedHedgePolicy(options.hedgeAfterMs, options.hedgeShare ?? DEFAULT_HEDGE_SHARE)
+        : null;
     const client = new cassandra.Client({
       // TLS and login, when configured: their files are read (and checked) here, before connecting.
       ...connectionSecurity(options),
@@ -268,11 +283,9 @@ export class CassandraKeyStore implements KeyStore {
         // second execution, on the next host of the query plan, when the first has not answered
         // after hedgeAfterMs. Whichever answers first completes the read; an error from either
         // fails it at once (there is no retry). On the 3-node DiRT cluster a replica's GC pause
-        // otherwise held every read it coordinated for 20-200 ms.
-        speculativeExecution:
-          options.hedgeAfterMs > 0
-            ? new cassandra.policies.speculativeExecution.ConstantSpeculativeExecutionPolicy(options.hedgeAfterMs, 1)
-            : new cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy(),
+        // otherwise held every read it coordinated for 20-200 ms. The budget keeps a cluster that is
+        // slow everywhere from being asked everything twice.
+        speculativeExecution: hedgePolicy ?? new cassandra.policies.speculativeExecution.NoSpeculativeExecutionPolicy(),
         reconnection: new cassandra.policies.reconnection.ConstantReconnectionPolicy(1000),
       },
       socketOptions: {
@@ -296,7 +309,7 @@ export class CassandraKeyStore implements KeyStore {
         }
         await addMissingColumns(client, options.keyspace);
       }
-      return new CassandraKeyStore(client, options);
+      return new CassandraKeyStore(client, options, hedgePolicy);
     } catch (error) {
       await client.shutdown().catch(() => undefined);
       throw error;
@@ -321,7 +334,6 @@ export class CassandraKeyStore implements KeyStore {
     const query = 'SELECT category, version, wrapped, created_at, shredded_at FROM {ks}.root_keys WHERE user_id = ?';
     if (options.fresh !== true) {
       const fast = await this.#exec(query, [userId], consistencies.localOne, { isIdempotent: true });
-      if (fast.info.speculativeExecutions > 0) this.hedgedReads++;
       if (fast.rows.length > 0) return fast.rows.map(toKeyRow);
     }
     // Not found at LOCAL_ONE (or asked to be fresh): a signup may not have reached this replica yet.
