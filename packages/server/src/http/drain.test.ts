@@ -53,19 +53,35 @@ async function refusedOr503(request: Promise<HttpReply>): Promise<string> {
   }
 }
 
+/**
+ * A harness with `config` over the defaults whose store can be slowed down: `slow()` is the store the
+ * server uses now (a restart opens a new one).
+ */
+async function slowHarness(config: Record<string, unknown>): Promise<{ h: Harness; slow: () => SlowStore }> {
+  let current: SlowStore | undefined;
+  const h = await startHarness({
+    config,
+    wrapStore: (store) => {
+      current = new SlowStore(store);
+      return current;
+    },
+  });
+  return {
+    h,
+    slow: () => {
+      assert.ok(current, 'the harness did not open a store');
+      return current;
+    },
+  };
+}
+
 describe('graceful drain', () => {
   let h: Harness;
-  let slow: SlowStore;
+  let slow: () => SlowStore;
   const users = Array.from({ length: 20 }, (_, i) => `drain-${i}`);
   before(async () => {
-    h = await startHarness({
-      // memcached off: every batch must reach the (slowed) store to stay in flight.
-      config: { drainTimeoutMs: 10000, cache: { memcached: { servers: [] } } },
-      wrapStore: (store) => {
-        slow = new SlowStore(store);
-        return slow;
-      },
-    });
+    // memcached off: every batch must reach the (slowed) store to stay in flight.
+    ({ h, slow } = await slowHarness({ drainTimeoutMs: 10000, cache: { memcached: { servers: [] } } }));
     for (const userId of users) assert.equal((await h.call('POST', '/v1/keychains', { json: { userId } })).status, 201);
     await h.restart(); // an empty cache, so every batch reads the store
   });
@@ -73,7 +89,7 @@ describe('graceful drain', () => {
 
   it('finishes in-flight requests with 200, refuses new ones, and resolves close()', async () => {
     const userIds = Array.from({ length: 500 }, (_, i) => users[i % users.length]!);
-    slow.delays = { getKeychains: 1000 };
+    slow().delays = { getKeychains: 1000 };
     const inFlight = Array.from({ length: 6 }, () => h.call('POST', '/v1/keys/batch-get', { json: { userIds } }));
     const late = await halfSentRequest(h.port, 'GET /v1/keys/drain-0 HTTP/1.1');
     const lateReady = await halfSentRequest(h.port, 'GET /readyz HTTP/1.1');
@@ -124,31 +140,25 @@ describe('graceful drain', () => {
 
 describe('load shedding', () => {
   let h: Harness;
-  let slow: SlowStore;
+  let slow: () => SlowStore;
   // The one request let in is held 1 s (its deadline is 2 s): a shed request answered within a quarter
   // of that was refused, not queued behind it. (With 150 ms held and 150 ms allowed, a shed answer took
   // 154 ms in a CI run: the margin was nil.)
   const HELD_MS = 1000;
   before(async () => {
-    h = await startHarness({
-      config: { limits: { maxInFlight: 1, deadlineMs: 2000 } },
-      wrapStore: (store) => {
-        slow = new SlowStore(store);
-        return slow;
-      },
-    });
+    ({ h, slow } = await slowHarness({ limits: { maxInFlight: 1, deadlineMs: 2000 } }));
   });
   after(() => h.close());
 
   it('with maxInFlight 1, concurrent requests are shed at once with 503 OVERLOADED', async () => {
-    slow.delays = { getKeychain: HELD_MS };
+    slow().delays = { getKeychain: HELD_MS };
     const timed = async (i: number): Promise<{ reply: HttpReply; ms: number }> => {
       const start = Date.now();
       const reply = await h.call('GET', `/v1/keys/ghost-${i}`);
       return { reply, ms: Date.now() - start };
     };
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => timed(i)));
-    slow.delays = {};
+    slow().delays = {};
     const served = results.filter((r) => r.reply.status === 404);
     const shed = results.filter((r) => r.reply.status === 503);
     assert.equal(served.length + shed.length, results.length, results.map((r) => r.reply.status).join(','));
@@ -168,24 +178,18 @@ describe('load shedding', () => {
 
 describe('deadlines', () => {
   let h: Harness;
-  let slow: SlowStore;
+  let slow: () => SlowStore;
   before(async () => {
-    h = await startHarness({
-      config: { limits: { maxInFlight: 1, deadlineMs: 250 } },
-      wrapStore: (store) => {
-        slow = new SlowStore(store);
-        return slow;
-      },
-    });
+    ({ h, slow } = await slowHarness({ limits: { maxInFlight: 1, deadlineMs: 250 } }));
   });
   after(() => h.close());
 
   it('a request past its deadline answers 503 DEADLINE_EXCEEDED and does not hang', async () => {
-    slow.delays = { getKeychain: 1000 };
+    slow().delays = { getKeychain: 1000 };
     const start = Date.now();
     const reply = await h.call('GET', '/v1/keys/ghost-slow');
     const ms = Date.now() - start;
-    slow.delays = {};
+    slow().delays = {};
     assertError(reply, 503, 'DEADLINE_EXCEEDED');
     assert.ok(ms >= 240 && ms < 800, `answered after ${ms} ms with a 250 ms deadline`);
     // The slot frees when the deadline answers, not when the store finally returns.
