@@ -28,6 +28,15 @@ export interface CassandraNode {
 }
 
 const SEEDS = `${netHost(1)},${netHost(3)}`;
+/**
+ * JVM options of the suite's nodes unless DIRT_CASSANDRA_JVM replaces them: the client compiler (C1)
+ * only. Three cold JVMs on two cores spend about half their CPU in C2's compiler thread for minutes
+ * (top -H), long after the warm-up: "before" phases measured p50s of 55-465 ms and the machine
+ * witness 50-78 stalls of 100 ms or more per scenario. With C1 alone the nodes answer the suite's
+ * load (a few hundred reads a second) with before-p50s of 3-6 ms (dirt/README.md, "The nodes' JIT").
+ */
+const SUITE_NODE_JVM = '-XX:TieredStopAtLevel=1';
+
 /** A started node runs at nice 10 for this long after it answers, then at nice 0. */
 const RENICE_AFTER_MS = 60000;
 const KEEP = process.env['DIRT_KEEP_CLUSTER'] === '1';
@@ -115,7 +124,7 @@ export class CassandraCluster {
       CASS_JVM_EXTRA:
         '-XX:MaxGCPauseMillis=50' +
         (process.env.DIRT_GC_LOG === undefined ? '' : ` -Xlog:gc:file=${process.env.DIRT_GC_LOG}/cassandra-gc-%p.log`) +
-        (process.env.DIRT_CASSANDRA_JVM === undefined ? '' : ` ${process.env.DIRT_CASSANDRA_JVM}`),
+        ` ${process.env.DIRT_CASSANDRA_JVM ?? SUITE_NODE_JVM}`,
     };
   }
 
