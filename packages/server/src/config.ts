@@ -140,6 +140,13 @@ export interface CassandraConfig {
    * by this much per read); default 0.1. A cluster slow everywhere is not asked everything twice.
    */
   readonly hedgeShare?: number;
+  /**
+   * The Paxos of holds and schedules (placed, released; filed, claimed, finished, cancelled), and the
+   * consistency of the reads that decide on them: "SERIAL" (the default) across every datacenter, so two
+   * deployment groups in different DCs never both claim one schedule and a hold placed in one DC is
+   * seen by a shred in another; "LOCAL_SERIAL" only when a single datacenter ever runs the lifecycle.
+   */
+  readonly lifecycleSerialConsistency?: 'SERIAL' | 'LOCAL_SERIAL';
   /** Create the keyspace and tables at start when missing. */
   readonly createSchema: boolean;
   /** Client-to-node TLS; absent: plaintext (docs/operations.md, "Cassandra over TLS"). */
@@ -381,6 +388,12 @@ export const CONFIG_SCHEMA = {
               default: 0.1,
               description:
                 'The share of keychain reads (above 0, at most 1) that may be hedged over time, plus a burst of 100: a cluster that is slow everywhere is not asked everything twice.',
+            },
+            lifecycleSerialConsistency: {
+              enum: ['SERIAL', 'LOCAL_SERIAL'],
+              default: 'SERIAL',
+              description:
+                "The Paxos of holds and schedules, and the reads that decide on them (holds before a shred, receipts before a schedule's takeover: QUORUM). SERIAL: across every datacenter, so two DCs' schedulers never both execute one schedule and a hold placed in one DC stops a shred in another, at the cost of a cross-DC round trip for each and of holds, schedules and shreds refused in a DC cut off from the others' quorum. LOCAL_SERIAL only when a single datacenter ever runs the lifecycle.",
             },
             createSchema: {
               type: 'boolean',

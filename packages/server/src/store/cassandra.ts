@@ -238,6 +238,9 @@ export class CassandraKeyStore implements KeyStore {
   readonly #client: cassandra.Client;
   readonly #ks: string;
   readonly #readTimeout: number;
+  /** Holds' and schedules' Paxos (lifecycleSerialConsistency), and the consistency of their commits and deciding reads. */
+  readonly #lifecycleSerial: number;
+  readonly #lifecycleQuorum: number;
   /** Keychain reads that were hedged (sent to a second replica); the metrics show it. */
   get hedgedReads(): number {
     return this.hedgePolicy?.hedges ?? 0;
@@ -259,6 +262,9 @@ export class CassandraKeyStore implements KeyStore {
     this.hedgePolicy = hedgePolicy;
     this.#ks = options.keyspace;
     this.#readTimeout = options.readTimeoutMs;
+    const local = options.lifecycleSerialConsistency === 'LOCAL_SERIAL';
+    this.#lifecycleSerial = local ? consistencies.localSerial : consistencies.serial;
+    this.#lifecycleQuorum = local ? consistencies.localQuorum : consistencies.quorum;
   }
 
   /** Connects, and creates the schema when asked to. Fails fast when no contact point answers. */
@@ -434,25 +440,30 @@ export class CassandraKeyStore implements KeyStore {
   }
 
   /*
-   * Holds and schedules: every write is a lightweight transaction whose commit
-   * is at LOCAL_QUORUM. Reads that decide something are at LOCAL_SERIAL (a
-   * schedule, before a claim) or LOCAL_QUORUM (holds, before a shred): both
-   * see every round that returned, and never a replica that missed it.
+   * Holds and schedules: every write is a lightweight transaction at SERIAL whose
+   * commit is at QUORUM (lifecycleSerialConsistency; LOCAL_SERIAL and
+   * LOCAL_QUORUM when one datacenter alone runs the lifecycle). Reads that
+   * decide something are at SERIAL (a schedule, before a claim) or QUORUM
+   * (holds, before a shred): both see every round that returned, in any
+   * datacenter. At LOCAL_SERIAL each DC's Paxos sees only its own replicas:
+   * in the DiRT datacenter cut, dc1 executed schedules while dc2 was cut off
+   * and dc2's scheduler claimed and executed them again once it was back
+   * (two receipts each; store/lifecycle-dc.cluster.test).
    */
   async insertHold(h: HoldRecord): Promise<boolean> {
-    const result = await this.#lwt(
+    const result = await this.#lifecycleLwt(
       'INSERT INTO {ks}.holds (user_id, hold_id, category, reason, placed_by, placed_at, released_at, released_by, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
       [h.userId, h.holdId, h.category, h.reason, h.placedBy, h.placedAt, h.releasedAt, h.releasedBy, h.mac],
     );
     return result.wasApplied();
   }
 
-  // LOCAL_QUORUM, not LOCAL_SERIAL: a hold's insert returns once its Paxos commit reached a quorum, which
-  // every LOCAL_QUORUM read meets, so a hold placed before the read began is seen. Every shred and every due
-  // schedule reads the holds; in the DiRT node kill the LOCAL_SERIAL read was the shred path's most failed
-  // store call (85 of 170 errors), a Paxos round of its own before any write.
+  // QUORUM (LOCAL_QUORUM), not a serial read: a hold's insert returns once its Paxos commit reached a
+  // quorum, which every quorum read of the same scope meets, so a hold placed before the read began is seen.
+  // Every shred and every due schedule reads the holds; in the DiRT node kill the LOCAL_SERIAL read was the
+  // shred path's most failed store call (85 of 170 errors), a Paxos round of its own before any write.
   async listHolds(userId: string): Promise<HoldRecord[]> {
-    const result = await this.#exec('SELECT * FROM {ks}.holds WHERE user_id = ?', [userId], consistencies.localQuorum);
+    const result = await this.#exec('SELECT * FROM {ks}.holds WHERE user_id = ?', [userId], this.#lifecycleQuorum);
     return result.rows.map(toHold).sort((a, b) => a.placedAt - b.placedAt || a.holdId.localeCompare(b.holdId));
   }
 
@@ -463,7 +474,7 @@ export class CassandraKeyStore implements KeyStore {
     holdId: string,
     release: { releasedAt: number; releasedBy: string; mac: Uint8Array },
   ): Promise<boolean> {
-    const result = await this.#lwt(
+    const result = await this.#lifecycleLwt(
       'UPDATE {ks}.holds SET released_at = ?, released_by = ?, mac = ? WHERE user_id = ? AND hold_id = ? IF placed_at >= 0 AND released_at = null',
       [release.releasedAt, release.releasedBy, Buffer.from(release.mac), userId, holdId],
     );
@@ -481,7 +492,7 @@ export class CassandraKeyStore implements KeyStore {
       this.#fileDue(s.scheduleId, Math.max(s.executeAt, s.createdAt)),
       s.serveDuringGrace ? undefined : this.#fileWithholding(s.scheduleId),
     ]);
-    const result = await this.#lwt(
+    const result = await this.#lifecycleLwt(
       'INSERT INTO {ks}.schedules (schedule_id, user_id, category, execute_at, serve_during_grace, requested_by, created_at, state, finished_at, finished_by, claimed_by, lease_until, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS',
       [
         s.scheduleId,
@@ -506,7 +517,7 @@ export class CassandraKeyStore implements KeyStore {
     const result = await this.#exec(
       'SELECT * FROM {ks}.schedules WHERE schedule_id = ?',
       [scheduleId],
-      consistencies.localSerial,
+      this.#lifecycleSerial,
     );
     const row = result.first() as Row | null;
     return row === null ? undefined : toSchedule(row);
@@ -527,7 +538,7 @@ export class CassandraKeyStore implements KeyStore {
   /*
    * Due schedules by time bucket: the buckets from the cursor to `now`, each a
    * clustering range (due_at from the cursor to now), at LOCAL_QUORUM, then
-   * each schedule's row; the claim that follows is at LOCAL_SERIAL. The
+   * each schedule's row; the claim that follows is a lifecycle LWT (SERIAL). The
    * cursor then moves to the first schedule still pending, and never past
    * now - DUE_SKEW_MS. A pending one filed long ago (under a hold, or whose
    * shred keeps failing) is filed again under now, so it cannot hold the
@@ -684,7 +695,7 @@ export class CassandraKeyStore implements KeyStore {
     );
   }
 
-  /** Pages through every schedule at LOCAL_QUORUM; the claim that follows is at LOCAL_SERIAL. */
+  /** Pages through every schedule at LOCAL_QUORUM; the claim that follows decides (a lifecycle LWT). */
   async #scanSchedules(keep: (s: ScheduleRecord) => boolean): Promise<ScheduleRecord[]> {
     const kept: ScheduleRecord[] = [];
     let pageState: string | undefined;
@@ -703,7 +714,7 @@ export class CassandraKeyStore implements KeyStore {
   }
 
   async claimSchedule(scheduleId: string, expected: ScheduleClaim, claim: ScheduleClaim): Promise<boolean> {
-    const result = await this.#lwt(
+    const result = await this.#lifecycleLwt(
       "UPDATE {ks}.schedules SET claimed_by = ?, lease_until = ? WHERE schedule_id = ? IF state = 'pending' AND claimed_by = ? AND lease_until = ?",
       [claim.claimedBy, claim.leaseUntil, scheduleId, expected.claimedBy, expected.leaseUntil],
     );
@@ -715,7 +726,7 @@ export class CassandraKeyStore implements KeyStore {
     expected: ScheduleClaim,
     finish: { state: 'executed' | 'cancelled'; finishedAt: number; finishedBy: string; mac: Uint8Array },
   ): Promise<boolean> {
-    const result = await this.#lwt(
+    const result = await this.#lifecycleLwt(
       "UPDATE {ks}.schedules SET state = ?, finished_at = ?, finished_by = ?, mac = ? WHERE schedule_id = ? IF state = 'pending' AND claimed_by = ? AND lease_until = ?",
       [
         finish.state,
@@ -732,6 +743,11 @@ export class CassandraKeyStore implements KeyStore {
 
   #lwt(query: string, params: unknown[]): Promise<cassandra.types.ResultSet> {
     return this.#exec(query, params, consistencies.localQuorum, { serialConsistency: consistencies.localSerial });
+  }
+
+  /** A hold's or schedule's lightweight transaction: SERIAL, committed at QUORUM (or both local). */
+  #lifecycleLwt(query: string, params: unknown[]): Promise<cassandra.types.ResultSet> {
+    return this.#exec(query, params, this.#lifecycleQuorum, { serialConsistency: this.#lifecycleSerial });
   }
 
   async createService(row: ServiceRow): Promise<boolean> {
@@ -833,12 +849,12 @@ export class CassandraKeyStore implements KeyStore {
       this.#exec(
         'INSERT INTO {ks}.receipts (receipt_id, user_id, issued_at, jws) VALUES (?, ?, ?, ?)',
         [r.receiptId, r.userId, issuedAt, r.jws],
-        consistencies.localQuorum,
+        this.#lifecycleQuorum,
       ),
       this.#exec(
         'INSERT INTO {ks}.receipts_by_user (user_id, issued_at, receipt_id, jws) VALUES (?, ?, ?, ?)',
         [r.userId, issuedAt, r.receiptId, r.jws],
-        consistencies.localQuorum,
+        this.#lifecycleQuorum,
       ),
     ]);
   }
@@ -847,7 +863,7 @@ export class CassandraKeyStore implements KeyStore {
     const result = await this.#exec(
       'SELECT receipt_id, user_id, issued_at, jws FROM {ks}.receipts WHERE receipt_id = ?',
       [receiptId],
-      consistencies.localQuorum,
+      this.#lifecycleQuorum,
     );
     const row = result.first() as Row | null;
     return row === null ? undefined : toReceipt(row);
@@ -857,7 +873,7 @@ export class CassandraKeyStore implements KeyStore {
     const result = await this.#exec(
       'SELECT receipt_id, user_id, issued_at, jws FROM {ks}.receipts_by_user WHERE user_id = ?',
       [userId],
-      consistencies.localQuorum,
+      this.#lifecycleQuorum,
     );
     return result.rows.map(toReceipt);
   }
@@ -1020,15 +1036,13 @@ export class CassandraKeyStore implements KeyStore {
         );
         break;
       case 'holds':
-        result = await this.#lwt('UPDATE {ks}.holds SET mac = ? WHERE user_id = ? AND hold_id = ? IF mac = ?', [
-          next,
-          record.hold.userId,
-          record.hold.holdId,
-          Buffer.from(record.hold.mac ?? EMPTY),
-        ]);
+        result = await this.#lifecycleLwt(
+          'UPDATE {ks}.holds SET mac = ? WHERE user_id = ? AND hold_id = ? IF mac = ?',
+          [next, record.hold.userId, record.hold.holdId, Buffer.from(record.hold.mac ?? EMPTY)],
+        );
         break;
       case 'schedules':
-        result = await this.#lwt('UPDATE {ks}.schedules SET mac = ? WHERE schedule_id = ? IF mac = ?', [
+        result = await this.#lifecycleLwt('UPDATE {ks}.schedules SET mac = ? WHERE schedule_id = ? IF mac = ?', [
           next,
           record.schedule.scheduleId,
           Buffer.from(record.schedule.mac ?? EMPTY),
