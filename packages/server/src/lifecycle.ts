@@ -273,7 +273,16 @@ export class Lifecycle {
         return 'held';
       }
       // Nothing to shred: the keychain is gone from the store (it never is in normal operation).
-      if (!(error instanceof PadlockError && error.code === 'KEYCHAIN_NOT_FOUND')) throw error;
+      if (!(error instanceof PadlockError && error.code === 'KEYCHAIN_NOT_FOUND')) {
+        // Failed (the store or the journal unavailable): the claim is let go, so the next pass of any node
+        // retries at once rather than after the lease. It stays this node's, expired, so the next claimer
+        // checks for a receipt before shredding (the shred may have got that far). DiRT's datacenter cut
+        // found a schedule left pending past the end of the run, its claim held 30 s by a failed attempt.
+        await this.store
+          .claimSchedule(schedule.scheduleId, claim, { claimedBy: nodeId, leaseUntil: Date.now() })
+          .catch(() => false);
+        throw error;
+      }
     }
     const finishedAt = Date.now();
     const executed = sealSchedule(this.keks.active, {
