@@ -93,7 +93,13 @@ async function rejectsWith(work: Promise<unknown>, code: string): Promise<void> 
   await assert.rejects(work, (error: unknown) => error instanceof PadlockError && error.code === code);
 }
 
-function pendingSchedule(keks: KekRing, userId: string, category: string | null, executeAt: number): ScheduleRecord {
+/** A sealed, pending, unclaimed schedule (not yet stored). */
+export function pendingSchedule(
+  keks: KekRing,
+  userId: string,
+  category: string | null,
+  executeAt: number,
+): ScheduleRecord {
   return sealSchedule(keks.active, {
     scheduleId: `sched-${randomUUID()}`,
     userId,

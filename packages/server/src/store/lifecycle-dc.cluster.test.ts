@@ -14,6 +14,7 @@
  * (five schedules executed by both groups, two receipts each); the second case
  * here shows the test can tell.
  */
+import { kekRing, SecretBytes } from '@padlock/core';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,7 +24,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { requiredEnv } from '../testing/services-env.js';
 import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
-import type { HoldRecord, ScheduleRecord } from './types.js';
+import { pendingSchedule } from './lifecycle-conformance.js';
+import type { HoldRecord } from './types.js';
 
 const env = requiredEnv('PADLOCK_TEST_CLUSTER');
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -48,6 +50,7 @@ async function node3Down(): Promise<void> {
     await sleep(1000);
   }
 }
+const keks = kekRing([{ kid: 'dc-kek', key: SecretBytes.random(32) }], 'dc-kek');
 const keyspace = `padlock_lifecycle_dc_${randomBytes(4).toString('hex')}`;
 
 type Serial = 'SERIAL' | 'LOCAL_SERIAL';
@@ -69,24 +72,6 @@ function options(
     createSchema,
     // Unset: the store's default, which the first case checks is SERIAL.
     ...(serial === undefined ? {} : { lifecycleSerialConsistency: serial }),
-  };
-}
-
-function schedule(id: string, now: number): ScheduleRecord {
-  return {
-    scheduleId: id,
-    userId: `user-${id}`,
-    category: null,
-    executeAt: now,
-    serveDuringGrace: true,
-    requestedBy: 'test',
-    createdAt: now,
-    state: 'pending',
-    finishedAt: null,
-    finishedBy: null,
-    claimedBy: null,
-    leaseUntil: null,
-    mac: randomBytes(32),
   };
 }
 
@@ -141,7 +126,7 @@ describe(
       const dc2 = await CassandraKeyStore.open(options(contactPoints[2]!, 'dc2', serial, false));
       stores.push(dc1, dc2);
       const now = Date.now();
-      const s = schedule(`sched-${serial ?? 'default'}-${randomBytes(4).toString('hex')}`, now);
+      const s = pendingSchedule(keks, `user-${randomBytes(4).toString('hex')}`, null, now);
       assert.equal(await dc1.insertSchedule(s), true);
       // Both DCs have the pending schedule before the cut (so dc2's claim below has something to win).
       await until(
