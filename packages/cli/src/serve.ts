@@ -22,8 +22,9 @@ import { fileURLToPath } from 'node:url';
  * scheduled shred is a run of synchronous transactions and fsyncs, and on the
  * serving loop they hold lookups behind them (docs/performance.md). The child
  * is one more node as far as the store knows (its own claims, audit chain and
- * journal appends); it reports each outcome over IPC so the server counts it
- * in its metrics and drops the shredded keychain from its caches at once.
+ * journal appends). Over IPC it has the server drop each keychain it shreds
+ * from its caches before it finishes the schedule (ServerLink, below), then
+ * reports the outcome for the server's metrics.
  */
 export async function serve(configFile: string, workers: number): Promise<number> {
   const config = loadConfig(configFile);
@@ -130,12 +131,27 @@ class SchedulerProcess {
   }
 
   #outcome(message: unknown): void {
-    const m = message as Partial<ScheduleOutcome> & { type?: unknown };
-    if (m === null || typeof m !== 'object' || m.type !== 'schedule-outcome') return;
+    const m = message as Partial<ScheduleOutcome> & { type?: unknown; seq?: unknown };
+    if (m === null || typeof m !== 'object') return;
+    if (m.type === 'shredded') {
+      // The child waits for the answer before it writes the receipt and finishes the schedule.
+      const { userId, seq } = m;
+      if (typeof userId !== 'string' || typeof seq !== 'number') return;
+      void this.padlock
+        .invalidate(userId)
+        .catch(() => undefined)
+        .then(() => {
+          const child = this.#child;
+          if (child?.connected === true) child.send({ type: 'dropped', seq }, () => undefined);
+        });
+      return;
+    }
+    if (m.type !== 'schedule-outcome') return;
     if (m.outcome !== 'executed' && m.outcome !== 'held' && m.outcome !== 'failed') return;
     if (m.outcome !== 'failed') this.padlock.metrics.schedulesExecuted.inc({ outcome: m.outcome });
     if (m.outcome === 'executed') {
       // Dropped at once; a failure (memcached down) leaves the deletion bound of docs/operations.md.
+      // Dropped when the child shredded it (above); again here, for a child that stopped waiting for it.
       if (typeof m.userId === 'string') this.padlock.invalidate(m.userId).catch(() => undefined);
       if (typeof m.delaySeconds === 'number') this.padlock.metrics.scheduleDelay.observe({}, m.delaySeconds);
     }
@@ -179,14 +195,18 @@ export async function runScheduler(configFile: string): Promise<number> {
     if (!process.connected) gone();
     process.once('disconnect', gone);
   }
+  const server = send === undefined ? undefined : new ServerLink(send);
   const padlock = await startPadlock(
     { ...config, scheduler: { ...config.scheduler, enabled: true } },
     {
       log,
       listen: false,
-      ...(send === undefined
+      ...(send === undefined || server === undefined
         ? {}
-        : { onScheduleOutcome: (outcome: ScheduleOutcome) => void send({ type: 'schedule-outcome', ...outcome }) }),
+        : {
+            onScheduleOutcome: (outcome: ScheduleOutcome) => void send({ type: 'schedule-outcome', ...outcome }),
+            onShredded: (userId: string) => server.shredded(userId),
+          }),
     },
   );
   log.info('padlock scheduler running', {
@@ -217,10 +237,54 @@ export async function runScheduler(configFile: string): Promise<number> {
           // A 'disconnect' listener holds the IPC channel, and with it this process, open: without this
           // line a stopped scheduler lived on until its server, waiting for it, killed it 30 s later.
           process.off('disconnect', gone);
+          server?.close();
           resolve(code);
         });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** How long a scheduler child waits for its server to drop a keychain it shredded before going on. */
+const DROP_WAIT_MS = 1000;
+
+/**
+ * The scheduler child's side of its link to the server: after each store shred it tells the server, which
+ * drops the keychain from its cache, and waits for the answer (at most DROP_WAIT_MS) before the receipt and
+ * the finish. So a schedule seen executed is never one whose keys this server still serves from its cache.
+ */
+class ServerLink {
+  #seq = 0;
+  readonly #waiting = new Map<number, () => void>();
+  readonly #listener = (message: unknown): void => {
+    const m = message as { type?: unknown; seq?: unknown } | null;
+    if (m === null || typeof m !== 'object' || m.type !== 'dropped' || typeof m.seq !== 'number') return;
+    this.#waiting.get(m.seq)?.();
+  };
+
+  constructor(private readonly send: (message: unknown, callback: (error: Error | null) => void) => boolean) {
+    process.on('message', this.#listener);
+  }
+
+  shredded(userId: string): Promise<void> {
+    const seq = ++this.#seq;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#waiting.delete(seq);
+        resolve();
+      };
+      const timer = setTimeout(done, DROP_WAIT_MS);
+      this.#waiting.set(seq, done);
+      // A channel closed meanwhile: the server is gone, and this process exits on 'disconnect'.
+      this.send({ type: 'shredded', userId, seq }, () => undefined);
+    });
+  }
+
+  /** Lets the IPC channel go (a 'message' listener holds it, and with it the process, open). */
+  close(): void {
+    process.off('message', this.#listener);
+    for (const done of [...this.#waiting.values()]) done();
+  }
 }

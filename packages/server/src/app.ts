@@ -150,6 +150,8 @@ export interface StartOptions {
   readonly listen?: boolean;
   /** Told of each scheduled shred outcome of this process's scheduler. */
   readonly onScheduleOutcome?: (outcome: ScheduleOutcome) => void;
+  /** Awaited after each store shred of this process, before its receipt (KeyService.onShredded). */
+  readonly onShredded?: (userId: string) => Promise<void>;
 }
 
 /** Opens the store, loads KEKs and services, and starts serving. */
@@ -242,6 +244,7 @@ export async function startPadlock(config: PadlockConfig, options: StartOptions 
       gate,
       log,
     );
+    keys.onShredded = options.onShredded;
     // Before the port opens: a store behind the journal is replayed (journal.replay "auto") or kept shut.
     await gate.start();
     const journalGate = gate;

@@ -60,6 +60,13 @@ export class KeyService {
    */
   withheld: ReadonlyMap<string, ReadonlySet<string> | null> = new Map();
 
+  /**
+   * Awaited after each store shred, before its receipt, audit entry and (for a schedule) its finish: a
+   * scheduler in its own process tells its server here, which drops the keychain from its cache, so a
+   * schedule seen executed is never one whose keys that server still serves. Its failure fails nothing.
+   */
+  onShredded: ((userId: string) => Promise<void>) | undefined;
+
   constructor(
     private readonly store: KeyStore,
     private readonly keychains: KeychainSource,
@@ -153,6 +160,7 @@ export class KeyService {
     // lagging position is replayed at the next check). Awaited below, so a shred's caller sees it moved.
     const applied = entry === undefined ? undefined : this.#applied(entry);
     await this.keychains.invalidate(userId);
+    await this.onShredded?.(userId).catch(() => undefined);
     const after = await timed(this.metrics, 'get_fresh', this.store.getKeychain(userId, { fresh: true }));
     const byCategory = new Map<string, { version: number; shreddedAt: number }[]>();
     for (const row of after) {
