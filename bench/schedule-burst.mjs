@@ -15,8 +15,8 @@ import { startNode, stop } from './lib/processes.mjs';
  * due at the same instant, and an open-loop lookup load at a fixed rate
  * (latency from each request's intended send time, so queueing counts).
  * Measures, in one run: lookup p50/p99 while idle (before the schedules fall
- * due) and while they run, and schedules executed per second (from the moment
- * they fell due to the last one executed). The scheduler's settings are its
+ * due) and while they run, each second's lookups (timeline), and schedules
+ * executed per second (from the moment they fell due to the last one executed). The scheduler's settings are its
  * rate limit (docs/operations.md): batch per pass, concurrency, pass interval.
  *
  * By default `padlock serve` runs its scheduler in a child process of its own
@@ -201,6 +201,7 @@ try {
   const port = server.value;
   const lookups = { idle: [], burst: [] };
   const failures = { idle: 0, burst: 0 };
+  const perSecond = new Map();
   let phase = 'idle';
   let firstFailure;
   let stopLoad = false;
@@ -219,7 +220,13 @@ try {
         if (reply.status !== 200) {
           failures[p]++;
           firstFailure ??= `${reply.status} ${reply.body.slice(0, 200)}`;
-        } else lookups[p].push(performance.now() - due);
+        } else {
+          const ms = performance.now() - due;
+          lookups[p].push(ms);
+          // By the second the request was due in, counted from the schedules' due instant (negative: idle).
+          const second = Math.floor((performance.timeOrigin + due - executeAt) / 1000);
+          (perSecond.get(second) ?? perSecond.set(second, []).get(second)).push(ms);
+        }
         inFlight.delete(op);
       });
       inFlight.add(op);
@@ -258,6 +265,8 @@ try {
     lookupMs: { idle, burst },
     p99Ratio: idle.p99 && burst.p99 ? Math.round((burst.p99 / idle.p99) * 100) / 100 : null,
     lookupFailures: failures,
+    // Each second's lookups (from the due instant; negative: idle): where the slow ones fall in time.
+    timeline: [...perSecond].sort(([a], [b]) => a - b).map(([second, values]) => ({ second, ...percentiles(values) })),
     firstFailure: firstFailure ?? null,
   };
   const out = join(ROOT, 'bench', 'results');
