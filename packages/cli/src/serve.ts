@@ -239,6 +239,10 @@ export async function runScheduler(configFile: string): Promise<number> {
           process.off('disconnect', gone);
           server?.close();
           resolve(code);
+          // Stopped is stopped: exit even if a handle is left. One scheduler was seen alive 15 minutes after
+          // its stop (exitCode 0 set, its server gone), holding three Cassandra driver connections that only
+          // sent heartbeats; where they came from was not found. Logs are written synchronously (pipes, files).
+          setImmediate(() => process.exit(code));
         });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
