@@ -4,6 +4,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CassandraCluster } from './lib/cassandra.js';
 import { cleanupAll, installExitHandlers, runCommand, useRegistry } from './lib/children.js';
+import { CpuMonitor, describeCpu } from './lib/cpu.js';
 import { DIRT_NET, MEMCACHED_BASE_PORT, PORT_BASE, ephemeralPort, netHost } from './lib/net.js';
 import { lifecycleOutcome, LifecycleRegistry } from './lib/lifecycle.js';
 import { REPO } from './lib/padlock.js';
@@ -108,6 +109,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const run = new RunState();
   const witness = new StallMonitor(runDir);
   witness.start();
+  const cpu = new CpuMonitor(runDir);
+  cpu.start();
   let nextPort = PORT_BASE;
   let nextMemcached = MEMCACHED_BASE_PORT;
   const reports: ScenarioReport[] = [];
@@ -158,7 +161,11 @@ async function main(argv: readonly string[]): Promise<number> {
         invariantsHeld: outcome.figures.every((f) => f.pass || f.kind !== 'invariant'),
         durationS: round((Date.now() - t0) / 1000),
         ...outcome,
-        notes: [...outcome.notes, describeStalls(stalls)],
+        notes: [
+          ...outcome.notes,
+          describeStalls(stalls),
+          describeCpu(cpu.between(t0, Date.now()), (Date.now() - t0) / 1000, cpus().length),
+        ],
         details: {
           ...outcome.details,
           machineStalls: {
@@ -265,6 +272,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
   } finally {
     await witness.stop();
+    await cpu.stop();
     await cleanupAll();
   }
 
