@@ -42,12 +42,18 @@ const handoff = (on: boolean): void => {
   for (const node of ['1', '2']) script('nodetool.sh', node, on ? 'enablehandoff' : 'disablehandoff');
 };
 
-/** Waits until node 1 has marked node 3 down (DN in nodetool status): writes to it are then not sent. */
+/**
+ * Waits until both dc1 nodes have marked node 3 down (DN in nodetool status): writes to it are then not
+ * sent. Both, since either coordinates dc1's writes: a clean-clone CI run waited for node 1 only, and the
+ * LOCAL_SERIAL control then showed no race (node 2, still seeing node 3 up, had sent it the claim).
+ */
 async function node3Down(): Promise<void> {
   const deadline = Date.now() + 90_000;
-  while (!/^DN\s+127\.0\.0\.3\b/m.test(script('nodetool.sh', '1', 'status'))) {
-    if (Date.now() > deadline) throw new Error('node 1 never marked the frozen node 3 down');
-    await sleep(1000);
+  for (const node of ['1', '2']) {
+    while (!/^DN\s+127\.0\.0\.3\b/m.test(script('nodetool.sh', node, 'status'))) {
+      if (Date.now() > deadline) throw new Error(`node ${node} never marked the frozen node 3 down`);
+      await sleep(1000);
+    }
   }
 }
 const keks = kekRing([{ kid: 'dc-kek', key: SecretBytes.random(32) }], 'dc-kek');
