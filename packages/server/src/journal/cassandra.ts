@@ -2,6 +2,7 @@ import { PadlockError } from '@padlock/core';
 import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config.js';
 import { connectFailure, connectionSecurity } from '../store/cassandra-security.js';
+import { alignSpeculativeRetry, SPECULATIVE_RETRY } from '../store/cassandra.js';
 import {
   ChainVerifier,
   GENESIS_MAC,
@@ -38,7 +39,7 @@ export function journalSchema(keyspace: string, replication: Readonly<Record<str
     `CREATE TABLE IF NOT EXISTS ${keyspace}.shreds (
       stream int, position bigint, user_id text, category text, at bigint, kid text, mac blob,
       PRIMARY KEY ((stream), position)
-    ) WITH CLUSTERING ORDER BY (position ASC)`,
+    ) WITH CLUSTERING ORDER BY (position ASC) AND speculative_retry = '${SPECULATIVE_RETRY}'`,
     // Re-key entries (journal/entry.ts); added to journals created before them.
     `ALTER TABLE ${keyspace}.shreds ADD IF NOT EXISTS (rekey_from_kid text, rekey_from_mac blob, rekey_digest blob)`,
   ];
@@ -115,6 +116,7 @@ export class CassandraJournal implements ShredJournal {
         for (const statement of journalSchema(journal.keyspace, journal.replication)) {
           await client.execute(statement, [], { readTimeout: 60000, prepare: false });
         }
+        await alignSpeculativeRetry(client, journal.keyspace);
       }
       const location = `${journal.keyspace}@${connection.contactPoints.join(',')}`;
       // Shreds wait on a conditional write; give them at least a second even when lookups fail fast.

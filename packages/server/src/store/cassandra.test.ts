@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { requiredEnv } from '../testing/services-env.js';
-import { CassandraKeyStore, type CassandraStoreOptions } from './cassandra.js';
+import { CassandraKeyStore, SPECULATIVE_RETRY, type CassandraStoreOptions } from './cassandra.js';
 import { BudgetedHedgePolicy } from './hedge-budget.js';
 import { serviceRow } from '../service-rows.js';
 import { tamperCassandra } from '../testing/tamper.js';
@@ -81,6 +81,38 @@ describe('Cassandra store: driver settings and table', { skip: env.skip }, () =>
           `${String(column['column_name'])} is a collection`,
         );
       }
+    } finally {
+      await store.driver.execute(`DROP KEYSPACE IF EXISTS ${ks}`, [], { readTimeout: 60000 });
+      await store.close();
+    }
+  });
+
+  it('asks another replica after at most 50 ms (speculative_retry), on new tables and on tables made before it', async () => {
+    const ks = `padlock_spec_${randomBytes(4).toString('hex')}`;
+    const retries = async (store: CassandraKeyStore): Promise<Map<string, string>> =>
+      new Map(
+        (
+          await store.driver.execute(
+            'SELECT table_name, speculative_retry FROM system_schema.tables WHERE keyspace_name = ?',
+            [ks],
+          )
+        ).rows.map((r) => [String(r['table_name']), String(r['speculative_retry'])]),
+      );
+    let store = await CassandraKeyStore.open(options(ks));
+    try {
+      const created = await retries(store);
+      assert.ok(created.size >= 15, `${created.size} tables`);
+      for (const [table, value] of created) assert.equal(value, SPECULATIVE_RETRY, table);
+      // A keyspace from before the option: two tables back at Cassandra's default, then a start.
+      for (const table of ['holds', 'root_keys']) {
+        await store.driver.execute(`ALTER TABLE ${ks}.${table} WITH speculative_retry = '99p'`, [], {
+          readTimeout: 60000,
+        });
+      }
+      assert.equal((await retries(store)).get('holds'), '99p');
+      await store.close();
+      store = await CassandraKeyStore.open(options(ks));
+      for (const [table, value] of await retries(store)) assert.equal(value, SPECULATIVE_RETRY, table);
     } finally {
       await store.driver.execute(`DROP KEYSPACE IF EXISTS ${ks}`, [], { readTimeout: 60000 });
       await store.close();
