@@ -129,9 +129,10 @@ export interface CassandraStoreOptions extends CassandraConfig {
 /**
  * When a coordinator asks one more replica for a read it is still waiting on (the table option
  * speculative_retry): at the table's p99, but never later than 50 ms. Cassandra's default, the p99
- * alone, is dragged up by the very replica that is failing: in the DiRT suite, with one of three
- * replicas killed and not yet convicted by gossip, every LOCAL_QUORUM read that chose it waited
- * past the client's timeout, and 13 of 53 holds, schedules and shreds failed (docs/operations.md).
+ * alone, starts at half the read timeout on a new table and is dragged up by the very replica that
+ * is failing: in the DiRT suite, with one of three replicas killed and not yet convicted by gossip,
+ * 13 of 53 holds, schedules and shreds failed at the client's timeout, waiting (as far as the
+ * A/B runs show) on quorum reads that had chosen it (docs/operations.md).
  */
 export const SPECULATIVE_RETRY = 'MIN(99p,50ms)';
 
